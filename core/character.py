@@ -1,0 +1,129 @@
+"""The Character type (skeleton + skinned rest mesh + body-part labels) and the built-in characters.
+
+Built-in characters live in ``assets/characters/<name>.npz``; they are made by ``scripts/make_characters.py``
+(no third-party assets). A character's rest pose is the canonical T-pose: facing +Z, Y up, feet on y = 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .kinematics import dense_skin_weights, linear_blend_skinning, skinning_transforms
+from .motion import Motion
+from .skeleton import Skeleton
+
+__all__ = ["Character", "PART_NAMES", "ASSETS_DIR", "builtin_character_names", "load_character", "UnknownCharacterError"]
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "characters"
+
+# Per-vertex body-part labels. "arm" vertices (arms and hands) are the limbs of the penetration loss;
+# torso and head are the body they must not enter.
+PART_NAMES: tuple[str, ...] = ("torso", "head", "arm", "leg")
+
+
+class UnknownCharacterError(KeyError):
+    """No built-in character of that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(eq=False)
+class Character:
+    """A rigged, skinned character.
+
+    name: display name.
+    skeleton: its :class:`Skeleton` (rest pose = T-pose for built-ins).
+    rest_vertices: ``(V, 3)`` mesh vertices in the rest pose, metres.
+    faces: ``(F, 3)`` triangle vertex indices, counter-clockwise seen from outside.
+    skin_indices: ``(V, 4)`` joint indices of the top-4 skin weights.
+    skin_weights: ``(V, 4)`` skin weights, rows summing to 1.
+    parts: ``(V,)`` index into :data:`PART_NAMES` for each vertex.
+    colors: optional ``(V, 3)`` vertex colours in [0, 1].
+    """
+
+    name: str
+    skeleton: Skeleton
+    rest_vertices: np.ndarray
+    faces: np.ndarray
+    skin_indices: np.ndarray
+    skin_weights: np.ndarray
+    parts: np.ndarray
+    colors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        V = len(self.rest_vertices)
+        checks = {"rest_vertices": (V, 3), "skin_indices": (V, 4), "skin_weights": (V, 4), "parts": (V,)}
+        for attr, shape in checks.items():
+            if np.shape(getattr(self, attr)) != shape:
+                raise ValueError(f"{attr} must have shape {shape}, got {np.shape(getattr(self, attr))}")
+        if np.ndim(self.faces) != 2 or np.shape(self.faces)[1] != 3:
+            raise ValueError(f"faces must be (F, 3), got {np.shape(self.faces)}")
+        if self.skin_indices.max(initial=0) >= self.skeleton.num_joints:
+            raise ValueError("skin_indices refer to joints the skeleton does not have")
+
+    @property
+    def height(self) -> float:
+        """Rest-pose height of the mesh, metres."""
+        return float(np.ptp(self.rest_vertices[:, 1]))
+
+    @property
+    def limb_mask(self) -> np.ndarray:
+        """``(V,)`` True for arm and hand vertices."""
+        return self.parts == PART_NAMES.index("arm")
+
+    def dense_weights(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``(V, J)`` skin weights."""
+        return dense_skin_weights(torch.as_tensor(self.skin_indices), torch.as_tensor(self.skin_weights, dtype=dtype),
+                                  self.skeleton.num_joints)
+
+    def posed_vertices(self, motion: Motion, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``(T, V, 3)`` skinned vertices for a motion on this character's skeleton."""
+        if motion.skeleton.names != self.skeleton.names:
+            raise ValueError(f"motion is on another skeleton than character {self.name!r}'s")
+        transforms = skinning_transforms(motion.fk(dtype), self.skeleton.rest_pose(dtype))
+        return linear_blend_skinning(torch.as_tensor(self.rest_vertices, dtype=dtype), self.dense_weights(dtype),
+                                     transforms)
+
+    # -- storage ------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        sk = self.skeleton
+        extra = {} if self.colors is None else {"colors": self.colors.astype(np.float32)}
+        np.savez_compressed(path, name=self.name, joint_names=np.array(sk.names), parents=np.array(sk.parents),
+                            offsets=sk.offsets, rest_rotations=sk.rest_rotations, rest_vertices=self.rest_vertices,
+                            faces=self.faces, skin_indices=self.skin_indices, skin_weights=self.skin_weights,
+                            parts=self.parts, **extra)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Character":
+        with np.load(path) as z:
+            sk = Skeleton(tuple(str(n) for n in z["joint_names"]), tuple(int(p) for p in z["parents"]),
+                          z["offsets"], z["rest_rotations"])
+            return cls(str(z["name"]), sk, z["rest_vertices"].astype(np.float64), z["faces"].astype(np.int64),
+                       z["skin_indices"].astype(np.int64), z["skin_weights"].astype(np.float64),
+                       z["parts"].astype(np.int64), z["colors"].astype(np.float64) if "colors" in z else None)
+
+    def __repr__(self) -> str:
+        return (f"Character({self.name!r}, {self.height:.2f} m, {self.skeleton.num_joints} joints, "
+                f"{len(self.rest_vertices)} vertices)")
+
+
+def builtin_character_names() -> list[str]:
+    """Names of the built-in characters shipped in assets/."""
+    return sorted(p.stem for p in ASSETS_DIR.glob("*.npz"))
+
+
+def load_character(name: str) -> Character:
+    """A built-in character by name (case-insensitive).
+
+    Raises:
+        UnknownCharacterError: listing the available names.
+    """
+    for candidate in builtin_character_names():
+        if candidate.lower() == name.lower():
+            return Character.load(ASSETS_DIR / f"{candidate}.npz")
+    raise UnknownCharacterError(
+        f"unknown character {name!r}; built-in characters: {', '.join(builtin_character_names()) or '(none)'}")

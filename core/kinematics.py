@@ -1,0 +1,92 @@
+"""Batched, differentiable forward kinematics and linear blend skinning (pure tensor functions).
+
+Conventions (DESIGN §2): metres, Y up, column vectors, quaternions (w, x, y, z). A joint's local transform is
+``[R_rest_j @ L_j | offset_j]`` in its parent's frame, where ``offset_j`` is the rest translation from the
+parent, ``R_rest_j`` the bone orientation a file format carries (identity for BVH) and ``L_j`` the animated
+rotation relative to rest. The root's translation is the motion's root position instead of its offset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .rotations import quat_to_matrix
+
+__all__ = ["Pose", "forward_kinematics", "skinning_transforms", "linear_blend_skinning", "dense_skin_weights"]
+
+
+@dataclass
+class Pose:
+    """World transforms of every joint.
+
+    positions: ``(..., J, 3)`` joint positions in metres.
+    rotations: ``(..., J, 3, 3)`` joint world rotation matrices (including rest orientations).
+    """
+
+    positions: Tensor
+    rotations: Tensor
+
+
+def forward_kinematics(parents: list[int] | tuple[int, ...], offsets: Tensor, local_rotations: Tensor,
+                       root_positions: Tensor, rest_rotations: Tensor | None = None) -> Pose:
+    """World joint positions and rotations.
+
+    Args:
+        parents: ``J`` parent indices, topologically ordered, ``parents[0] == -1``.
+        offsets: ``(J, 3)`` rest translations from each joint's parent, in the parent's frame.
+        local_rotations: ``(..., J, 4)`` quaternions or ``(..., J, 3, 3)`` matrices, relative to rest.
+        root_positions: ``(..., 3)`` world position of joint 0.
+        rest_rotations: optional ``(J, 4)`` bone rest orientations (identity when ``None``).
+
+    Returns:
+        :class:`Pose` with ``(..., J, 3)`` positions and ``(..., J, 3, 3)`` rotations.
+    """
+    J = len(parents)
+    if offsets.shape != (J, 3):
+        raise ValueError(f"offsets must be ({J}, 3), got {tuple(offsets.shape)}")
+    local = quat_to_matrix(local_rotations) if local_rotations.shape[-1] == 4 else local_rotations
+    if local.shape[-3:] != (J, 3, 3):
+        raise ValueError(f"local_rotations must be (..., {J}, 4) or (..., {J}, 3, 3), got {tuple(local_rotations.shape)}")
+    if rest_rotations is not None:
+        local = quat_to_matrix(rest_rotations).to(local) @ local
+    offsets = offsets.to(local)
+    rots: list[Tensor] = []
+    pos: list[Tensor] = []
+    for j, p in enumerate(parents):
+        if p < 0:
+            rots.append(local[..., j, :, :])
+            pos.append(root_positions.to(local))
+        else:
+            rots.append(rots[p] @ local[..., j, :, :])
+            pos.append(pos[p] + (rots[p] @ offsets[j, :, None])[..., 0])
+    return Pose(positions=torch.stack(pos, dim=-2), rotations=torch.stack(rots, dim=-3))
+
+
+def skinning_transforms(pose: Pose, rest_pose: Pose) -> Tensor:
+    """Per-joint 3x4 transforms ``(..., J, 3, 4)`` taking rest-pose world points to posed world points."""
+    rel = pose.rotations @ rest_pose.rotations.transpose(-1, -2)
+    trans = pose.positions - (rel @ rest_pose.positions[..., None])[..., 0]
+    return torch.cat([rel, trans[..., None]], dim=-1)
+
+
+def dense_skin_weights(indices: Tensor, weights: Tensor, num_joints: int) -> Tensor:
+    """Scatter top-k skin weights ``(V, K)`` with joint ``indices (V, K)`` into a dense ``(V, J)`` matrix."""
+    dense = torch.zeros(indices.shape[0], num_joints, dtype=weights.dtype, device=weights.device)
+    return dense.scatter_add_(1, indices.long(), weights)
+
+
+def linear_blend_skinning(rest_vertices: Tensor, dense_weights: Tensor, transforms: Tensor) -> Tensor:
+    """Posed vertices ``(..., V, 3)``.
+
+    Args:
+        rest_vertices: ``(V, 3)`` vertices in the rest pose.
+        dense_weights: ``(V, J)`` skin weights (rows sum to 1), see :func:`dense_skin_weights`.
+        transforms: ``(..., J, 3, 4)`` from :func:`skinning_transforms`.
+    """
+    # Blending the 12 matrix entries first (one matmul) is far cheaper than transforming per joint.
+    blended = torch.matmul(dense_weights.to(transforms), transforms.flatten(-2))  # (..., V, 12)
+    blended = blended.unflatten(-1, (3, 4))
+    v = rest_vertices.to(transforms)
+    return (blended[..., :3] @ v[..., None])[..., 0] + blended[..., 3]

@@ -1,0 +1,242 @@
+"""The Motion type, and moving motions between any rig and the canonical T-pose 22-joint skeleton.
+
+A rig's rest pose can be anything: a T-pose (Mixamo, CMU), an A-pose, or no pose at all (Bandai Namco's
+joint-orient rig has every bone along its local X axis). :func:`to_canonical` re-expresses a motion relative
+to the canonical T-pose (character facing +Z, Y up, arms along ±X), so local rotations of two canonical
+motions mean the same thing and can be copied between characters.
+
+How: every canonical joint k gets a constant frame ``F_k`` that maps T-pose directions onto the rig's rest
+geometry (built by carrying the hips' frame down each chain with the smallest turn that lines the canonical
+bone direction up with the rig's). Its world rotation at time t is then ``W_k(t) · Wrest_k⁻¹ · F_k``, a
+small per-frame swing makes each bone point exactly at its child (which absorbs joints the canonical
+topology skips), and local rotations follow. Bone directions survive exactly whatever the rig's rest.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .kinematics import Pose, forward_kinematics
+from .rotations import matrix_to_quat, quat_between, quat_make_continuous, quat_slerp, quat_to_matrix
+from .skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, CANONICAL_TPOSE_DIRECTIONS, _MAIN_CHILD, Skeleton,
+                       canonical_skeleton, map_to_canonical)
+
+__all__ = ["Motion", "to_canonical", "from_canonical", "FOOT_JOINTS"]
+
+FOOT_JOINTS = ("LeftFoot", "LeftToeBase", "RightFoot", "RightToeBase")
+
+
+@dataclass(eq=False)
+class Motion:
+    """Joint rotations over time on a skeleton.
+
+    skeleton: the :class:`Skeleton` the motion plays on.
+    rotations: ``(T, J, 4)`` local quaternions relative to the rest pose, sign-continuous over time.
+    root_positions: ``(T, 3)`` world position of the root joint, metres.
+    fps: frames per second.
+    name: a label for reports and file names.
+    """
+
+    skeleton: Skeleton
+    rotations: np.ndarray
+    root_positions: np.ndarray
+    fps: float
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.rotations = np.asarray(self.rotations, dtype=np.float64)
+        self.root_positions = np.asarray(self.root_positions, dtype=np.float64)
+        T, J = self.rotations.shape[:2] if self.rotations.ndim == 3 else (-1, -1)
+        if self.rotations.shape != (T, self.skeleton.num_joints, 4):
+            raise ValueError(f"rotations must be (T, {self.skeleton.num_joints}, 4), got {self.rotations.shape}")
+        if self.root_positions.shape != (T, 3):
+            raise ValueError(f"root_positions must be ({T}, 3), got {self.root_positions.shape}")
+        if not self.fps > 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+
+    @property
+    def num_frames(self) -> int:
+        return self.rotations.shape[0]
+
+    @property
+    def duration(self) -> float:
+        """Seconds."""
+        return self.num_frames / self.fps
+
+    def fk(self, dtype: torch.dtype = torch.float64) -> Pose:
+        """World transforms per frame: ``(T, J, 3)`` positions and ``(T, J, 3, 3)`` rotations."""
+        sk = self.skeleton
+        return forward_kinematics(sk.parents, torch.as_tensor(sk.offsets, dtype=dtype),
+                                  torch.as_tensor(self.rotations, dtype=dtype),
+                                  torch.as_tensor(self.root_positions, dtype=dtype),
+                                  torch.as_tensor(sk.rest_rotations, dtype=dtype))
+
+    def positions(self) -> np.ndarray:
+        """``(T, J, 3)`` world joint positions, metres."""
+        return self.fk().positions.numpy()
+
+    def slice(self, start: int, stop: int | None = None) -> "Motion":
+        """Frames ``[start, stop)``."""
+        return replace(self, rotations=self.rotations[start:stop].copy(),
+                       root_positions=self.root_positions[start:stop].copy())
+
+    def resample(self, fps: float) -> "Motion":
+        """The same motion at another frame rate (slerp for rotations, linear for the root)."""
+        if abs(fps - self.fps) < 1e-9 or self.num_frames < 2:
+            return replace(self, fps=fps)
+        n = max(1, int(round((self.num_frames - 1) * fps / self.fps)) + 1)
+        src_t = np.arange(n) * self.fps / fps
+        i0 = np.clip(np.floor(src_t).astype(int), 0, self.num_frames - 1)
+        i1 = np.minimum(i0 + 1, self.num_frames - 1)
+        w = torch.as_tensor(src_t - i0)[:, None]
+        q = torch.as_tensor(self.rotations)
+        rot = quat_slerp(q[i0], q[i1], w.expand(n, self.skeleton.num_joints))
+        root = self.root_positions[i0] * (1 - w.numpy()) + self.root_positions[i1] * w.numpy()
+        return replace(self, rotations=quat_make_continuous(rot).numpy(), root_positions=root, fps=fps)
+
+    def __repr__(self) -> str:
+        return f"Motion({self.name!r}, {self.num_frames} frames at {self.fps:g} fps, {self.skeleton!r})"
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+def _canonical_tracks(P: Tensor, indices: tuple[int, ...]) -> Tensor:
+    """``(..., 22, 3)`` canonical joint positions from a rig's ``(..., J, 3)``; synthesised joints midway."""
+    out: list[Tensor | None] = [P[..., i, :] if i >= 0 else None for i in indices]
+    for k, i in enumerate(indices):
+        if i < 0:
+            child = CANONICAL_PARENTS.index(k)
+            out[k] = 0.5 * (out[CANONICAL_PARENTS[k]] + out[child])  # type: ignore[operator]
+    return torch.stack(out, dim=-2)  # type: ignore[arg-type]
+
+
+def _main_child(k: int) -> int | None:
+    name = CANONICAL_JOINTS[k]
+    if name not in CANONICAL_TPOSE_DIRECTIONS:
+        return None
+    return CANONICAL_JOINTS.index(_MAIN_CHILD[name]) if name in _MAIN_CHILD else CANONICAL_PARENTS.index(k)
+
+
+def _tpose_frames(rest: Tensor) -> Tensor:
+    """``(22, 3, 3)`` frames mapping T-pose directions onto a rest pose given as ``(22, 3)`` positions."""
+    idx = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
+    up = rest[idx["Spine"]] - rest[idx["Hips"]]
+    left = rest[idx["LeftUpLeg"]] - rest[idx["RightUpLeg"]]
+    y = up / up.norm().clamp_min(1e-9)
+    x = left - (left @ y) * y
+    x = x / x.norm().clamp_min(1e-9)
+    frames = [torch.stack([x, y, torch.linalg.cross(x, y)], dim=-1)]
+    for k in range(1, 22):
+        parent = frames[CANONICAL_PARENTS[k]]
+        c = _main_child(k)
+        bone = rest[c] - rest[k] if c is not None else None
+        if bone is None or bone.norm() < 1e-6:
+            frames.append(parent)
+            continue
+        d = parent @ torch.tensor(CANONICAL_TPOSE_DIRECTIONS[CANONICAL_JOINTS[k]], dtype=rest.dtype)
+        frames.append(quat_to_matrix(quat_between(d, bone)) @ parent)
+    return torch.stack(frames)
+
+
+def _aim_at_children(W: Tensor, P: Tensor, offsets: Tensor) -> Tensor:
+    """Swing each single-chain joint's ``(T, 22, 3, 3)`` rotation so its bone points exactly at its child."""
+    W = W.clone()
+    for k in range(22):
+        name = CANONICAL_JOINTS[k]
+        if name not in CANONICAL_TPOSE_DIRECTIONS or name in _MAIN_CHILD:
+            continue
+        c = CANONICAL_PARENTS.index(k)
+        if offsets[c].norm() < 1e-6:
+            continue
+        current = W[:, k] @ offsets[c]
+        swing = quat_to_matrix(quat_between(current, P[:, c] - P[:, k]))
+        W[:, k] = swing @ W[:, k]
+    return W
+
+
+def _ground_offset(positions: Tensor) -> float:
+    """Height of the floor under a clip: a low percentile of the lowest foot joint (robust to a stray frame)."""
+    feet = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
+    lowest = positions[:, feet, 1].min(dim=1).values
+    return float(torch.quantile(lowest, 0.05))
+
+
+def to_canonical(motion: Motion) -> Motion:
+    """The motion on the canonical 22-joint T-pose skeleton with the rig's own proportions.
+
+    Raises:
+        SkeletonMappingError: when the rig's joints cannot be mapped (the message names the missing ones).
+    """
+    sk = motion.skeleton
+    mapping = map_to_canonical(sk)
+    idx = mapping.indices
+    rest = sk.rest_pose()
+    pose = motion.fk()
+    frames = _tpose_frames(_canonical_tracks(rest.positions, idx))
+    rest_tracks = _canonical_tracks(rest.positions, idx)
+    offsets = torch.zeros(22, 3, dtype=torch.float64)
+    for k in range(1, 22):
+        p = CANONICAL_PARENTS[k]
+        offsets[k] = frames[p].T @ (rest_tracks[k] - rest_tracks[p])
+
+    P = _canonical_tracks(pose.positions, idx)  # (T, 22, 3)
+    W: list[Tensor] = []
+    for k, i in enumerate(idx):
+        if i < 0:
+            W.append(W[CANONICAL_PARENTS[k]])
+        else:
+            W.append(pose.rotations[:, i] @ rest.rotations[i].T @ frames[k])
+    Wc = _aim_at_children(torch.stack(W, dim=1), P, offsets)
+    parents = torch.tensor([max(p, 0) for p in CANONICAL_PARENTS])
+    local = Wc[:, parents].transpose(-1, -2) @ Wc
+    local[:, 0] = Wc[:, 0]
+    rotations = quat_make_continuous(matrix_to_quat(local), dim=0)
+
+    # The rest pose stands on the clip's own floor: the root sits at hip height above the lowest foot joint.
+    offsets[0] = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
+    tmp = forward_kinematics(CANONICAL_PARENTS, offsets, torch.eye(3, dtype=torch.float64).expand(22, 3, 3),
+                             torch.zeros(3, dtype=torch.float64))
+    feet = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
+    ground = _ground_offset(P)
+    clearance = max(0.0, float(P[:, feet, 1].min(dim=1).values.quantile(0.05)) - ground)
+    offsets[0, 1] = -float(tmp.positions[feet, 1].min()) + clearance
+    return Motion(canonical_skeleton(offsets.numpy()), rotations.numpy(), (P[:, 0] - P.new_tensor([0, ground, 0])).numpy(),
+                  motion.fps, motion.name)
+
+
+def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:
+    """Play a canonical motion on a full rig: mapped joints follow it, the others keep their rest pose.
+
+    The rig's proportions are its own; the root path is used as given (scale it first if needed).
+    """
+    if motion.skeleton.names != CANONICAL_JOINTS:
+        raise ValueError("from_canonical needs a motion on the canonical 22-joint skeleton (see to_canonical)")
+    idx = map_to_canonical(skeleton).indices
+    rest = skeleton.rest_pose()
+    frames = _tpose_frames(_canonical_tracks(rest.positions, idx))
+    Wc = motion.fk().rotations  # (T, 22, 3, 3), identity at the canonical rest
+    T, J = motion.num_frames, skeleton.num_joints
+    source_of = {i: k for k, i in enumerate(idx) if i >= 0}
+    world: list[Tensor] = []
+    local = torch.empty(T, J, 3, 3, dtype=torch.float64)
+    for j, p in enumerate(skeleton.parents):
+        rest_local = rest.rotations[j] if p < 0 else rest.rotations[p].T @ rest.rotations[j]
+        if j in source_of:
+            k = source_of[j]
+            Wj = Wc[:, k] @ frames[k].T @ rest.rotations[j]
+        else:
+            Wj = (world[p] if p >= 0 else torch.eye(3, dtype=torch.float64)) @ rest_local
+        world.append(Wj.expand(T, 3, 3))
+        parent_world = world[p] if p >= 0 else torch.eye(3, dtype=torch.float64).expand(T, 3, 3)
+        # Local relative to rest: world = parent_world · R_rest · L  ⇒  L = R_restᵀ · parent_worldᵀ · world.
+        local[:, j] = quat_to_matrix(torch.as_tensor(skeleton.rest_rotations[j])).T @ parent_world.transpose(-1, -2) @ world[j]
+    rotations = quat_make_continuous(matrix_to_quat(local), dim=0)
+    # Move the rig's root so its hips land where the canonical hips are.
+    hips = idx[0]
+    tmp = Motion(skeleton, rotations.numpy(), np.zeros((T, 3)), motion.fps)
+    hips_at_zero = tmp.fk().positions[:, hips]
+    root = torch.as_tensor(motion.root_positions) - hips_at_zero
+    return Motion(skeleton, rotations.numpy(), root.numpy(), motion.fps, motion.name)
