@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import InputError
 from .kinematics import dense_skin_weights, linear_blend_skinning, skinning_transforms
 from .motion import Motion
 from .skeleton import Skeleton
@@ -24,11 +25,8 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "characters"
 PART_NAMES: tuple[str, ...] = ("torso", "head", "arm", "leg")
 
 
-class UnknownCharacterError(KeyError):
+class UnknownCharacterError(InputError):
     """No built-in character of that name."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 @dataclass(eq=False)

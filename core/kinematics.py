@@ -37,7 +37,7 @@ def forward_kinematics(parents: list[int] | tuple[int, ...], offsets: Tensor, lo
         parents: ``J`` parent indices, topologically ordered, ``parents[0] == -1``.
         offsets: ``(J, 3)`` rest translations from each joint's parent, in the parent's frame.
         local_rotations: ``(..., J, 4)`` quaternions or ``(..., J, 3, 3)`` matrices, relative to rest.
-        root_positions: ``(..., 3)`` world position of joint 0.
+        root_positions: ``(..., 3)`` world position of joint 0 (broadcast over the batch).
         rest_rotations: optional ``(J, 4)`` bone rest orientations (identity when ``None``).
 
     Returns:
@@ -52,12 +52,13 @@ def forward_kinematics(parents: list[int] | tuple[int, ...], offsets: Tensor, lo
     if rest_rotations is not None:
         local = quat_to_matrix(rest_rotations).to(local) @ local
     offsets = offsets.to(local)
+    root_positions = root_positions.to(local).expand(local.shape[:-3] + (3,))
     rots: list[Tensor] = []
     pos: list[Tensor] = []
     for j, p in enumerate(parents):
         if p < 0:
             rots.append(local[..., j, :, :])
-            pos.append(root_positions.to(local))
+            pos.append(root_positions)
         else:
             rots.append(rots[p] @ local[..., j, :, :])
             pos.append(pos[p] + (rots[p] @ offsets[j, :, None])[..., 0])

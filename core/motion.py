@@ -21,7 +21,8 @@ from torch import Tensor
 
 from .kinematics import Pose, forward_kinematics
 from .rotations import matrix_to_quat, quat_between, quat_make_continuous, quat_slerp, quat_to_matrix
-from .skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, CANONICAL_TPOSE_DIRECTIONS, _MAIN_CHILD, Skeleton,
+from .skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, CANONICAL_TPOSE_DIRECTIONS, Skeleton,
+                       canonical_main_child,
                        canonical_skeleton, map_to_canonical)
 
 __all__ = ["Motion", "to_canonical", "from_canonical", "FOOT_JOINTS"]
@@ -113,13 +114,6 @@ def _canonical_tracks(P: Tensor, indices: tuple[int, ...]) -> Tensor:
     return torch.stack(out, dim=-2)  # type: ignore[arg-type]
 
 
-def _main_child(k: int) -> int | None:
-    name = CANONICAL_JOINTS[k]
-    if name not in CANONICAL_TPOSE_DIRECTIONS:
-        return None
-    return CANONICAL_JOINTS.index(_MAIN_CHILD[name]) if name in _MAIN_CHILD else CANONICAL_PARENTS.index(k)
-
-
 def _tpose_frames(rest: Tensor) -> Tensor:
     """``(22, 3, 3)`` frames mapping T-pose directions onto a rest pose given as ``(22, 3)`` positions."""
     idx = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
@@ -131,7 +125,7 @@ def _tpose_frames(rest: Tensor) -> Tensor:
     frames = [torch.stack([x, y, torch.linalg.cross(x, y)], dim=-1)]
     for k in range(1, 22):
         parent = frames[CANONICAL_PARENTS[k]]
-        c = _main_child(k)
+        c = canonical_main_child(k)
         bone = rest[c] - rest[k] if c is not None else None
         if bone is None or bone.norm() < 1e-6:
             frames.append(parent)
@@ -145,10 +139,9 @@ def _aim_at_children(W: Tensor, P: Tensor, offsets: Tensor) -> Tensor:
     """Swing each single-chain joint's ``(T, 22, 3, 3)`` rotation so its bone points exactly at its child."""
     W = W.clone()
     for k in range(22):
-        name = CANONICAL_JOINTS[k]
-        if name not in CANONICAL_TPOSE_DIRECTIONS or name in _MAIN_CHILD:
-            continue
-        c = CANONICAL_PARENTS.index(k)
+        c = canonical_main_child(k)
+        if c is None or CANONICAL_PARENTS.count(k) > 1:
+            continue  # leaves, and joints with several children (a swing towards one would pull the others)
         if offsets[c].norm() < 1e-6:
             continue
         current = W[:, k] @ offsets[c]
@@ -175,8 +168,8 @@ def to_canonical(motion: Motion) -> Motion:
     idx = mapping.indices
     rest = sk.rest_pose()
     pose = motion.fk()
-    frames = _tpose_frames(_canonical_tracks(rest.positions, idx))
     rest_tracks = _canonical_tracks(rest.positions, idx)
+    frames = _tpose_frames(rest_tracks)
     offsets = torch.zeros(22, 3, dtype=torch.float64)
     for k in range(1, 22):
         p = CANONICAL_PARENTS[k]
@@ -195,16 +188,15 @@ def to_canonical(motion: Motion) -> Motion:
     local[:, 0] = Wc[:, 0]
     rotations = quat_make_continuous(matrix_to_quat(local), dim=0)
 
-    # The rest pose stands on the clip's own floor: the root sits at hip height above the lowest foot joint.
-    offsets[0] = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
+    # Floor = the clip's foot-joint contact level: the lowest foot joint touches y = 0 in contact and in the
+    # rest pose, whatever the source file's own floor height was.
+    ground = _ground_offset(P)
+    offsets[0] = 0.0
     tmp = forward_kinematics(CANONICAL_PARENTS, offsets, torch.eye(3, dtype=torch.float64).expand(22, 3, 3),
                              torch.zeros(3, dtype=torch.float64))
-    feet = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
-    ground = _ground_offset(P)
-    clearance = max(0.0, float(P[:, feet, 1].min(dim=1).values.quantile(0.05)) - ground)
-    offsets[0, 1] = -float(tmp.positions[feet, 1].min()) + clearance
-    return Motion(canonical_skeleton(offsets.numpy()), rotations.numpy(), (P[:, 0] - P.new_tensor([0, ground, 0])).numpy(),
-                  motion.fps, motion.name)
+    offsets[0, 1] = -float(tmp.positions[[CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS], 1].min())
+    root = P[:, 0] - P.new_tensor([0.0, ground, 0.0])
+    return Motion(canonical_skeleton(offsets.numpy()), rotations.numpy(), root.numpy(), motion.fps, motion.name)
 
 
 def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .errors import InputError
 from .kinematics import Pose, forward_kinematics
 
 __all__ = [
     "Skeleton", "SkeletonMappingError", "CANONICAL_JOINTS", "CANONICAL_PARENTS", "CANONICAL_TPOSE_DIRECTIONS",
-    "CanonicalMapping", "map_to_canonical", "normalize_joint_name", "canonical_skeleton",
+    "CanonicalMapping", "map_to_canonical", "canonical_main_child", "normalize_joint_name", "canonical_skeleton",
 ]
 
 CANONICAL_JOINTS: tuple[str, ...] = (
@@ -39,7 +40,15 @@ CANONICAL_TPOSE_DIRECTIONS: dict[str, tuple[float, float, float]] = {
 _MAIN_CHILD = {"Hips": "Spine", "Spine2": "Neck"}  # joints with several canonical children
 
 
-class SkeletonMappingError(ValueError):
+def canonical_main_child(k: int) -> int | None:
+    """Index of the canonical joint that canonical joint ``k``'s bone points at (None for the leaves)."""
+    name = CANONICAL_JOINTS[k]
+    if name not in CANONICAL_TPOSE_DIRECTIONS:
+        return None
+    return CANONICAL_JOINTS.index(_MAIN_CHILD[name]) if name in _MAIN_CHILD else CANONICAL_PARENTS.index(k)
+
+
+class SkeletonMappingError(InputError):
     """A rig's joints cannot be mapped onto the canonical 22-joint topology."""
 
 

@@ -1,0 +1,41 @@
+"""Writing a set of output files all-or-nothing.
+
+A job writes into a hidden staging folder inside the output folder and moves the files into place only when
+every one of them was written, so a failure (bad input, a crash, Ctrl-C) leaves nothing half-written behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InputError
+
+__all__ = ["staged_output_dir"]
+
+
+@contextlib.contextmanager
+def staged_output_dir(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a staging folder; on success its files move into ``out_dir``, on failure everything is removed.
+
+    Raises:
+        InputError: when ``out_dir`` cannot be created or written.
+    """
+    out = Path(out_dir)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    except OSError as e:
+        raise InputError(f"cannot write to output folder {str(out)!r}: {e.strerror or e}") from None
+    try:
+        yield stage
+        for item in stage.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and out.exists() and not any(out.iterdir()):
+            out.rmdir()

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from core.motion import Motion, from_canonical, to_canonical
+from core.rotations import quat_conjugate, quat_multiply
+from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
+
+from ..synthetic import random_motion, reoriented_rig, tpose_offsets
+
+
+def _floor_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Positions b minus a after removing the constant vertical shift to_canonical applies."""
+    d = b - a
+    return d - d.reshape(-1, 3).mean(0)
+
+
+def test_motion_checks_shapes():
+    sk = canonical_skeleton(tpose_offsets())
+    with pytest.raises(ValueError, match="rotations"):
+        Motion(sk, np.zeros((5, 21, 4)), np.zeros((5, 3)), 30)
+    with pytest.raises(ValueError, match="fps"):
+        Motion(sk, np.zeros((5, 22, 4)), np.zeros((5, 3)), 0)
+
+
+def test_to_canonical_of_tpose_rig_keeps_positions_and_rotations():
+    sk = canonical_skeleton(tpose_offsets())
+    m = random_motion(sk, frames=15)
+    c = to_canonical(m)
+    assert c.skeleton.names == CANONICAL_JOINTS
+    assert np.abs(_floor_shift(m.positions(), c.positions())).max() < 1e-9
+    # The canonical T-pose points feet straight forward, so only the feet (angled down in this rig's rest)
+    # carry a constant pitch; every other joint keeps its rotation.
+    dots = np.abs((c.rotations * m.rotations).sum(-1))
+    feet = [CANONICAL_JOINTS.index(n) for n in ("LeftFoot", "RightFoot", "LeftToeBase", "RightToeBase")]
+    assert np.delete(dots, feet, axis=1).min() > 1 - 1e-9
+
+
+def test_to_canonical_ignores_rest_orientations():
+    """A joint-orient rig (every bone with its own rest frame) canonicalises to the same motion."""
+    sk = canonical_skeleton(tpose_offsets())
+    m = random_motion(sk, frames=12, seed=3)
+    rig, world = reoriented_rig(sk)
+    w = torch.as_tensor(world)[None].expand(m.num_frames, -1, -1)
+    q = torch.as_tensor(m.rotations)
+    rotations = quat_multiply(quat_multiply(quat_conjugate(w), q), w)  # L' = world⁻¹ · L · world
+    m2 = Motion(rig, rotations.numpy(), m.root_positions, m.fps)
+    assert np.abs(m2.positions() - m.positions()).max() < 1e-9
+    a, b = to_canonical(m), to_canonical(m2)
+    assert np.abs(a.positions() - b.positions()).max() < 1e-9
+    assert np.abs(np.abs((a.rotations * b.rotations).sum(-1)) - 1).max() < 1e-9
+
+
+def test_to_canonical_of_apose_rig_gives_tpose_skeleton():
+    offsets = tpose_offsets()
+    # Arms hanging 45 degrees down in the rest pose.
+    for side, sign in (("Left", 1), ("Right", -1)):
+        for name in ("ForeArm", "Hand"):
+            k = CANONICAL_JOINTS.index(side + name)
+            length = np.linalg.norm(offsets[k])
+            offsets[k] = length * np.array([sign * 0.7071, -0.7071, 0])
+    apose = canonical_skeleton(offsets)
+    m = random_motion(apose, frames=10, seed=4)
+    c = to_canonical(m)
+    arm = c.skeleton.offsets[CANONICAL_JOINTS.index("LeftForeArm")]
+    assert arm[0] > 0 and abs(arm[1]) < 1e-9  # along +X now
+    assert np.abs(_floor_shift(m.positions(), c.positions())).max() < 1e-9
+
+
+def test_canonical_round_trip_through_full_rig():
+    sk = canonical_skeleton(tpose_offsets())
+    rig, _ = reoriented_rig(sk, seed=5)
+    c = to_canonical(random_motion(sk, frames=8, seed=6))
+    back = to_canonical(from_canonical(c, rig))
+    assert np.abs(back.positions() - c.positions()).max() < 1e-6
+
+
+def test_resample_and_slice():
+    sk = canonical_skeleton(tpose_offsets())
+    m = random_motion(sk, frames=31, fps=30)
+    r = m.resample(60)
+    assert r.num_frames == 61 and r.fps == 60
+    assert np.abs(r.positions()[::2] - m.positions()).max() < 1e-9
+    assert m.slice(5, 10).num_frames == 5
