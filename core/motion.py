@@ -118,6 +118,10 @@ def _tpose_frames(rest: Tensor) -> Tensor:
     """``(22, 3, 3)`` frames mapping T-pose directions onto a rest pose given as ``(22, 3)`` positions."""
     idx = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
     up = rest[idx["Spine"]] - rest[idx["Hips"]]
+    for name in ("Spine1", "Spine2", "Neck"):  # a first spine joint on top of the hips (CMU's LowerBack)
+        if up.norm() > 1e-4:
+            break
+        up = rest[idx[name]] - rest[idx["Hips"]]
     left = rest[idx["LeftUpLeg"]] - rest[idx["RightUpLeg"]]
     y = up / up.norm().clamp_min(1e-9)
     x = left - (left @ y) * y

@@ -13,31 +13,34 @@ What the reader does with the dialects met in practice:
   without a channel keeps the OFFSET's value). Position channels of any other joint also replace its OFFSET
   (Blender's reading): their mean over the clip becomes the joint's offset, with a warning when they vary by more
   than 1 mm, since a :class:`Motion` only animates the root's translation.
-* **Static root folding**: Bandai Namco files put a ``joint_Root`` with six constant channels above ``Hips``,
-  which carries the moving position channels. When the root's channels are constant over the whole clip and it
-  has a single child joint with position channels of its own, the root's constant transform is folded into that
-  child, which becomes the root (``fold_root=False`` keeps the file's hierarchy as it is).
-* **Units** (``units="auto"``): the figure's size is the largest extent of the bounding box of the frame-0 world
-  joint positions (standing: the height; T-pose: the arm span; lying: the length), in file units. Then
+* **Root folding**: Bandai Namco files put a ``joint_Root`` above ``Hips``; both have six channels and ``Hips``
+  carries the moving position (in a few clips ``joint_Root`` slides too). A :class:`Motion` animates only the
+  root's translation, so when the root has a single child joint with position channels, and either the root's
+  channels are constant over the clip or the child's position moves, the root's transform is composed into the
+  child's every frame (``[R_r | p_r]·[R_c | p_c]``, exact) and the child becomes the root. ``fold_root=False``
+  keeps the file's hierarchy. (A ``Hips`` root above a rotation-only ``Pelvis``, as in some Mixamo exports, is
+  left alone.)
+* **Units** (``units="auto"``): the figure's size is the largest bounding-box extent of the posed world joint
+  positions, maximised over up to 32 evenly spaced frames (standing: about the height; T-pose: the arm span;
+  lying: the length), in file units. Then
 
   ====================  =============================  ==========================================
   size in file units    assumed unit                   factor to metres
   ====================  =============================  ==========================================
-  [0.3, 4)              metres                         1
-  [4, 10)               feet                           0.3048
-  [10, 40)              CMU cgspeed units              0.056444 (= 2.54 cm / 0.45, the ASF scale)
-  [40, 100)             inches                         0.0254
-  [100, 400)            centimetres                    0.01
-  [400, 4000)           millimetres                    0.001
+  [0.2, 6)              metres                         1
+  [6, 50)               CMU cgspeed units              0.056444 (= 2.54 cm / 0.45, the ASF scale)
+  [50, 500)             centimetres                    0.01
+  [500, 5000)           millimetres                    0.001
   otherwise             unknown: kept as metres        1 (with a warning)
   ====================  =============================  ==========================================
 
-  Measured on the shared files (file units): CMU cgspeed 02_01 ≈ 31, CMU DAZ-friendly 08_01 ≈ 164, CC_Base
-  002_03 ≈ 175, Mixamo (R2ET) 140–190, Bandai Namco 150–200; all land at 1.4–2.0 m. A child (or a robot) of
-  height h in metres would be misread only where two bands overlap by design, e.g. a 35 cm doll in metres; pass
-  ``units`` explicitly ("m", "cm", "mm", "inch", "ft", "cmu" or a float factor to metres) when you know them.
+  The band edges sit between where figures of 0.5–3 m land in neighbouring units. Measured on the shared files
+  (file units): CMU cgspeed 02_01: 25; CMU DAZ-friendly 08_01: 151; CC_Base 002_03: 177; Mixamo (R2ET and the
+  Sporty Granny character): 167–216; Bandai Namco: 120–176 (a forward-leaning dash is the smallest). Inches and
+  feet are not guessed (they overlap centimetres and CMU units for real figures): pass ``units`` explicitly
+  ("m", "cm", "mm", "inch", "ft", "cmu" or a float factor to metres) when you know them.
 
-Every malformed input raises :class:`BVHError` (a ``ValueError``) with a one-line message naming the file and,
+Every malformed input raises :class:`BVHError` (an :class:`~core.errors.InputError`, so a ``ValueError``) with a one-line message naming the file and,
 where it helps, the line.
 """
 from __future__ import annotations
@@ -52,11 +55,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.spatial.transform import Rotation
 
+from ..errors import InputError
 from ..motion import Motion
-from ..rotations import quat_make_continuous
 from ..skeleton import Skeleton
 
 __all__ = ["BVHError", "read_bvh", "parse_bvh_text", "write_bvh", "unit_scale_for_size", "UNIT_SCALES"]
@@ -82,7 +84,7 @@ _ROTATION = {"xrotation": "X", "yrotation": "Y", "zrotation": "Z"}
 _CHANNEL_NAMES = {**{k: k[0].upper() + "position" for k in _POSITION}, **{k: k[0].upper() + "rotation" for k in _ROTATION}}
 
 
-class BVHError(ValueError):
+class BVHError(InputError):
     """A BVH file (or text) that cannot be read; the message names the file and, where it helps, the line."""
 
 
@@ -163,7 +165,7 @@ class _Tokens:
         return value
 
     def rest_of_line(self) -> list[str]:
-        """The remaining tokens on the current token's line (at least one), stopping before a '{'."""
+        """The tokens from the current one to the end of its line, stopping before a '{' (a joint's name)."""
         if self.pos >= len(self.items):
             return []
         line = self.items[self.pos][1]
@@ -348,22 +350,25 @@ def _parse_frames(data: str, first_line: int, frames: int, channels: int, source
             row = int(np.nonzero(~np.isfinite(values).all(axis=1))[0][0])
             _scan_frames(data, first_line, frames, channels, source, stop_at_row=row)
         return values
-    _scan_frames(data, first_line, frames, channels, source)
-    raise BVHError(f"{source}: could not read the frame data")  # pragma: no cover - the scan raises first
+    # The declared frames are fine (the scan raises otherwise); what follows them is not: read only those.
+    used = _scan_frames(data, first_line, frames, channels, source)
+    warnings.warn(f"{source}: unreadable lines after the {frames} declared frames ignored", stacklevel=3)
+    return np.loadtxt(io.StringIO("\n".join(data.splitlines()[:used])), dtype=np.float64, comments=None, ndmin=2)
 
 
 def _scan_frames(data: str, first_line: int, frames: int, channels: int, source: str,
-                 stop_at_row: int | None = None) -> None:
-    """Walk the frame lines one by one and raise a :class:`BVHError` at the first bad one."""
+                 stop_at_row: int | None = None) -> int:
+    """Walk the frame lines one by one and raise a :class:`BVHError` at the first bad one; without one, return
+    how many text lines the declared frames take."""
     row = 0
     last_line = first_line
     for n, line in enumerate(data.splitlines(), start=first_line):
         parts = line.split()
         if not parts:
             continue
-        last_line = n
         if row >= frames:
             break
+        last_line = n
         if len(parts) != channels:
             hint = " (file truncated?)" if len(parts) < channels and row == frames - 1 else ""
             raise BVHError(f"{source}, line {n}: frame {row + 1} has {len(parts)} values, the hierarchy declares "
@@ -379,15 +384,27 @@ def _scan_frames(data: str, first_line: int, frames: int, channels: int, source:
         row += 1
         if stop_at_row is not None and row > stop_at_row:
             break
-    if row < frames:
+    if row < frames and stop_at_row is None:
         raise BVHError(f"{source}, line {last_line}: file ends after {row} of {frames} frames (truncated file?)")
+    return last_line - first_line + 1
 
 
 def _euler_to_quat(angles_deg: np.ndarray, order: str) -> np.ndarray:
-    """``(..., k)`` Euler angles in degrees, intrinsic ``order`` (e.g. "ZXY") → ``(..., 4)`` (w, x, y, z)."""
-    shape = angles_deg.shape[:-1]
-    rot = Rotation.from_euler(order, angles_deg.reshape(-1, len(order)), degrees=True)
-    return rot.as_quat(scalar_first=True).reshape(*shape, 4)
+    """``(..., k)`` Euler angles in degrees, intrinsic ``order`` (e.g. "ZXY": R = Rz·Rx·Ry) → ``(..., 4)`` (w, x, y, z).
+
+    The product of the per-axis half-angle quaternions, in numpy (several times faster than scipy's from_euler,
+    which dominated parsing; the tests check it against scipy).
+    """
+    half = np.radians(angles_deg) * 0.5
+    c, s = np.cos(half), np.sin(half)
+    out = None
+    for k, axis in enumerate(order):
+        q = np.zeros(angles_deg.shape[:-1] + (4,))
+        q[..., 0] = c[..., k]
+        q[..., 1 + "XYZ".index(axis)] = s[..., k]
+        out = q if out is None else _quat_mul(out, q)
+    assert out is not None
+    return out
 
 
 def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -432,7 +449,8 @@ def parse_bvh_text(text: str, units: str | float = "auto", name: str = "", sourc
             factor from file units to metres.
         name: the motion's name.
         source: how error messages name the input (the file name).
-        fold_root: fold a constant root into its single moving child (Bandai Namco's ``joint_Root``).
+        fold_root: fold a root into its single child that carries the translation (Bandai Namco's
+            ``joint_Root``; see the module docstring).
 
     Raises:
         BVHError: for any malformed input.
@@ -454,70 +472,100 @@ def parse_bvh_text(text: str, units: str | float = "auto", name: str = "", sourc
     return _build_motion(joints, values, frame_time, scale, name, source, fold_root)
 
 
-def _joint_tracks(joint: _Joint, values: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """Per-frame ``(T, 3)`` positions (None without position channels) and ``(T, 4)`` rotations of a joint."""
-    T = values.shape[0]
-    cols = {ch: joint.first_column + k for k, ch in enumerate(joint.channels)}
-    positions = None
-    pos_axes = [a for a in range(3) if "XYZ"[a] + "position" in cols]
-    if pos_axes:
-        positions = np.tile(joint.offset, (T, 1))
-        for a in pos_axes:
-            positions[:, a] = values[:, cols["XYZ"[a] + "position"]]
-    rot_channels = [ch for ch in joint.channels if ch.endswith("rotation")]
-    if rot_channels:
-        order = "".join(ch[0] for ch in rot_channels)
-        angles = values[:, [cols[ch] for ch in rot_channels]]
-        rotations = _euler_to_quat(angles, order)
-    else:
-        rotations = np.tile([1.0, 0.0, 0.0, 0.0], (T, 1))
+def _tracks(joints: list[_Joint], values: np.ndarray) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """Per-joint ``(T, 3)`` position tracks (None without position channels; an axis without a channel keeps the
+    OFFSET's value) and ``(T, J, 4)`` rotations, converted with one scipy call per rotation order."""
+    T, J = values.shape[0], len(joints)
+    positions: list[np.ndarray | None] = []
+    rotations = np.zeros((T, J, 4))
+    rotations[..., 0] = 1.0
+    groups: dict[str, tuple[list[int], list[list[int]]]] = {}
+    for j, joint in enumerate(joints):
+        cols = {ch: joint.first_column + k for k, ch in enumerate(joint.channels)}
+        pos_axes = [a for a in range(3) if "XYZ"[a] + "position" in cols]
+        if pos_axes:
+            track = np.tile(joint.offset, (T, 1))
+            for a in pos_axes:
+                track[:, a] = values[:, cols["XYZ"[a] + "position"]]
+            positions.append(track)
+        else:
+            positions.append(None)
+        rot_channels = [ch for ch in joint.channels if ch.endswith("rotation")]
+        if rot_channels:
+            members, columns = groups.setdefault("".join(ch[0] for ch in rot_channels), ([], []))
+            members.append(j)
+            columns.append([cols[ch] for ch in rot_channels])
+    for order, (members, columns) in groups.items():
+        rotations[:, members] = _euler_to_quat(values[:, np.asarray(columns)], order)
     return positions, rotations
+
+
+def _world_positions(parents: tuple[int, ...], offsets: np.ndarray, rotations: np.ndarray,
+                     root_positions: np.ndarray) -> np.ndarray:
+    """``(F, J, 3)`` world joint positions (identity rests) from ``(F, J, 4)`` local rotations, in numpy."""
+    F, J = rotations.shape[:2]
+    local = Rotation.from_quat(rotations.reshape(-1, 4), scalar_first=True).as_matrix().reshape(F, J, 3, 3)
+    world = np.empty_like(local)
+    pos = np.empty((F, J, 3))
+    for j, p in enumerate(parents):
+        if p < 0:
+            world[:, j], pos[:, j] = local[:, j], root_positions
+        else:
+            world[:, j] = world[:, p] @ local[:, j]
+            pos[:, j] = pos[:, p] + world[:, p] @ offsets[j]
+    return pos
 
 
 def _figure_size(skeleton: Skeleton, rotations: np.ndarray, root_positions: np.ndarray) -> float:
     """The largest bounding-box extent of the posed figure, maximised over up to 32 evenly spaced frames."""
     T = rotations.shape[0]
     frames = np.unique(np.linspace(0, T - 1, min(T, 32)).round().astype(int))
-    raw = Motion(skeleton, rotations[frames], root_positions[frames], 1.0).positions()
+    raw = _world_positions(skeleton.parents, skeleton.offsets, rotations[frames], root_positions[frames])
     return float((raw.max(axis=1) - raw.min(axis=1)).max())
+
+
+def _make_continuous(q: np.ndarray) -> np.ndarray:
+    """Flip quaternion signs along time (axis 0) so consecutive ones have a non-negative dot product (in place);
+    the numpy twin of :func:`core.rotations.quat_make_continuous`."""
+    if q.shape[0] > 1:
+        dots = np.einsum("tjc,tjc->tj", q[1:], q[:-1])
+        q[1:] *= np.cumprod(np.where(dots < 0, -1.0, 1.0), axis=0)[..., None]
+    return q
 
 
 def _build_motion(joints: list[_Joint], values: np.ndarray, frame_time: float, scale: float | None, name: str,
                   source: str, fold_root: bool) -> Motion:
     T = values.shape[0]
-    tracks = [_joint_tracks(j, values) for j in joints]
-    root_pos, root_rot = tracks[0]
-    if root_pos is None:
-        root_pos = np.tile(joints[0].offset, (T, 1))
+    positions, rot = _tracks(joints, values)
+    root_pos = positions[0] if positions[0] is not None else np.tile(joints[0].offset, (T, 1))
 
     # Fold the root into its single child when that child carries the translation (Bandai Namco's joint_Root).
     keep = list(range(len(joints)))
     children = [k for k, j in enumerate(joints) if j.parent == 0]
-    if fold_root and len(children) == 1 and not joints[children[0]].end_site and tracks[children[0]][0] is not None:
+    if fold_root and len(children) == 1 and not joints[children[0]].end_site and positions[children[0]] is not None:
         c = children[0]
-        child_pos, child_rot = tracks[c]
+        child_pos = positions[c]
         block = values[:, joints[0].first_column:joints[0].first_column + len(joints[0].channels)]
         root_static = bool(np.all(np.abs(block - block[:1]) <= 1e-6 * np.maximum(1.0, np.abs(block[:1]))))
         child_moves = bool(np.any(np.abs(child_pos - child_pos[:1]) > 1e-6 * np.maximum(1.0, np.abs(child_pos[:1]))))
         if root_static or child_moves:
             # World transform of the child: [R_r | p_r] · [R_c | p_c] = [R_r R_c | p_r + R_r p_c], exact per frame.
-            root_pos = root_pos + Rotation.from_quat(root_rot, scalar_first=True).apply(child_pos)
-            root_rot = _quat_mul(root_rot, child_rot)
-            tracks[c] = (root_pos, root_rot)
+            root_pos = root_pos + Rotation.from_quat(rot[:, 0], scalar_first=True).apply(child_pos)
+            rot[:, c] = _quat_mul(rot[:, 0], rot[:, c])
             keep = keep[1:]
 
     new_index = {old: new for new, old in enumerate(keep)}
-    names, parents, offsets, ends, rotations = [], [], [], [], []
+    names, parents, offsets, ends = [], [], [], []
     varying: list[tuple[str, float]] = []
     for new, old in enumerate(keep):
         j = joints[old]
-        pos, rot = tracks[old]
+        pos = positions[old]
         names.append(j.name)
         parents.append(-1 if new == 0 else new_index[j.parent])
         if new == 0:
             # The file's OFFSET for a kept root; a folded root's offset is its frame-0 position (Bandai's Hips
             # OFFSET is not where the clip puts them).
-            offsets.append(j.offset if old == 0 else pos[0])
+            offsets.append(j.offset if old == 0 else root_pos[0])
         elif pos is not None:  # non-root position channels replace the OFFSET: keep their mean
             mean = pos.mean(axis=0)
             offsets.append(mean)
@@ -525,11 +573,8 @@ def _build_motion(joints: list[_Joint], values: np.ndarray, frame_time: float, s
         else:
             offsets.append(j.offset)
         ends.append(j.end_site)
-        rotations.append(rot)
-    root_positions = root_pos if keep[0] == 0 else tracks[keep[0]][0]
-
-    rot = np.stack(rotations, axis=1)  # (T, J, 4)
-    rot /= np.linalg.norm(rot, axis=-1, keepdims=True)
+    root_positions = root_pos
+    rot = np.ascontiguousarray(rot[:, keep])
     offsets_arr = np.asarray(offsets, dtype=np.float64)
     try:
         skeleton = Skeleton(names, parents, offsets_arr, end_sites=ends)
@@ -548,19 +593,20 @@ def _build_motion(joints: list[_Joint], values: np.ndarray, frame_time: float, s
         warnings.warn(f"{source}: position channels of non-root joints vary over the clip and are replaced by their "
                       f"mean offset: {listed}{' ...' if len(moving) > 6 else ''}", stacklevel=3)
 
-    rotations_t = quat_make_continuous(torch.from_numpy(rot), dim=0).numpy()
-    return Motion(skeleton.scaled(scale), rotations_t, root_positions * scale, _round_fps(frame_time), name)
+    return Motion(skeleton.scaled(scale), _make_continuous(rot), root_positions * scale, _round_fps(frame_time), name)
 
 
 def read_bvh(path: str | os.PathLike, units: str | float = "auto", fold_root: bool = True) -> Motion:
     """Read a BVH file into a :class:`Motion` in metres (see the module docstring for units and dialects).
 
     Raises:
-        BVHError: the file is malformed (the message names the file and line).
-        FileNotFoundError: there is no such file.
+        BVHError: the file is missing, unreadable or malformed (the message names the file and line).
     """
     path = Path(path)
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BVHError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
