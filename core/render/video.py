@@ -79,6 +79,7 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
     os.close(fd)
     tmp = Path(tmp_name)
     writer = None
+    process = None
     count = 0
     ok = False
     try:
@@ -98,6 +99,9 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
                     writer.send(None)  # start ffmpeg
                 except Exception as exc:  # noqa: BLE001 - rewrap with context
                     raise VideoWriteError(f"cannot start ffmpeg to write {path}: {exc}") from exc
+                # write_frames does not check ffmpeg's exit status on close; keep its process to do so ourselves.
+                frame_locals = writer.gi_frame.f_locals if writer.gi_frame is not None else {}
+                process = frame_locals.get("p")
             try:
                 writer.send(np.ascontiguousarray(_even_pad(frame, *padded)))
             except Exception as exc:  # noqa: BLE001
@@ -111,6 +115,9 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
             raise VideoWriteError(f"ffmpeg failed finishing {path}: {exc}") from exc
         finally:
             writer = None
+        code = getattr(process, "returncode", 0)
+        if code:
+            raise VideoWriteError(f"ffmpeg failed writing {path} (exit status {code}; its messages are on stderr)")
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise VideoWriteError(f"ffmpeg produced no output for {path}")
         try:
@@ -141,13 +148,16 @@ class VideoInfo:
     width: int
     height: int
     fps: float | None
+    frames: int | None  # number of video frames (packets), None if ffmpeg did not say
 
 
 _STREAM_RE = re.compile(r"Stream #\d+:\d+[^:]*: Video: (?P<codec>[\w-]+)(?P<rest>.*)")
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Codec, pixel format, size and frame rate of a video's first video stream (via the bundled ffmpeg).
+    """Codec, pixel format, size, frame rate and frame count of a video's first video stream (bundled ffmpeg).
+
+    One ffmpeg run that copies the stream to nowhere (no decoding), so it is fast even for long videos.
 
     Raises:
         FileNotFoundError: no such file.
@@ -158,8 +168,11 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no video at {path}")
-    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                          capture_output=True, text=True, errors="replace", timeout=60)
+    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+                           "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
+                          capture_output=True, text=True, errors="replace", timeout=120)
+    counts = re.findall(r"frame=\s*(\d+)", proc.stderr)
+    frames = int(counts[-1]) if counts and proc.returncode == 0 else None
     for line in proc.stderr.splitlines():
         m = _STREAM_RE.search(line)
         if not m:
@@ -185,7 +198,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             rate = re.match(r"([\d.]+) fps", part)
             if rate:
                 fps = float(rate.group(1))
-        return VideoInfo(m.group("codec"), pix_fmt, width, height, fps)
+        return VideoInfo(m.group("codec"), pix_fmt, width, height, fps, frames)
     raise ValueError(f"no video stream found in {path}: {proc.stderr.strip().splitlines()[-1:] or ['?']}")
 
 

@@ -1,0 +1,100 @@
+"""The CLI end to end, as a user runs it (subprocess), on a motion the test makes itself."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.character import builtin_character_names, load_character
+from core.io.bvh import read_bvh, write_bvh
+from core.render.video import probe_video
+from core.skeleton import CANONICAL_JOINTS, Skeleton
+
+from .synthetic import random_motion, tpose_offsets
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_app(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "app.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory) -> Path:
+    """A 2-second clip on a Mixamo-named rig in centimetres, like a user's download."""
+    names = tuple("mixamorig:" + n for n in CANONICAL_JOINTS)
+    from core.skeleton import CANONICAL_PARENTS
+    sk = Skeleton(names, CANONICAL_PARENTS, tpose_offsets(1.75))
+    motion = random_motion(sk, frames=60, fps=30, seed=11)
+    path = tmp_path_factory.mktemp("clip") / "dance.bvh"
+    write_bvh(motion, path, scale=100.0)
+    return path
+
+
+def test_characters_lists_builtins():
+    out = run_app("characters")
+    assert out.returncode == 0, out.stderr
+    names = builtin_character_names()
+    assert len(names) >= 4
+    for name in names:
+        line = next(l for l in out.stdout.splitlines() if l.startswith(name))
+        c = load_character(name)
+        assert f"{c.height:.2f}m" in line and " 22 " in line
+
+
+def test_retarget_writes_bvh_and_h264(tmp_path, small_clip):
+    name = builtin_character_names()[0]
+    out_dir = tmp_path / "out"
+    res = run_app("retarget", "--motion", str(small_clip), "--character", name, "--out", str(out_dir), "--size", "256")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == ["before_after.mp4", "result.bvh"]
+    result = read_bvh(out_dir / "result.bvh")
+    assert result.num_frames == 60 and result.fps == 30
+    assert result.skeleton.names == load_character(name).skeleton.names
+    heights = result.positions()[..., 1]
+    assert 0.3 * load_character(name).height < heights.max() < 1.2 * load_character(name).height
+    info = probe_video(out_dir / "before_after.mp4")
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p"
+    assert info.width == 512 and info.height == 256 and info.frames == 60
+
+
+@pytest.mark.parametrize("case", ["truncated", "zero_frames", "garbage", "unknown_character", "unwritable_out",
+                                  "missing_file", "unmappable"])
+def test_bad_input_gets_one_line_error(tmp_path, small_clip, case):
+    motion, character, out_dir = small_clip, builtin_character_names()[0], tmp_path / "out"
+    text = small_clip.read_text()
+    if case == "truncated":
+        motion = tmp_path / "t.bvh"
+        motion.write_text(text[: len(text) // 2])
+    elif case == "zero_frames":
+        motion = tmp_path / "z.bvh"
+        head = text[: text.index("Frames:")]
+        motion.write_text(head + "Frames: 0\nFrame Time: 0.0333333\n")
+    elif case == "garbage":
+        motion = tmp_path / "g.bvh"
+        motion.write_bytes(os.urandom(2000))
+    elif case == "unknown_character":
+        character = "NoSuchHero"
+    elif case == "unwritable_out":
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out_dir = blocker / "out"
+    elif case == "missing_file":
+        motion = tmp_path / "nope.bvh"
+    elif case == "unmappable":
+        motion = tmp_path / "u.bvh"
+        motion.write_text(text.replace("mixamorig:LeftHand", "mixamorig:Flipper"))
+    res = run_app("retarget", "--motion", str(motion), "--character", character, "--out", str(out_dir))
+    assert res.returncode == 2
+    lines = [l for l in res.stderr.splitlines() if not l.startswith("[")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in res.stderr, res.stderr
+    if case == "unknown_character":
+        assert all(n in lines[0] for n in builtin_character_names())
+    if case == "unmappable":
+        assert "LeftHand" in lines[0]
+    assert not out_dir.exists() or not any(out_dir.iterdir())
