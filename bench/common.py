@@ -31,8 +31,12 @@ class Row:
 
     def cells(self) -> list[str]:
         cmp = ">=" if self.higher_is_better else "<="
-        target = "" if self.target is None else f"{cmp} {self.target:,.4g}"
-        return [self.name, f"{self.value:,.4g}", self.unit, target, self.status, self.note]
+        target = "" if self.target is None else f"{cmp} {_number(self.target)}"
+        return [self.name, _number(self.value), self.unit, target, self.status, self.note]
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
 def rate(fn: Callable[[], int], min_seconds: float = 1.0, warmup: int = 1) -> float:

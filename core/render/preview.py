@@ -877,8 +877,9 @@ class PreviewRenderer:
         faces = np.asarray(faces)
         shadow_iter = iter(shadow_points) if shadow_points is not None else None
         scene = None
-        pending: Future | None = None
-        try:
+
+        def submit_chunks() -> Iterator[Future]:
+            nonlocal scene, scale
             for chunk in vertex_chunks:
                 v = np.asarray(chunk, dtype=np.float32)
                 if v.ndim == 2:
@@ -892,17 +893,12 @@ class PreviewRenderer:
                 data = v if v.shape[-1] == 6 else np.concatenate([v, vertex_normals(v, faces)], axis=-1)
                 pts = next(shadow_iter) if shadow_iter is not None else np.zeros((len(v), 0, 3), np.float32)
                 blobs = _blobs_from_points(pts, 0.06 * scale)
-                fut = self._submit(lambda s=scene, d=data, b=blobs, sc=scale:
+                yield self._submit(lambda s=scene, d=data, b=blobs, sc=scale:
                                    self._render_mesh_chunk(s, d, b, size, camera, sc))
-                if pending is not None:
-                    yield from pending.result()
-                pending = fut
-            if pending is not None:
-                done, pending = pending, None
-                yield from done.result()
+
+        try:
+            yield from _one_chunk_ahead(submit_chunks())
         finally:
-            if pending is not None:
-                pending.cancel()
             if scene is not None and self._gl is not None and self._gl.alive:
                 self._submit(lambda s=scene: self._release_scene(s))
 
@@ -961,10 +957,9 @@ class PreviewRenderer:
         jcol = np.array([palette[int(np.sign(s))] for s in side], dtype=np.float32)
         child = np.array([j for j, p in enumerate(parents) if p >= 0], dtype=np.int64)
         par = np.array([parents[j] for j in child], dtype=np.int64)
-        scene = None
-        pending: Future | None = None
-        try:
-            scene = self._call(lambda: self._new_stick_scene(len(child), J))
+        scene = self._call(lambda: self._new_stick_scene(len(child), J))
+
+        def submit_chunks() -> Iterator[Future]:
             for s in range(0, T, CHUNK):
                 valid = np.isfinite(P[s:s + CHUNK]).all(axis=-1)  # missing joints (NaN) are not drawn
                 p = np.where(valid[..., None], P[s:s + CHUNK], 0.0)
@@ -980,18 +975,13 @@ class PreviewRenderer:
                 bones[..., 6] = np.where(valid[:, par] & valid[:, child], r, 0.0)
                 bones[..., 7:10] = jcol[child]
                 blobs = _blobs_from_points(P[s:s + CHUNK], 0.05 * scale)
-                fut = self._submit(lambda sc=scene, b=bones, j=joints, bl=blobs:
+                yield self._submit(lambda sc=scene, b=bones, j=joints, bl=blobs:
                                    self._render_stick_chunk(sc, b, j, bl, size, camera, scale))
-                if pending is not None:
-                    yield from pending.result()
-                pending = fut
-            if pending is not None:
-                done, pending = pending, None
-                yield from done.result()
+
+        try:
+            yield from _one_chunk_ahead(submit_chunks())
         finally:
-            if pending is not None:
-                pending.cancel()
-            if scene is not None and self._gl is not None and self._gl.alive:
+            if self._gl is not None and self._gl.alive:
                 self._submit(lambda sc=scene: self._release_scene(sc))
 
     # -- motions ----------------------------------------------------------------------------------------------
@@ -1016,6 +1006,23 @@ class PreviewRenderer:
         shadow = (positions[s:s + CHUNK] for s in range(0, motion.num_frames, CHUNK))
         yield from self.render_mesh(skinner.chunks(normals=True), character.faces, _mesh_colors(character),
                                     camera, size, shadow_points=shadow, scale=scale)
+
+
+def _one_chunk_ahead(futures: Iterator[Future]) -> Iterator[np.ndarray]:
+    """Frames of each rendered chunk, submitting the next chunk first so the GL thread draws while the
+    caller skins, composes or encodes; a chunk still queued when the caller stops is cancelled."""
+    pending: Future | None = None
+    try:
+        for fut in futures:
+            if pending is not None:
+                yield from pending.result()
+            pending = fut
+        if pending is not None:
+            done, pending = pending, None
+            yield from done.result()
+    finally:
+        if pending is not None:
+            pending.cancel()
 
 
 def _release_fbo(fbo: Any) -> None:
