@@ -14,7 +14,7 @@ import sys
 
 from .common import ROOT, format_table, machine_line, markdown_table
 
-SUITES = {"core": "bench.bench_core"}
+SUITES = {"core": "bench.bench_core", "pose": "bench.bench_pose", "export": "bench.bench_export"}
 
 
 def main(argv: list[str] | None = None) -> int:

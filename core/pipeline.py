@@ -4,6 +4,7 @@ The CLI (app.py) and the web app only orchestrate: they call these and show the 
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Callable
 
 from .character import Character, load_character
 from .errors import InputError
-from .io.bvh import read_bvh, write_bvh
+from .io.bvh import write_bvh
 from .io.files import staged_output_dir
 from .motion import Motion
 from .retarget.copy import copy_retarget
+from pose.pipeline import PoseResult, video_to_motion  # noqa: E402 - the pose stage (pose/), importable from here
 
-__all__ = ["RetargetResult", "retarget_motion_file", "MAX_CLIP_SECONDS", "Progress"]
+__all__ = ["RetargetResult", "retarget_motion_file", "MAX_CLIP_SECONDS", "Progress", "video_to_motion", "PoseResult",
+           "PoseFilesResult", "pose_video_file"]
 
 Progress = Callable[[float, str], None]
 MAX_CLIP_SECONDS = 600.0  # longer clips must be trimmed first: rendering and export time grow with length
@@ -32,8 +35,10 @@ class RetargetResult:
 
     bvh_path: the motion on the character's skeleton.
     video_path: before/after H.264 mp4 (None when rendering was skipped).
+    exports: format ("fbx", "glb") → the animated character file written in that format.
     source, result: the motions on the source rig and on the character.
     seconds: wall time per stage.
+    retargeter: which retargeter ran ("network" or "copy"); retargeter_reason: why (e.g. no checkpoint).
     """
 
     bvh_path: Path
@@ -42,6 +47,9 @@ class RetargetResult:
     result: Motion
     character: Character
     seconds: dict[str, float] = field(default_factory=dict)
+    exports: dict[str, Path] = field(default_factory=dict)
+    retargeter: str = "copy"
+    retargeter_reason: str = ""
 
 
 def check_clip_length(motion: Motion) -> None:
@@ -50,24 +58,39 @@ def check_clip_length(motion: Motion) -> None:
                          f"{MAX_CLIP_SECONDS / 60:.0f} minutes: trim it first")
 
 
-def retarget_motion_file(motion_path: str | Path, character: str | Character, out_dir: str | Path, *,
-                         render: bool = True, video_size: int = 512, progress: Progress = _no_progress) -> RetargetResult:
-    """Retarget a BVH file onto a character; write ``result.bvh`` and ``before_after.mp4`` into ``out_dir``.
+def retarget_motion_file(motion_path: str | Path, character: str | Path | Character, out_dir: str | Path, *,
+                         render: bool = True, video_size: int = 512, export_formats: tuple[str, ...] = ("fbx", "glb"),
+                         retargeter: str = "network", progress: Progress = _no_progress) -> RetargetResult:
+    """Retarget a motion file (.bvh, or an animation in .fbx/.glb) onto a character (a name, or a path to an
+    .fbx/.glb character); write ``result.bvh``, ``result.<format>`` for each of ``export_formats`` and
+    ``before_after.mp4`` into ``out_dir``. ``retargeter``: "network" (the shipped graph network, or Copy
+    when its checkpoint does not load: see ``RetargetResult.retargeter_reason``) or "copy".
 
     Raises:
-        InputError: unreadable motion file, unknown character, unmappable rig, clip too long, unwritable folder.
+        InputError: unreadable motion file, unknown character, unmappable rig, clip too long, unwritable folder,
+            an export format other than "fbx"/"glb", an unknown retargeter, Blender failing.
     """
+    from .io.character_import import read_motion_file
+    from .retarget.model import CopyRetargeter, load_retargeter
+
+    if retargeter not in ("network", "copy"):
+        raise InputError(f"unknown retargeter {retargeter!r}: choose 'network' or 'copy'")
+
+    unknown = [f for f in export_formats if f not in ("fbx", "glb")]
+    if unknown:
+        raise InputError(f"cannot export {', '.join(map(repr, unknown))}: choose from 'fbx', 'glb'")
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     progress(0.0, "reading motion")
-    source = read_bvh(motion_path)
+    source = read_motion_file(motion_path)
     check_clip_length(source)
-    char = load_character(character) if isinstance(character, str) else character
+    char = character if isinstance(character, Character) else load_character(character)
     seconds["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
     progress(0.2, "retargeting")
-    result = copy_retarget(source, char.skeleton)
+    rt = load_retargeter() if retargeter == "network" else CopyRetargeter("Copy retargeter requested")
+    result = rt.retarget(source, char.skeleton)
     seconds["retarget"] = time.perf_counter() - t
 
     with staged_output_dir(out_dir) as stage:
@@ -75,6 +98,15 @@ def retarget_motion_file(motion_path: str | Path, character: str | Character, ou
         progress(0.3, "writing BVH")
         write_bvh(result, stage / "result.bvh")
         seconds["write_bvh"] = time.perf_counter() - t
+        exports: dict[str, Path] = {}
+        if export_formats:
+            from .io.export import export_character_motion_files
+
+            t = time.perf_counter()
+            progress(0.35, "writing " + " and ".join(f.upper() for f in export_formats))
+            export_character_motion_files(char, result, [stage / f"result.{f}" for f in export_formats])
+            exports = {f: Path(out_dir) / f"result.{f}" for f in export_formats}
+            seconds["write_" + "_".join(export_formats)] = time.perf_counter() - t
         video = None
         if render:
             from .render.preview import write_before_after  # GL context only when a video is wanted
@@ -85,4 +117,216 @@ def retarget_motion_file(motion_path: str | Path, character: str | Character, ou
             seconds["render"] = time.perf_counter() - t
             video = Path(out_dir) / "before_after.mp4"
     progress(1.0, "done")
-    return RetargetResult(Path(out_dir) / "result.bvh", video, source, result, char, seconds)
+    return RetargetResult(Path(out_dir) / "result.bvh", video, source, result, char, seconds, exports, rt.name,
+                          rt.reason)
+
+
+@dataclass
+class PoseFilesResult:
+    """Files and data of one pose job: ``motion.bvh``, the overlay video (None when skipped), per-stage seconds."""
+
+    pose: PoseResult
+    bvh_path: Path
+    overlay_path: Path | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def pose_video_file(video_path: str | Path, out_dir: str | Path, *, smoothing: float = 0.5,
+                    trim: tuple[float | None, float | None] | None = None, overlay: bool = True,
+                    progress: Progress = _no_progress) -> PoseFilesResult:
+    """A person's motion from a video: write ``motion.bvh`` and ``overlay.mp4`` into ``out_dir``.
+
+    Raises:
+        InputError: unreadable video, nobody in most frames, clip too long, unwritable folder.
+    """
+    pose = video_to_motion(video_path, smoothing=smoothing, trim=trim, progress=_scaled(progress, 0.0, 0.85))
+    seconds = dict(pose.seconds)
+    with staged_output_dir(out_dir) as stage:
+        t = time.perf_counter()
+        progress(0.85, "writing BVH")
+        write_bvh(pose.motion, stage / "motion.bvh")
+        seconds["write_bvh"] = time.perf_counter() - t
+        overlay_path = None
+        if overlay:
+            from pose.overlay import write_overlay
+
+            t = time.perf_counter()
+            progress(0.9, "rendering overlay")
+            write_overlay(pose, video_path, stage / "overlay.mp4")
+            seconds["overlay"] = time.perf_counter() - t
+            overlay_path = Path(out_dir) / "overlay.mp4"
+    progress(1.0, "done")
+    return PoseFilesResult(pose, Path(out_dir) / "motion.bvh", overlay_path, seconds)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The whole flow behind the web page and `python app.py run`: video or motion file → files to download.
+# ----------------------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_VIDEO = ROOT / "assets" / "samples" / "wave_turn_squat.mp4"
+MOTION_SUFFIXES = (".bvh", ".fbx", ".glb")
+PREVIEW_FPS = 30.0  # preview videos never need more; a 120 fps mocap clip renders 4x faster
+PREVIEW_SIZE = 384
+
+
+@dataclass
+class JobOptions:
+    """What the user can set for one job (the page's controls and the CLI's flags).
+
+    semantic: run the stage-II optimisation. smoothing: pose filter strength in [0, 1] (video input).
+    foot_locking: keep planted feet in place during optimisation. iterations: most optimisation steps.
+    vlm_path: BLIP-2 weights folder (default: $SMT_VLM_PATH; without weights the skeletal supervisor runs).
+    trim: ``(start, end)`` seconds of the input to use. render: write the preview videos.
+    """
+
+    semantic: bool = False
+    smoothing: float = 0.5
+    foot_locking: bool = True
+    iterations: int = 150
+    vlm_path: str | None = None
+    trim: tuple[float, float] | None = None
+    render: bool = True
+
+
+@dataclass
+class JobResult:
+    """Everything one job produced.
+
+    source_video: the input video with the fitted skeleton drawn over it (None for motion-file input).
+    result_video: the character before/after optimisation (the source skeleton and the character without it).
+    fbx_path, glb_path, bvh_path: downloads. report: frames, fps, character, height, retargeter, supervisor,
+    metrics as (before, after) pairs, notes. per_frame: series name → ``(T,)`` values for the page's plot.
+    seconds: wall time per stage.
+    """
+
+    source_video: Path | None
+    result_video: Path | None
+    fbx_path: Path | None
+    glb_path: Path | None
+    bvh_path: Path
+    report: dict
+    per_frame: dict = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def per_frame_table(self):
+        """A long-format table (frame, value, series) for a line plot, or None when there is nothing to plot."""
+        if not self.per_frame:
+            return None
+        import pandas as pd
+
+        return pd.concat([pd.DataFrame({"frame": range(len(v)), "value": v, "series": name})
+                          for name, v in self.per_frame.items()], ignore_index=True)
+
+
+def _scaled(progress: Progress, start: float, end: float) -> Progress:
+    """A progress callback for one stage that maps its [0, 1] onto the job's [start, end]."""
+    return lambda fraction, stage: progress(start + (end - start) * min(max(fraction, 0.0), 1.0), stage)
+
+
+@functools.lru_cache(maxsize=1)
+def _retargeter():
+    from .retarget.model import load_retargeter
+
+    return load_retargeter()
+
+
+def run_job(source: str | Path, character: str | Path | Character, out_dir: str | Path,
+            options: JobOptions = JobOptions(), progress: Progress = _no_progress) -> JobResult:
+    """Video or motion file → retargeted (and optionally optimised) animation, preview videos and downloads.
+
+    Writes into ``out_dir``: ``source_overlay.mp4`` (video input), ``result.mp4``, ``result.fbx``,
+    ``result.glb``, ``result.bvh``; all or nothing.
+
+    Raises:
+        InputError: for any unusable input, with a message meant for the user.
+    """
+    seconds: dict[str, float] = {}
+    source = Path(source)
+    if not source.is_file():
+        raise InputError(f"no such file: {source}")
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = seconds.get(name, 0.0) + now - clock
+        clock = now
+
+    progress(0.0, "reading input")
+    pose = None
+    if source.suffix.lower() in MOTION_SUFFIXES:
+        from .io.character_import import read_motion_file
+
+        motion = read_motion_file(source)
+        if options.trim:
+            start, end = (int(round(t * motion.fps)) for t in options.trim)
+            motion = motion.slice(start, end or None)
+        lap("reading input")
+    else:
+        pose = video_to_motion(source, smoothing=options.smoothing, trim=options.trim,
+                               progress=_scaled(progress, 0.0, 0.45))
+        motion = pose.motion
+        seconds.update({f"pose: {k}": v for k, v in pose.seconds.items()} or {"pose": time.perf_counter() - clock})
+        clock = time.perf_counter()
+    check_clip_length(motion)
+    char = character if isinstance(character, Character) else load_character(character)
+    lap("reading input")
+    notes = list(pose.warnings) if pose is not None else []
+
+    progress(0.45, "retargeting")
+    retargeter = _retargeter()
+    retargeted = retargeter.retarget(motion, char.skeleton)
+    report: dict = {"frames": motion.num_frames, "fps": motion.fps, "character": char.name, "height": char.height,
+                    "retargeter": getattr(retargeter, "reason", None) or "graph network (stage I)", "notes": notes}
+    lap("retargeting")
+
+    final, per_frame = retargeted, {}
+    if options.semantic:
+        from .optimize import OptimizeConfig, optimize_motion
+        from .semantics import select_supervisor
+
+        progress(0.5, "optimising")
+        supervisor, description = select_supervisor(options.vlm_path)
+        config = OptimizeConfig(iterations=options.iterations)
+        if not options.foot_locking:
+            config.foot = 0.0
+        opt = optimize_motion(motion, retargeted, char, supervisor=supervisor, config=config,
+                              progress=_scaled(progress, 0.5, 0.75))
+        final = opt.motion
+        report["supervisor"] = description
+        notes.extend(opt.notes)
+        if opt.before is not None and opt.after is not None:
+            for key in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate"):
+                report[key] = (getattr(opt.before, key), getattr(opt.after, key))
+        if opt.history:
+            per_frame = {"optimisation loss (per step)": opt.history}
+        lap("optimising")
+
+    with staged_output_dir(out_dir) as stage_dir:
+        from .io.export import export_character_motion_files
+
+        source_video = result_video = None
+        if options.render:
+            from .render.preview import write_before_after
+
+            progress(0.75, "rendering")
+            if pose is not None:
+                from pose.overlay import write_overlay
+
+                write_overlay(pose, source, stage_dir / "source_overlay.mp4")
+                source_video = Path(out_dir) / "source_overlay.mp4"
+            left, labels = ((char, retargeted), ("without optimisation", "with optimisation")) if options.semantic \
+                else ((None, motion), ("source", char.name))
+            write_before_after(stage_dir / "result.mp4", left, (char, final), size=PREVIEW_SIZE,
+                               fps=min(motion.fps, PREVIEW_FPS), labels=labels)
+            result_video = Path(out_dir) / "result.mp4"
+            lap("rendering")
+        progress(0.9, "exporting")
+        write_bvh(final, stage_dir / "result.bvh")
+        export_character_motion_files(char, final, [stage_dir / "result.fbx", stage_dir / "result.glb"])
+        lap("exporting")
+    progress(1.0, "done")
+    out = Path(out_dir)
+    return JobResult(source_video, result_video, out / "result.fbx", out / "result.glb", out / "result.bvh", report,
+                     per_frame, seconds)

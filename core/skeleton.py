@@ -178,9 +178,10 @@ RIG_PROFILES: dict[str, tuple[str | None, ...]] = {
                        "ccbase{S}thigh", "ccbase{S}calf", "ccbase{S}foot", "ccbase{S}toebase"),
     "unreal": _profile(["pelvis", "spine01", "spine02", "spine03", "neck01", "head"],
                        "clavicle{S}", "upperarm{S}", "lowerarm{S}", "hand{S}", "thigh{S}", "calf{S}", "foot{S}", "ball{S}"),
+    # Checked against RobotExpressive.glb: the hand is the middle palm bone, and the toe the foot's leaf node.
     "quaternius": _profile(["hips", "abdomen", None, "torso", "neck", "head"],
-                           "shoulder{S}", "upperarm{S}", "lowerarm{S}", "palm{S}", "upperleg{S}", "lowerleg{S}",
-                           "foot{S}", "footend{S}"),
+                           "shoulder{S}", "upperarm{S}", "lowerarm{S}", "palm2{S}", "upperleg{S}", "lowerleg{S}",
+                           "foot{S}", "foot{S}end"),
 }
 
 
@@ -197,8 +198,11 @@ class CanonicalMapping:
     indices: tuple[int, ...]
 
 
-def map_to_canonical(skeleton: Skeleton) -> CanonicalMapping:
+def map_to_canonical(skeleton: Skeleton, check_hierarchy: bool = True) -> CanonicalMapping:
     """Map a rig onto the canonical 22 joints by name.
+
+    ``check_hierarchy=False`` skips the check that each joint lies below its canonical parent (for importers
+    that repair rigs whose feet hang from the root, as IK rigs do).
 
     Raises:
         SkeletonMappingError: naming the canonical joints that could not be found (for the closest rig family).
@@ -221,7 +225,7 @@ def map_to_canonical(skeleton: Skeleton) -> CanonicalMapping:
             f"cannot map this rig onto the 22 canonical joints: no joint for {', '.join(missing)} "
             f"(closest naming scheme: {profile}; joints present: {', '.join(skeleton.names[:40])}"
             f"{' ...' if skeleton.num_joints > 40 else ''})")
-    for k, i in enumerate(idx):
+    for k, i in enumerate(idx if check_hierarchy else ()):
         p = CANONICAL_PARENTS[k]
         while p >= 0 and idx[p] == -1:
             p = CANONICAL_PARENTS[p]

@@ -1,10 +1,12 @@
-"""The Gradio front end. It only orchestrates: every job is one call of a core.pipeline function.
+"""The Gradio front end. It only orchestrates: every job is one call of :func:`core.pipeline.run_job`.
 
-For now the page retargets an uploaded BVH motion onto a built-in character; the video stages join it as
-they land. Each job works in its own temp folder; folders older than an hour are removed.
+Each job works in its own folder under ``JOBS_DIR``; a failed job's folder is removed at once, finished ones
+after an hour (Gradio keeps its own copies of what the page shows, cleaned by ``delete_cache``). Jobs go
+through Gradio's queue, one at a time on this 2-core class of machine, so any number of users can submit.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -18,10 +20,22 @@ import gradio as gr  # noqa: E402
 
 from core.character import builtin_character_names  # noqa: E402
 from core.errors import InputError  # noqa: E402
-from core.pipeline import MAX_CLIP_SECONDS, retarget_motion_file  # noqa: E402
+from core.pipeline import (MAX_CLIP_SECONDS, MOTION_SUFFIXES, SAMPLE_VIDEO, JobOptions, JobResult,  # noqa: E402
+                           run_job)
 
+log = logging.getLogger(__name__)
 JOBS_DIR = Path(tempfile.gettempdir()) / "smt-jobs"
 JOB_MAX_AGE_S = 3600
+MAX_UPLOAD = "200mb"
+CHARACTER_SUFFIXES = (".fbx", ".glb")
+
+INTRO = f"""# Video → animated character
+Upload a phone video of **one person** (or a BVH/FBX motion file), pick a character or upload your own rigged
+character (Mixamo FBX or GLB), press **Run**, then download the animation as FBX (Blender, Unity, Unreal), GLB or BVH.
+
+Limits: uploads up to {MAX_UPLOAD.upper()}, clips up to {MAX_CLIP_SECONDS / 60:.0f} minutes (use *Trim* in Advanced
+for longer ones), one person in frame.
+"""
 
 
 def _new_job_dir() -> Path:
@@ -35,41 +49,105 @@ def _new_job_dir() -> Path:
     return job
 
 
-def run_retarget(motion_file: str | None, character: str, progress: gr.Progress = gr.Progress()):
-    if not motion_file:
-        raise gr.Error("Upload a BVH motion file first.")
+def _report_markdown(result: JobResult) -> str:
+    r = result.report
+    lines = [f"**{r['frames']} frames** at {r['fps']:g} fps onto **{r['character']}** ({r['height']:.2f} m); "
+             f"retargeter: {r['retargeter']}."]
+    if r.get("supervisor"):
+        lines.append(f"Semantic supervisor: {r['supervisor']}.")
+    for key, label in (("pen_percent", "Penetration (Pen%)"), ("semantic_distance", "Semantic distance"),
+                       ("jdm_error", "JDM error")):
+        if key in r:
+            before, after = r[key]
+            lines.append(f"{label}: {before:.3g} before → {after:.3g} after optimisation." if after is not None
+                         else f"{label}: {before:.3g}.")
+    for note in r.get("notes", []):
+        lines.append(f"Note: {note}")
+    lines.append("Time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+                 + f" (total {sum(result.seconds.values()):.1f} s).")
+    return "\n\n".join(lines)
+
+
+def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
+                  semantic: bool, smoothing: float, foot_locking: bool, iterations: int, vlm_path: str,
+                  trim_start: float, trim_end: float, progress: gr.Progress = gr.Progress()):
+    source = motion_file or video
+    if not source:
+        raise gr.Error("Upload a video (or a BVH/FBX motion file), or press 'Use the sample clip'.", duration=None)
+    if character_file and Path(character_file).suffix.lower() not in CHARACTER_SUFFIXES:
+        raise gr.Error(f"A character must be an .fbx or .glb file, not {Path(character_file).suffix or 'that'}.",
+                       duration=None)
+    options = JobOptions(semantic=semantic, smoothing=smoothing, foot_locking=foot_locking,
+                         iterations=int(iterations), vlm_path=(vlm_path or "").strip() or None,
+                         trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
     job = _new_job_dir()
     try:
-        result = retarget_motion_file(motion_file, character, job / "out",
-                                      progress=lambda f, stage: progress(f, desc=stage))
+        result = run_job(source, character_file or character, job / "out", options,
+                         progress=lambda f, stage: progress(f, desc=stage))
     except InputError as e:
         shutil.rmtree(job, ignore_errors=True)
-        raise gr.Error(str(e)) from None
-    report = (f"{result.source.num_frames} frames at {result.source.fps:g} fps onto {result.character.name} "
-              f"({result.character.height:.2f} m). Time: "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in result.seconds.items()))
-    return str(result.video_path), str(result.bvh_path), report
+        raise gr.Error(str(e), duration=None, title="Cannot use this input") from None
+    except Exception as e:  # a bug: keep the traceback in the server log, tell the user in plain words
+        shutil.rmtree(job, ignore_errors=True)
+        log.exception("job failed")
+        raise gr.Error(f"The job failed unexpectedly ({type(e).__name__}: {e}). The server keeps running; "
+                       "please report this with the input file.", duration=None) from None
+    files = [str(p) for p in (result.fbx_path, result.glb_path, result.bvh_path) if p is not None]
+    plot = result.per_frame_table()
+    return (str(result.source_video) if result.source_video else None, str(result.result_video),
+            str(result.glb_path) if result.glb_path else None, files, _report_markdown(result),
+            gr.LinePlot(value=plot, visible=plot is not None))
 
 
 def build_app() -> gr.Blocks:
     names = builtin_character_names()
-    with gr.Blocks(title="SMT motion retargeting") as demo:
-        gr.Markdown("# Motion → character\nUpload a BVH motion, pick a character, press Run. "
-                    f"Clips up to {MAX_CLIP_SECONDS / 60:.0f} minutes. Video input arrives with the pose stage.")
+    with gr.Blocks(title="SMT: video to animated character", delete_cache=(JOB_MAX_AGE_S, JOB_MAX_AGE_S)) as demo:
+        gr.Markdown(INTRO)
         with gr.Row():
-            with gr.Column():
-                motion = gr.File(label="Motion (.bvh)", file_types=[".bvh"])
-                character = gr.Dropdown(names, value=names[0] if names else None, label="Character")
-                run = gr.Button("Run", variant="primary")
-            with gr.Column():
-                video = gr.Video(label="Before / after")
-                bvh = gr.File(label="Download BVH")
-                report = gr.Markdown()
-        run.click(run_retarget, [motion, character], [video, bvh, report])
+            with gr.Column(scale=1):
+                video = gr.Video(label="Video of one person", sources=["upload"], elem_id="video-input")
+                sample = gr.Button("Use the sample clip", size="sm")
+                with gr.Accordion("…or a motion file instead (BVH or animated FBX)", open=False):
+                    motion_file = gr.File(label="Motion file", file_types=list(MOTION_SUFFIXES),
+                                          elem_id="motion-input")
+                character = gr.Dropdown(names, value=names[0] if names else None, label="Character",
+                                        elem_id="character")
+                character_file = gr.File(label="…or your own character (FBX/GLB)", file_types=list(CHARACTER_SUFFIXES),
+                                         elem_id="character-input")
+                semantic = gr.Checkbox(label="Semantic optimisation (keeps the motion's meaning, stops limbs "
+                                             "cutting through the body)", value=True, elem_id="semantic")
+                with gr.Accordion("Advanced", open=False):
+                    smoothing = gr.Slider(0, 1, value=0.5, step=0.05, label="Smoothing strength (video)")
+                    foot_locking = gr.Checkbox(value=True, label="Foot locking")
+                    iterations = gr.Slider(10, 500, value=150, step=10, label="Optimisation iterations")
+                    vlm_path = gr.Textbox(label="BLIP-2 weights folder (optional; without it a skeletal "
+                                                "supervisor is used)", value="", placeholder="/path/to/blip2-flan-t5-xl")
+                    with gr.Row():
+                        trim_start = gr.Number(value=0, label="Trim start (s)", minimum=0)
+                        trim_end = gr.Number(value=0, label="Trim end (s, 0 = whole clip)", minimum=0)
+                run = gr.Button("Run", variant="primary", elem_id="run")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    source_video = gr.Video(label="Source with fitted skeleton", elem_id="source-video",
+                                            interactive=False)
+                    result_video = gr.Video(label="Character: before / after optimisation", elem_id="result-video",
+                                            interactive=False)
+                model3d = gr.Model3D(label="3D view of the result (GLB)", elem_id="model3d")
+                downloads = gr.File(label="Downloads: FBX, GLB, BVH", file_count="multiple", elem_id="downloads",
+                                    interactive=False)
+                report = gr.Markdown(elem_id="report")
+                plot = gr.LinePlot(x="frame", y="value", color="series", title="Per frame", visible=False,
+                                   elem_id="plot")
+        sample.click(lambda: str(SAMPLE_VIDEO), None, video)
+        run.click(run_from_page, [video, motion_file, character, character_file, semantic, smoothing, foot_locking,
+                                  iterations, vlm_path, trim_start, trim_end],
+                  [source_video, result_video, model3d, downloads, report, plot], api_name="run")
     return demo
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860) -> None:
+def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
     demo = build_app()
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True)
+    demo.queue(default_concurrency_limit=1, max_size=32)
+    demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True,
+                max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, quiet=not block)
+    return demo

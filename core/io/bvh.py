@@ -49,7 +49,6 @@ import io
 import math
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +57,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
+from .files import atomic_file
 from ..motion import Motion
 from ..skeleton import Skeleton
 
@@ -695,16 +695,5 @@ def write_bvh(motion: Motion, path: str | os.PathLike, rotation_order: str = "ZY
     buf.write("\n".join(out) + "\n")
     np.savetxt(buf, data, fmt="%.9g", delimiter=" ")
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(buf.getvalue())
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a written motion is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(buf.getvalue(), encoding="utf-8", newline="\n")

@@ -1,6 +1,7 @@
-"""Writing a set of output files all-or-nothing.
+"""Writing output files all-or-nothing.
 
-A job writes into a hidden staging folder inside the output folder and moves the files into place only when
+One file: :func:`atomic_file` gives a temporary path beside the target that replaces it in one rename when
+the writing succeeded, so readers never see half a file. A set of files: a job writes into a hidden staging folder inside the output folder and moves the files into place only when
 every one of them was written, so a failure (bad input, a crash, Ctrl-C) leaves nothing half-written behind.
 """
 from __future__ import annotations
@@ -14,7 +15,26 @@ from typing import Iterator
 
 from ..errors import InputError
 
-__all__ = ["staged_output_dir"]
+__all__ = ["staged_output_dir", "atomic_file"]
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it becomes ``path`` (mode 0644), else it is removed.
+
+    An existing file at ``path`` stays untouched when the block fails. ``suffix`` lets tools that infer a format
+    from the name (ffmpeg) see the right extension.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; outputs are ordinary files for servers and users
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

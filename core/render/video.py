@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from ..io.files import atomic_file
 
 __all__ = ["write_mp4", "probe_video", "probe_video_codec", "VideoInfo", "VideoWriteError", "DEFAULT_CRF"]
 
@@ -75,68 +76,55 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise VideoWriteError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
     writer = None
     process = None
     count = 0
-    ok = False
-    try:
-        shape: tuple[int, int] | None = None
-        padded = (0, 0)
-        for frame in frames:
-            frame = _check_frame(frame, count, shape)
-            if writer is None:
-                shape = frame.shape[:2]
-                padded = (shape[0] + shape[0] % 2, shape[1] + shape[1] % 2)
-                writer = imageio_ffmpeg.write_frames(
-                    str(tmp), (padded[1], padded[0]), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
-                    codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",
-                    output_params=["-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart",
-                                   "-f", "mp4"])
+    with atomic_file(path, suffix=".tmp.mp4") as tmp:
+        try:
+            shape: tuple[int, int] | None = None
+            padded = (0, 0)
+            for frame in frames:
+                frame = _check_frame(frame, count, shape)
+                if writer is None:
+                    shape = frame.shape[:2]
+                    padded = (shape[0] + shape[0] % 2, shape[1] + shape[1] % 2)
+                    writer = imageio_ffmpeg.write_frames(
+                        str(tmp), (padded[1], padded[0]), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
+                        codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",
+                        output_params=["-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart",
+                                       "-f", "mp4"])
+                    try:
+                        writer.send(None)  # start ffmpeg
+                    except Exception as exc:  # noqa: BLE001 - rewrap with context
+                        raise VideoWriteError(f"cannot start ffmpeg to write {path}: {exc}") from exc
+                    # write_frames does not check ffmpeg's exit status on close; keep its process to do so ourselves.
+                    frame_locals = writer.gi_frame.f_locals if writer.gi_frame is not None else {}
+                    process = frame_locals.get("p")
                 try:
-                    writer.send(None)  # start ffmpeg
-                except Exception as exc:  # noqa: BLE001 - rewrap with context
-                    raise VideoWriteError(f"cannot start ffmpeg to write {path}: {exc}") from exc
-                # write_frames does not check ffmpeg's exit status on close; keep its process to do so ourselves.
-                frame_locals = writer.gi_frame.f_locals if writer.gi_frame is not None else {}
-                process = frame_locals.get("p")
+                    writer.send(np.ascontiguousarray(_even_pad(frame, *padded)))
+                except Exception as exc:  # noqa: BLE001
+                    raise VideoWriteError(f"ffmpeg failed while writing frame {count} of {path}: {exc}") from exc
+                count += 1
+            if writer is None:
+                raise ValueError(f"no frames to write to {path}")
             try:
-                writer.send(np.ascontiguousarray(_even_pad(frame, *padded)))
+                writer.close()  # waits for ffmpeg to finish the file (moov atom moved to the front)
             except Exception as exc:  # noqa: BLE001
-                raise VideoWriteError(f"ffmpeg failed while writing frame {count} of {path}: {exc}") from exc
-            count += 1
-        if writer is None:
-            raise ValueError(f"no frames to write to {path}")
-        try:
-            writer.close()  # waits for ffmpeg to finish the file (moov atom moved to the front)
-        except Exception as exc:  # noqa: BLE001
-            raise VideoWriteError(f"ffmpeg failed finishing {path}: {exc}") from exc
+                raise VideoWriteError(f"ffmpeg failed finishing {path}: {exc}") from exc
+            finally:
+                writer = None
+            code = getattr(process, "returncode", 0)
+            if code:
+                raise VideoWriteError(f"ffmpeg failed writing {path} (exit status {code}; its messages are on stderr)")
+            if not tmp.is_file() or tmp.stat().st_size == 0:
+                raise VideoWriteError(f"ffmpeg produced no output for {path}")
         finally:
-            writer = None
-        code = getattr(process, "returncode", 0)
-        if code:
-            raise VideoWriteError(f"ffmpeg failed writing {path} (exit status {code}; its messages are on stderr)")
-        if not tmp.is_file() or tmp.stat().st_size == 0:
-            raise VideoWriteError(f"ffmpeg produced no output for {path}")
-        try:
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise VideoWriteError(f"cannot move the finished video into place at {path}: {exc}") from exc
-        ok = True
-        return count
-    finally:
-        if writer is not None:
-            try:
-                writer.close()  # stops ffmpeg
-            except Exception:  # noqa: BLE001 - already failing; the original error matters
-                pass
-        if not ok:
-            try:
-                tmp.unlink()
-            except FileNotFoundError:
-                pass
+            if writer is not None:
+                try:
+                    writer.close()  # stops ffmpeg
+                except Exception:  # noqa: BLE001 - already failing; the original error matters
+                    pass
+    return count
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,703 @@
+"""The Blender side of FBX/GLB export and import: run as a script in a subprocess, the only module that imports bpy.
+
+    python blender_worker.py REQUEST.json
+
+bpy (Blender as a Python module) must own a process's main thread, pins its own numpy and takes ~0.6 s to
+import, so :mod:`core.io.blender` starts this script in a fresh interpreter per job, under a time and memory
+limit, and the web server never imports bpy. The script depends on nothing but bpy and numpy (no ``core``
+import: no torch start-up cost, and nothing of ours runs next to a stranger's file).
+
+Protocol (all paths absolute, all arrays float64/int64 in one ``.npz``):
+
+* ``REQUEST.json``: ``{"op": "export" | "import", "arrays": "<in.npz>" | null, "result": "<result.json>",
+  "result_arrays": "<result.npz>", ...op fields}``.
+* ``result.json``: ``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line for the user>",
+  "traceback": "..."}``; the exit status is 0 either way. Anything else (no result, a signal) is a crash.
+
+The maths (bone frames, pose quaternions, coordinate conversion) is done by the parent, in our conventions;
+this script only moves arrays into and out of Blender. Coordinates: ours are Y-up metres facing +Z; Blender's
+world is Z-up: ``blender = C @ ours`` with ``C = [[1,0,0],[0,0,-1],[0,1,0]]`` ((x, y, z) -> (x, -z, y)).
+
+Export layouts (how one character is laid out in the Blender scene before each exporter runs):
+
+* FBX: the exporter maps Blender's world to FBX space with ``G = Scale(100) @ A`` (``apply_unit_scale``,
+  ``FBX_SCALE_NONE``, ``axis_forward='-Z'``, ``axis_up='Y'``; ``A = C^-1``) and writes ``G @ matrix_world`` on
+  every root node. The armature object gets ``matrix_world = G^-1 = C @ Scale(0.01)`` and holds its data in
+  our own Y-up centimetres, so the file's root nodes carry identity transforms and the bones, mesh and keys are
+  our data in centimetres with ``UnitScaleFactor = 1``: the layout of Mixamo's own files (see core.io.export).
+* GLB: glTF is Y-up metres and the exporter converts Blender's Z-up itself, so the armature object is the
+  identity and its data is ``C @ ours`` in metres.
+
+Script auto-execution stays off (``use_scripts_auto_execute``); FBX and glTF carry no scripts, and images are
+never searched for on disk (``use_image_search=False``).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+C = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # ours (Y-up) -> Blender (Z-up)
+
+
+class WorkerError(Exception):
+    """A problem with the input that the user should see as one line; ``kind`` "memory" for a memory shortage."""
+
+    def __init__(self, message: str, kind: str = "input") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Scene helpers
+# ----------------------------------------------------------------------------------------------------------
+
+def _reset(bpy) -> None:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    prefs = bpy.context.preferences
+    prefs.filepaths.use_scripts_auto_execute = False
+    if prefs.filepaths.use_scripts_auto_execute:  # pragma: no cover - would be a Blender bug
+        raise RuntimeError("could not turn Blender's script auto-execution off")
+
+
+def _clear_scene(bpy) -> None:
+    for collection in (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions,
+                       bpy.data.materials):
+        for item in list(collection):
+            collection.remove(item)
+
+
+def _mat4(rot: np.ndarray, pos: np.ndarray):
+    from mathutils import Matrix
+
+    m = np.eye(4)
+    m[:3, :3] = rot
+    m[:3, 3] = pos
+    return Matrix(m.tolist())
+
+
+def _matrices(prop_collection, attr: str, n: int) -> np.ndarray:
+    """``(n, 4, 4)`` row-major matrices of a collection's matrix property (Blender stores them column-major)."""
+    buf = np.empty(n * 16, dtype=np.float32)
+    prop_collection.foreach_get(attr, buf)
+    return buf.reshape(n, 4, 4).transpose(0, 2, 1).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Export
+# ----------------------------------------------------------------------------------------------------------
+
+def _layout(fmt: str) -> tuple[np.ndarray, float, np.ndarray]:
+    """(rotation D applied to our data, scale s applied to our lengths, armature object's matrix_world)."""
+    if fmt == "fbx":
+        obj = np.eye(4)
+        obj[:3, :3] = C * 0.01
+        return np.eye(3), 100.0, obj
+    return C, 1.0, np.eye(4)
+
+
+def _build_armature(bpy, req: dict, a: dict, fmt: str):
+    D, s, obj_matrix = _layout(fmt)
+    from mathutils import Matrix
+
+    names, parents = req["bone_names"], req["parents"]
+    arm_data = bpy.data.armatures.new("Armature")
+    arm = bpy.data.objects.new("Armature", arm_data)
+    bpy.context.scene.collection.objects.link(arm)
+    arm.matrix_world = Matrix(obj_matrix.tolist())
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    edit = []
+    heads, frames, lengths = a["heads"], a["frames"], a["lengths"]
+    for j, name in enumerate(names):
+        eb = arm_data.edit_bones.new(name)
+        eb.head = (0.0, 0.0, 0.0)
+        eb.tail = (0.0, float(lengths[j] * s), 0.0)
+        eb.matrix = _mat4(D @ frames[j], D @ heads[j] * s)
+        eb.use_connect = False
+        if parents[j] >= 0:
+            eb.parent = edit[parents[j]]
+        edit.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    if len(arm_data.bones) != len(names):
+        raise RuntimeError(f"Blender kept {len(arm_data.bones)} of {len(names)} bones")
+    for pb in arm.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    return arm
+
+
+def _build_mesh(bpy, arm, req: dict, a: dict, fmt: str):
+    D, s, _ = _layout(fmt)
+    verts = (a["vertices"] @ D.T) * s
+    faces = a["faces"]
+    me = bpy.data.meshes.new("Body")
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", verts.astype(np.float32).ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    me.update(calc_edges=True)
+    if hasattr(me, "shade_smooth"):
+        me.shade_smooth()
+    obj = bpy.data.objects.new("Body", me)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.parent = arm  # identity parent inverse: the mesh sits exactly where the armature is
+
+    mat = bpy.data.materials.new("Body")
+    if "colors" in a:
+        rgba = np.concatenate([a["colors"], np.ones((len(verts), 1))], axis=1).astype(np.float32)
+        attr = me.color_attributes.new("Color", "BYTE_COLOR", "POINT")
+        attr.data.foreach_set("color_srgb", rgba.ravel())
+        me.color_attributes.active_color = attr
+        # A material that shows the colours (and makes the glTF exporter write COLOR_0).
+        nodes = mat.node_tree.nodes
+        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+        col = nodes.new("ShaderNodeVertexColor")
+        col.layer_name = "Color"
+        mat.node_tree.links.new(col.outputs["Color"], bsdf.inputs["Base Color"])
+    me.materials.append(mat)
+
+    # Skin: one vertex group per bone. Blender has no bulk setter for weights: one add() per (vertex, weight),
+    # ~40k calls for 10k vertices, a few hundredths of a second.
+    idx, w = a["skin_indices"], a["skin_weights"]
+    groups = [obj.vertex_groups.new(name=n) for n in req["bone_names"]]
+    for k in range(idx.shape[1]):
+        keep = w[:, k] > 0
+        for v, j, weight in zip(np.nonzero(keep)[0].tolist(), idx[keep, k].tolist(), w[keep, k].tolist()):
+            groups[j].add([v], weight, "ADD")
+    mod = obj.modifiers.new("Armature", "ARMATURE")
+    mod.object = arm
+    return obj
+
+
+def _animate(bpy, arm, req: dict, a: dict, fmt: str) -> None:
+    from bpy_extras import anim_utils
+
+    _, s, _ = _layout(fmt)
+    pose, root_loc = a["pose"], a["root_location"] * s
+    T = pose.shape[0]
+    action = bpy.data.actions.new(req["take"])
+    arm.animation_data_create()
+    slot = action.slots.new(id_type="OBJECT", name=arm.name)
+    arm.animation_data.action = action
+    arm.animation_data.action_slot = slot
+    bag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
+    frames = np.arange(T, dtype=np.float64)
+    linear = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+
+    def curve(path: str, index: int, values: np.ndarray, group: str) -> None:
+        fc = bag.fcurves.new(path, index=index, group_name=group)
+        fc.keyframe_points.add(T)
+        fc.keyframe_points.foreach_set("co", np.column_stack([frames, values]).astype(np.float32).ravel())
+        fc.keyframe_points.foreach_set("interpolation", np.full(T, linear, dtype=np.int32))
+        fc.update()
+
+    for j, name in enumerate(req["bone_names"]):
+        base = f'pose.bones["{bpy.utils.escape_identifier(name)}"]'
+        for i in range(4):
+            curve(base + ".rotation_quaternion", i, pose[:, j, i], name)
+        if j == 0:
+            for i in range(3):
+                curve(base + ".location", i, root_loc[:, i], name)
+    scene = bpy.context.scene
+    fps = float(req["fps"])
+    scene.render.fps = max(1, int(round(fps)))
+    # Blender's rate is fps / fps_base; the glTF add-on (5.0.1) computes times with fps * fps_base instead, so
+    # a GLB gets the inverse base (the same for whole rates, right for 29.97 and other fractional ones).
+    scene.render.fps_base = scene.render.fps / fps if fmt == "fbx" else fps / scene.render.fps
+    scene.frame_start, scene.frame_end = 0, T - 1
+    scene.frame_set(0)
+
+
+def _export(bpy, req: dict, a: dict) -> dict:
+    seconds: dict[str, float] = {}
+    for out in req["outputs"]:
+        fmt, path = out["format"], out["path"]
+        t = time.perf_counter()
+        _clear_scene(bpy)
+        arm = _build_armature(bpy, req, a, fmt)
+        mesh = _build_mesh(bpy, arm, req, a, fmt) if req["has_mesh"] else None
+        _animate(bpy, arm, req, a, fmt)
+        if mesh is not None and fmt == "fbx":
+            # The exporter bakes the animation by stepping through the frames; a skinned mesh would be deformed
+            # on every step for nothing. It finds the skin from the modifier whether it is shown or not.
+            mesh.modifiers["Armature"].show_viewport = False
+            mesh.modifiers["Armature"].show_render = False
+        seconds[f"build_{fmt}"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if fmt == "fbx":
+            # The global take is named after the scene (see io_scene_fbx fbx_animations): name it like Mixamo.
+            bpy.context.scene.name = req["take"]
+            bpy.ops.export_scene.fbx(
+                filepath=path, check_existing=False, object_types={"ARMATURE", "MESH"},
+                apply_unit_scale=True, apply_scale_options="FBX_SCALE_NONE", global_scale=1.0,
+                axis_forward="-Z", axis_up="Y", bake_space_transform=False,
+                use_mesh_modifiers=False, mesh_smooth_type="FACE", colors_type="SRGB", use_custom_props=False,
+                add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X", armature_nodetype="NULL",
+                use_armature_deform_only=False, bake_anim=True, bake_anim_use_all_bones=True,
+                bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
+                bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
+                path_mode="AUTO", embed_textures=False)
+        else:
+            bpy.ops.export_scene.gltf(
+                filepath=path, check_existing=False, export_format="GLB", export_yup=True,
+                export_animations=True, export_animation_mode="ACTIONS", export_force_sampling=False,
+                export_frame_step=1, export_anim_slide_to_zero=False, export_def_bones=False,
+                export_leaf_bone=False, export_skins=True, export_influence_nb=4, export_morph=False,
+                export_materials="EXPORT", export_vertex_color="MATERIAL", export_cameras=False,
+                export_lights=False, export_extras=False, export_optimize_animation_size=False,
+                export_optimize_disable_viewport=True)
+        seconds[f"write_{fmt}"] = time.perf_counter() - t
+        if not Path(path).is_file():
+            raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
+    return {"seconds": seconds}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Import
+# ----------------------------------------------------------------------------------------------------------
+
+def _importer_message(exc: Exception, path: str) -> str:
+    """The useful line of an importer's error: the exception of a Python traceback, without the file's path."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines()
+             if ln.strip() and not ln.strip().startswith("Location:")]
+    text = lines[-1] if any("Traceback" in ln for ln in lines) else " ".join(lines)
+    for prefix in ("Error:", "Python:"):
+        text = text.removeprefix(prefix).strip()
+    text = text.replace(f"Couldn't open file '{path}'", "").replace(path, Path(path).name).strip(" ()")
+    return text[:300] or "no details"
+
+
+def _pick_armature(bpy):
+    arms = [o for o in bpy.data.objects if o.type == "ARMATURE" and len(o.data.bones) > 0]
+    if not arms:
+        raise WorkerError("the file has no armature (skeleton); a rigged character or an animation is needed")
+    return max(arms, key=lambda o: len(o.data.bones))
+
+
+def _character_meshes(bpy, arm) -> tuple[list, list[str]]:
+    """Mesh objects that belong to the armature: skinned by it, or parented to one of its bones."""
+    keep, skipped = [], []
+    for ob in bpy.data.objects:
+        if ob.type != "MESH" or len(ob.data.vertices) == 0:
+            continue
+        skinned = any(m.type == "ARMATURE" and m.object == arm for m in ob.modifiers)
+        on_bone = ob.parent == arm and ob.parent_type == "BONE" and ob.parent_bone in arm.data.bones
+        if skinned or on_bone:
+            keep.append(ob)
+        else:
+            skipped.append(ob.name)
+    return keep, skipped
+
+
+def _end_sites(bpy, arm) -> list:
+    """Empties hanging from the armature's bones (glTF leaf nodes outside the skin, e.g. ``Foot.L_end``)."""
+    bone_names = set(arm.data.bones.keys())
+    found, taken = [], set(bone_names)
+    frontier = [arm]
+    while frontier:
+        nxt = []
+        for ob in bpy.data.objects:
+            if ob.type != "EMPTY" or ob.name in taken:
+                continue
+            if (ob.parent == arm and ob.parent_type == "BONE" and ob.parent_bone in bone_names) or \
+                    (ob.parent is not None and ob.parent in found):
+                found.append(ob)
+                taken.add(ob.name)
+                nxt.append(ob)
+        frontier = nxt
+    return found
+
+
+def _mesh_colours(me, image_cache: dict) -> np.ndarray | None:
+    """``(V, 3)`` sRGB colours in [0, 1]: the active colour attribute, else the materials' base colour
+    (sampled from an image texture plugged into Base Color, where there is one embedded in the file)."""
+    V = len(me.vertices)
+    attr = me.color_attributes.active_color if len(me.color_attributes) else None
+    if attr is not None:
+        n = len(attr.data)
+        buf = np.empty(n * 4, dtype=np.float32)
+        attr.data.foreach_get("color_srgb", buf)
+        rgba = buf.reshape(n, 4)
+        if attr.domain == "POINT":
+            return rgba[:, :3].astype(np.float64)
+        if attr.domain == "CORNER":
+            loop_v = np.empty(len(me.loops), dtype=np.int32)
+            me.loops.foreach_get("vertex_index", loop_v)
+            return _average_per_vertex(loop_v, rgba[:, :3], V)
+    if not me.materials:
+        return None
+    loop_v = np.empty(len(me.loops), dtype=np.int32)
+    me.loops.foreach_get("vertex_index", loop_v)
+    poly_mat = np.empty(len(me.polygons), dtype=np.int32)
+    me.polygons.foreach_get("material_index", poly_mat)
+    poly_start = np.empty(len(me.polygons), dtype=np.int32)
+    me.polygons.foreach_get("loop_start", poly_start)
+    poly_total = np.empty(len(me.polygons), dtype=np.int32)
+    me.polygons.foreach_get("loop_total", poly_total)
+    loop_mat = np.repeat(poly_mat, poly_total)
+    loop_col = np.full((len(me.loops), 3), 0.8)
+    uv = None
+    if me.uv_layers.active is not None:
+        uv = np.empty(len(me.loops) * 2, dtype=np.float32)
+        me.uv_layers.active.data.foreach_get("uv", uv)
+        uv = uv.reshape(-1, 2)
+    for m_index, mat in enumerate(me.materials):
+        sel = loop_mat == m_index
+        if mat is None or not sel.any():
+            continue
+        colour, image = _material_base(mat)
+        loop_col[sel] = colour
+        if image is not None and uv is not None:
+            pixels = _image_pixels(image, image_cache)
+            if pixels is not None:
+                h, w = pixels.shape[:2]
+                u = np.mod(uv[sel, 0], 1.0)
+                v = np.mod(uv[sel, 1], 1.0)
+                px = np.minimum((u * w).astype(int), w - 1)
+                py = np.minimum((v * h).astype(int), h - 1)
+                loop_col[sel] = pixels[py, px, :3] * colour
+    return _average_per_vertex(loop_v, loop_col, V)
+
+
+def _average_per_vertex(loop_v: np.ndarray, values: np.ndarray, V: int) -> np.ndarray:
+    out = np.zeros((V, values.shape[1]))
+    np.add.at(out, loop_v, values)
+    count = np.bincount(loop_v, minlength=V)[:, None]
+    return np.where(count > 0, out / np.maximum(count, 1), 0.8)
+
+
+def _linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    c = np.clip(c, 0.0, 1.0)
+    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(c, 1 / 2.4) - 0.055)
+
+
+def _material_base(mat) -> tuple[np.ndarray, object]:
+    """A material's base colour (sRGB) and the image texture linked to it, if any."""
+    colour = _linear_to_srgb(np.array(mat.diffuse_color[:3], dtype=np.float64))
+    image = None
+    if mat.node_tree is not None:
+        for node in mat.node_tree.nodes:
+            if node.type != "BSDF_PRINCIPLED":
+                continue
+            sock = node.inputs.get("Base Color")
+            if sock is None:
+                break
+            colour = _linear_to_srgb(np.array(sock.default_value[:3], dtype=np.float64))
+            # An image feeding Base Color, directly or through a few nodes (the glTF importer puts a Mix that
+            # multiplies by the colour factor in between).
+            frontier = [link.from_node for link in sock.links]
+            for _ in range(3):
+                found = next((n for n in frontier if n.type == "TEX_IMAGE" and n.image is not None), None)
+                if found is not None:
+                    image, colour = found.image, np.ones(3)
+                    break
+                frontier = [link.from_node for n in frontier for i in n.inputs for link in i.links]
+            break
+    return colour, image
+
+
+def _image_pixels(image, cache: dict) -> np.ndarray | None:
+    if image.name in cache:
+        return cache[image.name]
+    pixels = None
+    if image.packed_file is None:  # only images inside the file: a path in a stranger's file is not ours to read
+        cache[image.name] = None
+        return None
+    try:
+        w, h = image.size  # reading the size loads the packed image; (0, 0) when it cannot be decoded
+        if 0 < w * h <= 16_000_000:
+            buf = np.empty(w * h * image.channels, dtype=np.float32)
+            image.pixels.foreach_get(buf)
+            pixels = buf.reshape(h, w, image.channels)
+            if image.channels < 3:
+                pixels = np.repeat(pixels[..., :1], 3, axis=2)
+    except (RuntimeError, ValueError):
+        pixels = None
+    cache[image.name] = pixels
+    return pixels
+
+
+def _mesh_data(bpy, arm, meshes: list, bone_index: dict[str, int], J: int) -> dict:
+    """Rest-pose vertices (Blender world), triangles, top-4 skin weights and colours of all meshes, merged."""
+    verts, faces, idx_all, w_all, cols = [], [], [], [], []
+    have_colour = False
+    cache: dict = {}
+    offset = 0
+    for ob in meshes:
+        me = ob.data
+        V = len(me.vertices)
+        co = np.empty(V * 3, dtype=np.float32)
+        me.vertices.foreach_get("co", co)
+        m = np.array(ob.matrix_world)
+        verts.append(co.reshape(V, 3) @ m[:3, :3].T + m[:3, 3])
+        me.calc_loop_triangles()
+        tri = np.empty(len(me.loop_triangles) * 3, dtype=np.int32)
+        me.loop_triangles.foreach_get("vertices", tri)
+        faces.append(tri.reshape(-1, 3).astype(np.int64) + offset)
+        offset += V
+
+        dense = np.zeros((V, J), dtype=np.float32)
+        if ob.parent_type == "BONE" and not any(mod.type == "ARMATURE" for mod in ob.modifiers):
+            dense[:, bone_index[ob.parent_bone]] = 1.0
+        else:
+            group_joint = {g.index: bone_index.get(g.name, -1) for g in ob.vertex_groups}
+            for v in me.vertices:
+                for g in v.groups:
+                    j = group_joint.get(g.group, -1)
+                    if j >= 0 and g.weight > 0:
+                        dense[v.index, j] += g.weight
+        top = np.argsort(-dense, axis=1)[:, :4]
+        w = np.take_along_axis(dense, top, axis=1).astype(np.float64)
+        idx_all.append(top.astype(np.int64))
+        w_all.append(w)
+        c = _mesh_colours(me, cache)
+        have_colour |= c is not None
+        cols.append(c if c is not None else np.full((V, 3), 0.8))
+    out = {"vertices": np.concatenate(verts), "faces": np.concatenate(faces),
+           "skin_indices": np.concatenate(idx_all), "skin_weights": np.concatenate(w_all)}
+    if have_colour:
+        out["colors"] = np.clip(np.concatenate(cols), 0.0, 1.0)
+    return out
+
+
+def _import(bpy, req: dict) -> tuple[dict, dict]:
+    path, fmt = req["path"], req["format"]
+    scene = bpy.context.scene
+    t = time.perf_counter()
+    try:
+        if fmt == "fbx":
+            result = bpy.ops.import_scene.fbx(
+                filepath=path, use_anim=True, anim_offset=0.0, use_image_search=False, use_custom_props=False,
+                ignore_leaf_bones=False, automatic_bone_orientation=False, force_connect_children=False,
+                primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y")
+        else:
+            scene.render.fps, scene.render.fps_base = int(req.get("gltf_fps", 30)), 1.0
+            result = bpy.ops.import_scene.gltf(filepath=path, bone_heuristic="BLENDER", disable_bone_shape=True,
+                                               import_pack_images=False,
+                                               import_scene_extras=False, import_shading="NORMALS")
+    except RuntimeError as exc:  # the importers report unreadable files this way
+        raise WorkerError(f"not a readable {fmt.upper()} file (corrupt or truncated?): "
+                          f"{_importer_message(exc, path)}") from None
+    if "FINISHED" not in result:
+        raise WorkerError(f"Blender cannot read this {fmt.upper()} file (the importer gave up)")
+    seconds = {"read_file": time.perf_counter() - t}
+
+    arm = _pick_armature(bpy)
+    bones = list(arm.data.bones)
+    names = [b.name for b in bones]
+    order: list[int] = []  # topological: parents first
+    placed: set[str] = set()
+    pending = list(range(len(bones)))
+    while pending:
+        rest = []
+        for i in pending:
+            parent = bones[i].parent
+            if parent is None or parent.name in placed:
+                order.append(i)
+                placed.add(bones[i].name)
+            else:
+                rest.append(i)
+        pending = rest
+    bones = [bones[i] for i in order]
+    names = [b.name for b in bones]
+    bone_index = {n: j for j, n in enumerate(names)}
+    parents = [bone_index[b.parent.name] if b.parent else -1 for b in bones]
+    J = len(bones)
+
+    # Rest pose: drop every animation's influence first.
+    for ob in bpy.data.objects:
+        if ob.animation_data is not None:
+            for track in list(ob.animation_data.nla_tracks):
+                ob.animation_data.nla_tracks.remove(track)
+    actions_for_arm = []
+    if arm.animation_data is not None:
+        arm.animation_data.action = None
+    for ob in bpy.data.objects:
+        if ob is not arm and ob.animation_data is not None:
+            ob.animation_data_clear()
+    for act in bpy.data.actions:
+        slot = _armature_slot(act)
+        if slot is not None:
+            actions_for_arm.append((act, slot))
+    arm.data.pose_position = "REST"
+    for pb in arm.pose.bones:
+        pb.matrix_basis.identity()
+    bpy.context.view_layer.update()
+    arm_world = np.array(arm.matrix_world)
+    rest_local = np.stack([np.array(b.matrix_local) for b in bones]) if J else np.zeros((0, 4, 4))
+    rest_world = arm_world @ rest_local
+
+    ends = _end_sites(bpy, arm)
+    end_names = [e.name for e in ends]
+    end_parents = []
+    for e in ends:
+        end_parents.append(bone_index[e.parent_bone] if e.parent == arm else J + ends.index(e.parent))
+    end_world = np.stack([np.array(e.matrix_world) for e in ends]) if ends else np.zeros((0, 4, 4))
+
+    arrays: dict[str, np.ndarray] = {"rest_world": np.concatenate([rest_world, end_world])}
+    info: dict = {"armature": arm.name, "names": names + end_names, "parents": parents + end_parents,
+                  "end_sites": [False] * J + [True] * len(ends), "warnings": [], "motions": []}
+
+    if req.get("want_mesh"):
+        meshes, skipped = _character_meshes(bpy, arm)
+        if skipped:
+            info["warnings"].append("meshes not attached to the skeleton were left out: " + ", ".join(skipped[:8]))
+        if meshes:
+            t = time.perf_counter()
+            arrays.update(_mesh_data(bpy, arm, meshes, bone_index, J))
+            info["meshes"] = [m.name for m in meshes]
+            seconds["mesh"] = time.perf_counter() - t
+        else:
+            info["meshes"] = []
+
+    if req.get("want_animations"):
+        t = time.perf_counter()
+        # Meshes are not needed any more: removing them keeps each frame's evaluation to the armature.
+        for ob in list(bpy.data.objects):
+            if ob.type == "MESH":
+                bpy.data.objects.remove(ob)
+        arm.data.pose_position = "POSE"
+        scene_fps = scene.render.fps / scene.render.fps_base
+        max_frames = int(req.get("max_frames", 1_000_000))
+        if arm.animation_data is None:
+            arm.animation_data_create()
+        for k, (act, slot) in enumerate(sorted(actions_for_arm, key=lambda a: a[0].name)):
+            frames, fps = _sampling(act, slot, fmt, scene_fps, float(req.get("gltf_fps", 30)))
+            T = len(frames)
+            if T > max_frames:
+                raise WorkerError(f"animation {act.name!r} has {T} frames; the limit is {max_frames}")
+            for pb in arm.pose.bones:
+                pb.matrix_basis.identity()
+            arm.animation_data.action = act
+            arm.animation_data.action_slot = slot
+            pb_index = [arm.pose.bones.find(n) for n in names]
+            world = np.empty((T, J, 4, 4))
+            for i, f in enumerate(frames):
+                scene.frame_set(int(np.floor(f)), subframe=float(f - np.floor(f)))
+                local = _matrices(arm.pose.bones, "matrix", len(arm.pose.bones))[pb_index]
+                world[i] = np.array(arm.matrix_world) @ local
+            arrays[f"motion{k}"] = world
+            info["motions"].append({"name": act.name, "fps": fps, "first_frame": float(frames[0]) if T else 0.0,
+                                    "frames": T})
+        seconds["animations"] = time.perf_counter() - t
+    info["seconds"] = seconds
+    return info, arrays
+
+
+COMMON_RATES = (24.0, 25.0, 30.0, 48.0, 50.0, 60.0, 90.0, 100.0, 120.0)
+
+
+def _key_frames(act, slot) -> np.ndarray:
+    """Sorted distinct frames at which an action keys the slot's channels."""
+    times = []
+    for layer in act.layers:
+        for strip in layer.strips:
+            bag = strip.channelbag(slot)
+            for fc in (bag.fcurves if bag is not None else ()):
+                co = np.empty(len(fc.keyframe_points) * 2, dtype=np.float32)
+                fc.keyframe_points.foreach_get("co", co)
+                times.append(co[0::2])
+    return np.unique(np.round(np.concatenate(times), 4)) if times else np.zeros(0)
+
+
+def _sampling(act, slot, fmt: str, scene_fps: float, default_fps: float) -> tuple[np.ndarray, float]:
+    """The scene frames to sample an action at, and the motion's frame rate.
+
+    Keys on every frame (what exporters write): sampled at the keys themselves. FBX then has the file's own
+    rate; glTF (times in seconds, no rate) the rate of the key spacing, snapped to a common rate within 0.05%.
+    Sparse, hand-placed keys: a regular grid over the action, at the FBX file's rate, or for glTF the finest
+    key spacing snapped to a common rate within 2% (``default_fps`` when that spacing is over 1/20 s).
+    """
+    keys = _key_frames(act, slot)
+    start, end = act.frame_range
+    gaps = np.diff(keys)
+    regular = len(keys) >= 2 and float(np.ptp(gaps)) < 1e-2 * float(gaps.min())
+    if regular:
+        rate = scene_fps * (len(keys) - 1) / float(keys[-1] - keys[0])
+        fps = scene_fps if fmt == "fbx" else _snap(rate, 5e-4, default_fps)
+        return keys.astype(np.float64), fps
+    if fmt == "fbx":
+        fps = scene_fps
+    elif len(keys) >= 2:
+        fps = _snap(scene_fps / float(gaps.min()), 0.02, default_fps)
+    else:
+        fps = default_fps
+    step = scene_fps / fps
+    n = int(np.floor((end - start) / step + 1e-2)) + 1
+    return start + step * np.arange(n), fps
+
+
+def _snap(rate: float, tolerance: float, default: float) -> float:
+    for common in COMMON_RATES:
+        if abs(rate - common) < tolerance * common:
+            return common
+    if rate < 20.0 and tolerance > 1e-3:  # sparse keys say nothing about a rate
+        return default
+    return round(rate, 3) if rate >= 1.0 else default
+
+
+def _armature_slot(act):
+    """The slot of an action that animates an armature's bones (None if it animates no bones)."""
+    for layer in act.layers:
+        for strip in layer.strips:
+            for bag in strip.channelbags:
+                if any(fc.data_path.startswith("pose.bones[") for fc in bag.fcurves):
+                    if bag.slot.target_id_type in ("OBJECT", "UNSPECIFIED"):
+                        return bag.slot
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    req = json.loads(Path(argv[1]).read_text())
+    result_path = Path(req["result"])
+    try:
+        t = time.perf_counter()
+        try:
+            import bpy
+        except ImportError as exc:
+            import importlib.util
+
+            if importlib.util.find_spec("bpy") is None:
+                raise WorkerError("Blender as a Python module is not installed: pip install bpy==5.0.1") from None
+            low_memory = any(k in str(exc).lower() for k in ("map segment", "allocate", "memory"))
+            raise WorkerError(f"Blender could not start ({exc})", "memory" if low_memory else "input") from None
+        _reset(bpy)
+        start = time.perf_counter() - t
+        if req["op"] == "export":
+            with np.load(req["arrays"]) as z:
+                arrays = {k: z[k] for k in z.files}
+            result = _export(bpy, req, arrays)
+            out_arrays: dict = {}
+        elif req["op"] == "import":
+            result, out_arrays = _import(bpy, req)
+        elif req["op"] == "version":
+            result, out_arrays = {"version": bpy.app.version_string}, {}
+        else:
+            raise RuntimeError(f"unknown op {req['op']!r}")
+        result.setdefault("seconds", {})["start_blender"] = start
+        if out_arrays:
+            np.savez(req["result_arrays"], **out_arrays)
+        result["ok"] = True
+    except WorkerError as exc:
+        result = {"ok": False, "error": str(exc), "kind": exc.kind}
+    except MemoryError:
+        result = {"ok": False, "error": "ran out of memory", "kind": "memory"}
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides what the user sees
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    result_path.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

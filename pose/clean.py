@@ -1,0 +1,187 @@
+"""Cleaning landmark tracks: gaps, jitter, the ground plane and foot contacts (numpy, whole clip at once).
+
+Conventions: tracks are ``(T, N, D)`` arrays, time first, NaN where nobody was detected. 3D points here are in
+metres; "up" is a unit vector, the floor is the plane ``up · p = floor``.
+
+Why these choices:
+
+* **Gaps**: linear interpolation in time, edges held. Short gaps (a missed frame or two, a hand passing the face)
+  are invisible after it; long ones are reported, since what happened there is invented.
+* **Filtering**: Savitzky-Golay (scipy), a zero-phase filter: the whole clip is known, so unlike the causal
+  One-Euro filter it adds no lag, and it keeps peaks (a wave, a kick) better than a moving average of the same
+  noise reduction. ``strength`` in [0, 1] sets the window: 0 = off, 0.5 (default) = 0.27 s, 1 = 0.5 s.
+* **Ground plane**: the camera's tilt is unknown and MediaPipe's 3D pose is camera-aligned, so "up" is the
+  body's own long axis over the clip (people stand upright on average). A plane through the standing spots
+  was tried and rejected: MediaPipe's 3D pose leans towards "upright in the camera's frame" (on the mmpose clip
+  the feet's floor was tilted 19 degrees from the body's axis), so levelling that floor made people lean. The
+  floor height is where the standing feet are; pinning (:mod:`pose.root`) keeps them on it.
+* **Contacts**: a foot is planted when it is near the floor *and* still in the image. Speeds come from the 2D
+  track scaled to metres by the person's size in the image, because the camera-depth part of the 3D path is
+  several times noisier than the image position.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import savgol_filter
+
+from core.errors import InputError
+
+__all__ = ["NobodyError", "check_detections", "fill_gaps", "smooth", "smoothing_window", "body_up",
+           "standing_points", "floor_height",
+           "foot_contacts", "jitter", "MIN_DETECTION_RATE", "MAX_GAP_SECONDS"]
+
+MIN_DETECTION_RATE = 0.5  # below this the motion would be mostly invented
+MAX_GAP_SECONDS = 0.5  # longer gaps are filled too, but reported
+
+
+class NobodyError(InputError):
+    """Nobody (or hardly anybody) was found in the video."""
+
+
+def check_detections(detected: np.ndarray, fps: float, min_rate: float = MIN_DETECTION_RATE) -> None:
+    """Refuse a clip where most frames have nobody in them.
+
+    Raises:
+        NobodyError: saying how many frames had a person and what to do.
+    """
+    T = len(detected)
+    n = int(np.sum(detected))
+    if n == 0:
+        raise NobodyError(f"no person was found in any of the {T} frames: film one person, whole body in view, "
+                          f"in reasonable light")
+    if n < 2 or n < min_rate * T:
+        raise NobodyError(f"a person was found in only {n} of {T} frames ({100 * n / T:.0f} %; at least "
+                          f"{100 * min_rate:.0f} % needed): trim the video to the part where the person is fully "
+                          f"in view")
+
+
+def fill_gaps(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``x (T, ...)`` with frames where ``valid (T,)`` is False filled by linear interpolation (edges held)."""
+    x = np.asarray(x, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    if valid.all():
+        return x.copy()
+    if not valid.any():
+        raise ValueError("fill_gaps needs at least one valid frame")
+    t = np.arange(len(x))
+    flat = x.reshape(len(x), -1)
+    out = np.empty_like(flat)
+    good = t[valid]
+    for c in range(flat.shape[1]):
+        out[:, c] = np.interp(t, good, flat[valid, c])
+    return out.reshape(x.shape)
+
+
+def gaps(valid: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` frame ranges where ``valid (T,)`` is False."""
+    v = np.concatenate([[True], np.asarray(valid, bool), [True]])
+    d = np.diff(v.astype(np.int8))
+    return list(zip(np.flatnonzero(d == -1).tolist(), np.flatnonzero(d == 1).tolist()))
+
+
+def smoothing_window(fps: float, strength: float) -> int:
+    """Odd Savitzky-Golay window in frames for ``strength`` in [0, 1] (1 = no filtering)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"smoothing strength must be in [0, 1], got {strength}")
+    if strength <= 0:
+        return 1
+    seconds = 0.05 + 0.45 * strength
+    n = int(round(seconds * fps))
+    return max(5, n + (n + 1) % 2)
+
+
+def smooth(x: np.ndarray, fps: float, strength: float, polyorder: int = 3) -> np.ndarray:
+    """Zero-phase Savitzky-Golay filtering of ``x (T, ...)`` along time (see :func:`smoothing_window`)."""
+    x = np.asarray(x, dtype=np.float64)
+    window = smoothing_window(fps, strength)
+    if window <= 1 or len(x) < 5:
+        return x.copy()
+    window = min(window, len(x) - (1 - len(x) % 2))  # odd and no longer than the clip
+    if window <= polyorder:
+        return x.copy()
+    return savgol_filter(x, window, polyorder, axis=0, mode="interp")
+
+
+def jitter(positions: np.ndarray, fps: float) -> float:
+    """Mean joint acceleration magnitude of ``(T, J, 3)`` positions, m/s² (DESIGN §5)."""
+    p = np.asarray(positions, dtype=np.float64)
+    if len(p) < 3:
+        return 0.0
+    acc = (p[2:] - 2 * p[1:-1] + p[:-2]) * fps * fps
+    return float(np.nanmean(np.linalg.norm(acc, axis=-1)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Ground plane
+# ----------------------------------------------------------------------------------------------------------
+
+def body_up(body_axis: np.ndarray) -> np.ndarray:
+    """Unit "up" from the body's long axis ``(T, 3)`` per frame (ankles' to shoulders' midpoint): its median."""
+    axis = np.asarray(body_axis, dtype=np.float64)
+    axis = axis / np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-9)
+    up = np.median(axis, axis=0)
+    return up / max(np.linalg.norm(up), 1e-9)
+
+
+def standing_points(foot_points: np.ndarray, up: np.ndarray, still: np.ndarray | None = None) -> np.ndarray:
+    """``(N, 3)`` sole points that are still and the lowest of their frame (within 5 cm) along ``up``.
+
+    foot_points: ``(T, F, 3)`` heels and toes. still: ``(T, F)`` which of them are not moving (all when None).
+    """
+    P = np.asarray(foot_points, dtype=np.float64)
+    still = np.ones(P.shape[:2], bool) if still is None else np.asarray(still, bool)
+    h = P @ up
+    return P[still & (h <= h.min(axis=1, keepdims=True) + 0.05)]
+
+
+def floor_height(foot_points: np.ndarray, up: np.ndarray, still: np.ndarray | None = None) -> float:
+    """Height of the floor along ``up``: the median lowest sole point over frames where a foot stands still."""
+    P = np.asarray(foot_points, dtype=np.float64)
+    lowest = (P @ up).min(axis=1)
+    pts = standing_points(P, up, still)
+    if len(pts) >= 3:
+        return float(np.median(pts @ up))
+    return float(np.percentile(lowest, 10))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Contacts
+# ----------------------------------------------------------------------------------------------------------
+
+def _debounce(x: np.ndarray, min_len: int) -> np.ndarray:
+    """Remove on/off runs shorter than ``min_len`` frames from a boolean ``(T,)`` signal (short gaps first)."""
+    x = x.copy()
+    for value in (False, True):
+        v = np.concatenate([[False], x == value, [False]]).astype(np.int8)
+        d = np.diff(v)
+        for s, e in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+            if e - s < min_len and s > 0 and e < len(x):
+                x[s:e] = not value
+    return x
+
+
+def foot_contacts(heights: np.ndarray, speeds: np.ndarray, fps: float, height_limit: float = 0.06,
+                  speed_limit: float = 0.45, min_seconds: float = 0.08) -> np.ndarray:
+    """Per-foot contact flags ``(T, 2)``.
+
+    Args:
+        heights: ``(T, 2)`` lowest point of each foot above the floor, metres.
+        speeds: ``(T, 2)`` each foot's speed along the floor, m/s.
+        height_limit, speed_limit: a planted foot is lower and slower than these.
+        min_seconds: contacts and flights shorter than this are dropped (flicker).
+    """
+    h = np.asarray(heights, dtype=np.float64)
+    v = np.asarray(speeds, dtype=np.float64)
+    # Hysteresis: once planted, a foot stays planted until clearly lifted or moving.
+    out = np.zeros(h.shape, bool)
+    n = max(1, int(round(min_seconds * fps)))
+    for f in range(h.shape[1]):
+        on = False
+        for t in range(len(h)):
+            if on:
+                on = h[t, f] < 1.6 * height_limit and v[t, f] < 1.6 * speed_limit
+            else:
+                on = h[t, f] < height_limit and v[t, f] < speed_limit
+            out[t, f] = on
+        out[:, f] = _debounce(out[:, f], n)
+    return out

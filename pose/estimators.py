@@ -1,0 +1,190 @@
+"""Pose estimators: the :class:`Estimator` interface, MediaPipe (embedded default) and an optional ONNX backend.
+
+Every backend speaks the 33-landmark BlazePose topology (:data:`LANDMARKS`), the richest one that comes
+embedded: it has heels, toes, index/pinky knuckles and ears, which the fit needs for feet, hands and head.
+
+Conventions of a :class:`PoseFrame`:
+
+* ``image``: ``(33, 2)`` pixel coordinates in the frame that was passed in (x right, y down, pixel centres at .5);
+* ``world``: ``(33, 3)`` metres, origin midway between the hips, *camera-aligned* axes (x to the image's right,
+  y down, z away from the camera): MediaPipe's world landmarks, which are not gravity-aligned;
+* ``visibility``: ``(33,)`` in [0, 1].
+
+MediaPipe 0.10.21's wheel ships only the "full" BlazePose landmark model (legacy ``solutions.pose``,
+``model_complexity=1``); lite and heavy would be downloaded at run time, which this product never does, so they
+are not offered. Video mode tracks one person from frame to frame (re-detecting when it loses them);
+:mod:`pose.tracking` decides which person that is.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from core.errors import InputError
+
+__all__ = ["LANDMARKS", "LM", "PoseFrame", "Estimator", "MediaPipeEstimator", "RtmlibEstimator",
+           "EstimatorUnavailable", "make_estimator", "ESTIMATORS"]
+
+LANDMARKS: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+LM = {name: i for i, name in enumerate(LANDMARKS)}
+
+
+class EstimatorUnavailable(InputError):
+    """The chosen pose backend cannot run here (the message says what it needs)."""
+
+
+@dataclass
+class PoseFrame:
+    """One person's landmarks in one frame (see the module docstring for the axes).
+
+    image: ``(33, 2)`` pixels. world: ``(33, 3)`` metres, hip-centred, camera-aligned. visibility: ``(33,)``.
+    """
+
+    image: np.ndarray
+    world: np.ndarray
+    visibility: np.ndarray
+
+    def box(self, min_visibility: float = 0.3) -> np.ndarray:
+        """``(4,)`` pixel bounding box ``x0, y0, x1, y1`` of the landmarks seen well enough (all if none are)."""
+        ok = self.visibility >= min_visibility
+        pts = self.image[ok] if ok.sum() >= 4 else self.image
+        return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """A 3D pose estimator for one person per frame.
+
+    ``track`` is the video mode: it may use earlier frames (ROI tracking) and must see frames in time order.
+    ``detect`` looks at one image alone (no state): the tracker uses it to count the people in a frame.
+    """
+
+    name: str
+
+    def track(self, rgb: np.ndarray) -> PoseFrame | None: ...
+
+    def detect(self, rgb: np.ndarray) -> PoseFrame | None: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _mediapipe_frame(result, width: int, height: int) -> PoseFrame | None:
+    if result.pose_landmarks is None or result.pose_world_landmarks is None:
+        return None
+    img = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
+    world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], dtype=np.float64)
+    image = img[:, :2] * (width, height)
+    return PoseFrame(image=image, world=world, visibility=np.clip(img[:, 2], 0.0, 1.0))
+
+
+class MediaPipeEstimator:
+    """BlazePose GHUM "full" through MediaPipe's legacy ``solutions.pose`` (embedded in the wheel, CPU).
+
+    Args:
+        min_detection_confidence, min_tracking_confidence: MediaPipe's thresholds.
+        smooth: MediaPipe's own causal landmark filter. Off by default: :mod:`pose.clean` filters the whole clip
+            without lag afterwards, and the raw output keeps the "jitter before cleaning" number honest.
+    """
+
+    name = "mediapipe"
+
+    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 smooth: bool = False) -> None:
+        if importlib.util.find_spec("mediapipe") is None:
+            raise EstimatorUnavailable("the MediaPipe pose backend needs the `mediapipe` package: "
+                                       "pip install mediapipe==0.10.21")
+        self._args = dict(model_complexity=1, smooth_landmarks=smooth, enable_segmentation=False,
+                          min_detection_confidence=min_detection_confidence,
+                          min_tracking_confidence=min_tracking_confidence)
+        self._video = None
+        self._static = None
+
+    def _make(self, static: bool):
+        import mediapipe as mp
+
+        return mp.solutions.pose.Pose(static_image_mode=static, **self._args)
+
+    def track(self, rgb: np.ndarray) -> PoseFrame | None:
+        if self._video is None:
+            self._video = self._make(False)
+        return _mediapipe_frame(self._video.process(rgb), rgb.shape[1], rgb.shape[0])
+
+    def detect(self, rgb: np.ndarray) -> PoseFrame | None:
+        if self._static is None:
+            self._static = self._make(True)
+        return _mediapipe_frame(self._static.process(rgb), rgb.shape[1], rgb.shape[0])
+
+    def reset(self) -> None:
+        if self._video is not None:
+            self._video.reset()
+
+    def close(self) -> None:
+        for pose in (self._video, self._static):
+            if pose is not None:
+                pose.close()
+        self._video = self._static = None
+
+
+class RtmlibEstimator:
+    """Optional stronger backend: RTMPose-family ONNX models run by rtmlib + onnxruntime (not bundled).
+
+    It needs ``pip install rtmlib onnxruntime`` and a folder with the user's own ONNX files: a person detector
+    (``det.onnx``, e.g. YOLOX/RTMDet) and a 3D whole-body model (``pose3d.onnx``, e.g. RTMW3D) whose keypoints map
+    onto the 33 landmarks. Nothing is downloaded. This build defines the interface and checks the requirements;
+    the landmark mapping for a specific 3D model is not wired yet, and says so instead of pretending.
+    """
+
+    name = "rtmlib"
+    FILES = ("det.onnx", "pose3d.onnx")
+
+    def __init__(self, model_dir: str | Path | None = None) -> None:
+        missing_pkgs = [m for m in ("rtmlib", "onnxruntime") if importlib.util.find_spec(m) is None]
+        need = ("the rtmlib pose backend is optional and needs: `pip install rtmlib onnxruntime` and a folder "
+                f"with your own ONNX models ({', '.join(self.FILES)}) passed as model_dir")
+        if missing_pkgs:
+            raise EstimatorUnavailable(f"{need}; missing packages: {', '.join(missing_pkgs)}")
+        if model_dir is None:
+            raise EstimatorUnavailable(f"{need}; no model folder was given")
+        folder = Path(model_dir)
+        missing = [f for f in self.FILES if not (folder / f).is_file()]
+        if missing:
+            raise EstimatorUnavailable(f"{need}; missing in {folder}: {', '.join(missing)}")
+        raise EstimatorUnavailable("the rtmlib backend's keypoint mapping onto the 33 landmarks is not implemented "
+                                   "in this build; use the default MediaPipe backend")
+
+    def track(self, rgb: np.ndarray) -> PoseFrame | None:  # pragma: no cover - never constructed (see __init__)
+        raise NotImplementedError
+
+    detect = track
+
+    def reset(self) -> None:  # pragma: no cover
+        pass
+
+    def close(self) -> None:  # pragma: no cover
+        pass
+
+
+ESTIMATORS = {"mediapipe": MediaPipeEstimator, "rtmlib": RtmlibEstimator}
+
+
+def make_estimator(name: str = "mediapipe", **options) -> Estimator:
+    """An estimator by name (``"mediapipe"``, the default, or ``"rtmlib"``).
+
+    Raises:
+        EstimatorUnavailable: unknown name, or the backend's packages/models are absent (the message says which).
+    """
+    if name not in ESTIMATORS:
+        raise EstimatorUnavailable(f"unknown pose backend {name!r}; choose one of {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[name](**options)

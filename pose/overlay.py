@@ -1,0 +1,69 @@
+"""The video with the fitted skeleton drawn over it (H.264 through core.render.video.write_mp4).
+
+The frames are decoded again with the same trim, rotation and downscaling as the pose pass, so pixel
+coordinates match :attr:`PoseResult.joints_2d`. Bones are drawn in the preview renderer's colours (the person's
+left blue, right orange, centre grey); frames where nobody was detected get a small "no detection" tag, since
+the skeleton there is interpolated. Planted feet get a white ring.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from core.render.video import write_mp4
+from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
+
+from .video import open_video
+
+__all__ = ["overlay_frames", "write_overlay"]
+
+_LEFT = (56, 122, 235)
+_RIGHT = (242, 128, 51)
+_CENTRE = (210, 210, 205)
+
+
+def _colour(name: str) -> tuple[int, int, int]:
+    return _LEFT if name.startswith("Left") else _RIGHT if name.startswith("Right") else _CENTRE
+
+
+def overlay_frames(result, path: str | Path, trim=None) -> Iterator[np.ndarray]:
+    """RGB frames of the video with ``result``'s skeleton drawn on them (``result``: a PoseResult)."""
+    import cv2
+
+    meta = result.video
+    reader = open_video(path, trim=trim if trim is not None else (meta.start, meta.end),
+                        max_side=max(meta.width, meta.height))
+    P = result.joints_2d
+    T = len(P)
+    scale = max(meta.width, meta.height) / 720
+    thick = max(2, int(round(3 * scale)))
+    feet = [CANONICAL_JOINTS.index(n) for n in ("LeftFoot", "RightFoot")]
+    for frame in reader.frames():
+        img = np.ascontiguousarray(frame.rgb)
+        t = frame.index
+        if t >= T:
+            break
+        pts = P[t]
+        for j, p in enumerate(CANONICAL_PARENTS):
+            if p < 0 or not (np.isfinite(pts[j]).all() and np.isfinite(pts[p]).all()):
+                continue
+            a = tuple(int(round(v)) for v in pts[p])
+            b = tuple(int(round(v)) for v in pts[j])
+            cv2.line(img, a, b, _colour(CANONICAL_JOINTS[j]), thick, cv2.LINE_AA)
+        for j in range(len(CANONICAL_JOINTS)):
+            if np.isfinite(pts[j]).all():
+                cv2.circle(img, tuple(int(round(v)) for v in pts[j]), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+        for f, j in enumerate(feet):
+            if result.contacts[t, f] and np.isfinite(pts[j]).all():
+                cv2.circle(img, tuple(int(round(v)) for v in pts[j]), 4 * thick, (255, 255, 255), thick, cv2.LINE_AA)
+        if not result.detected[t]:
+            cv2.putText(img, "no detection", (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
+                        (255, 80, 80), max(1, thick // 2), cv2.LINE_AA)
+        yield img
+
+
+def write_overlay(result, video_path: str | Path, out_path: str | Path) -> int:
+    """Write the overlay video (H.264 mp4, the clip's own frame rate); returns the number of frames."""
+    return write_mp4(overlay_frames(result, video_path), out_path, fps=result.fps)

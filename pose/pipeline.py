@@ -1,0 +1,306 @@
+"""Video to motion: read frames, estimate 3D landmarks, clean them, recover the root path, fit the skeleton.
+
+:func:`video_to_motion` is the pose stage of the app (core.pipeline calls it). Its :class:`PoseResult` carries
+the :class:`~core.motion.Motion` on the canonical 22-joint skeleton with the person's own bone lengths (rest =
+canonical T-pose, +Z forward, Y up, metres, floor at y = 0) and everything needed to judge it: per-frame 2D/3D
+landmarks, which frames had a detection, fit and reprojection errors, jitter before and after cleaning, speed.
+
+Stages (all whole-clip numpy after the per-frame estimation):
+
+1. decode (:mod:`pose.video`) and estimate, following one person (:mod:`pose.tracking`);
+2. refuse clips where most frames have nobody; fill gaps (:mod:`pose.clean`);
+3. root path in the camera frame from 2D + 3D landmarks and an assumed field of view (:mod:`pose.root`);
+4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`);
+5. bone lengths and IK (:mod:`pose.fit`); foot contacts; feet pinned to the floor (:mod:`pose.root`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from core.motion import Motion
+from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton
+
+from . import clean
+from .estimators import LM, Estimator, make_estimator
+from .fit import TARGET_JOINTS, FitResult, fit_skeleton, joint_targets
+from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
+from .tracking import PersonTracker, TrackingReport
+from .video import MAX_SIDE, VideoMeta, open_video
+
+__all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING"]
+
+Progress = Callable[[float, str], None]
+DEFAULT_SMOOTHING = 0.5
+_J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
+_FEET = (("left", "Left"), ("right", "Right"))
+_SOLE = [LM[f"{s}_{k}"] for s, _ in _FEET for k in ("heel", "foot_index")]
+
+
+def _body_axis(P: np.ndarray) -> np.ndarray:
+    """``(T, 3)`` ankles' midpoint to shoulders' midpoint of ``(T, 33, 3)`` landmarks."""
+    return (0.5 * (P[:, LM["left_shoulder"]] + P[:, LM["right_shoulder"]])
+            - 0.5 * (P[:, LM["left_ankle"]] + P[:, LM["right_ankle"]]))
+
+
+@dataclass
+class PoseResult:
+    """The pose stage's output (arrays are per decoded frame, ``T`` of them).
+
+    motion: the fitted motion (canonical skeleton, the person's bone lengths, root path, the clip's fps).
+    video: what the reader found out about the file (sizes, rotation, trim); None from landmarks alone.
+    image_landmarks: ``(T, 33, 2)`` raw 2D landmarks, pixels of the processed frame (NaN where nobody was found).
+    world_landmarks: ``(T, 33, 3)`` raw 3D landmarks, metres, hip-centred, world axes (Y up, levelled).
+    visibility: ``(T, 33)``. detected: ``(T,)`` frames with the followed person.
+    joints_2d: ``(T, 22, 2)`` the fitted skeleton projected into the frames, pixels, on the camera model's root
+        path (before the feet were pinned: the overlay shows how the pose fits the image).
+    contacts: ``(T, 2)`` left/right foot planted.
+    camera: the assumed camera and the floor it found.
+    fit: the skeleton fit (bone lengths, per-joint errors).
+    fit_error: mean distance between the cleaned landmarks and the fitted joints, metres (hip-centred).
+    fit_error_raw: the same against the unfiltered landmarks, metres.
+    reprojection_error: mean 2D distance between detected landmarks and projected joints, pixels.
+    reprojection_error_unpinned: the same before the feet were pinned (the pose and the camera model alone;
+        pinning keeps the feet on a level floor, which costs image alignment where MediaPipe's 3D pose and the
+        floor the feet trace disagree).
+    jitter_before, jitter_after: mean joint acceleration, m/s², of the raw landmarks (with the raw root path)
+        and of the final motion's joints.
+    bone_length_variation: largest standard deviation of a bone's length over time in the motion, metres.
+    root_correction: ``(T, 3)`` how far the foot pinning moved the root, metres.
+    fps: the clip's measured frame rate. seconds: wall time per stage. warnings: things the user should know.
+    """
+
+    motion: Motion
+    video: VideoMeta | None
+    image_landmarks: np.ndarray
+    world_landmarks: np.ndarray
+    visibility: np.ndarray
+    detected: np.ndarray
+    joints_2d: np.ndarray
+    contacts: np.ndarray
+    camera: CameraModel
+    fit: FitResult
+    fit_error: float
+    fit_error_raw: float
+    reprojection_error: float
+    reprojection_error_unpinned: float
+    jitter_before: float
+    jitter_after: float
+    bone_length_variation: float
+    root_correction: np.ndarray
+    fps: float
+    tracking: TrackingReport
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.detected)
+
+    @property
+    def detection_rate(self) -> float:
+        return float(np.mean(self.detected)) if len(self.detected) else 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        """Processing speed of the whole stage (decoding to fitted motion), frames per wall-clock second."""
+        total = sum(self.seconds.values())
+        return self.num_frames / total if total > 0 else float("inf")
+
+    def summary(self) -> str:
+        return (f"{int(self.detected.sum())}/{self.num_frames} frames with a person ({100 * self.detection_rate:.0f} %)"
+                f", fit error {100 * self.fit_error:.2f} cm (vs raw landmarks {100 * self.fit_error_raw:.2f} cm), "
+                f"reprojection {self.reprojection_error:.1f} px ({self.reprojection_error_unpinned:.1f} px before "
+                f"pinning the feet), jitter {self.jitter_before:.1f} -> {self.jitter_after:.1f} m/s², "
+                f"{self.frames_per_second:.1f} frames/s")
+
+
+def _no_progress(fraction: float, stage: str) -> None:
+    pass
+
+
+def _rotation_to_y(up: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking unit ``up`` onto +Y (keeps the camera's heading)."""
+    from scipy.spatial.transform import Rotation
+
+    y = np.array([0.0, 1.0, 0.0])
+    axis = np.cross(up, y)
+    s, c = np.linalg.norm(axis), float(up @ y)
+    if s < 1e-9:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
+
+
+def _targets_2d(image: np.ndarray) -> np.ndarray:
+    """``(T, 22, 2)`` image positions of the joints that have landmarks (NaN elsewhere)."""
+    out = np.full(image.shape[:1] + (22, 2), np.nan)
+    for name, lms in TARGET_JOINTS.items():
+        out[:, _J[name]] = np.mean([image[:, LM[n]] for n in lms], axis=0)
+    return out
+
+
+def _estimate(reader, estimator: Estimator, progress: Progress) -> tuple[list, TrackingReport]:
+    meta = reader.meta
+    tracker = PersonTracker(estimator, fps=meta.header_fps or 30.0)
+    expected = max(meta.header_frames - int(meta.start * (meta.header_fps or 30.0)), 1)
+    if meta.end is not None and meta.header_fps > 0:
+        expected = max(1, int((meta.end - meta.start) * meta.header_fps))
+    poses = []
+    for frame in reader.frames():
+        poses.append(tracker.step(frame.rgb, frame.index))
+        if frame.index % 15 == 0:
+            progress(0.9 * min(frame.index / expected, 1.0), f"pose estimation: frame {frame.index}")
+    return poses, tracker.report
+
+
+def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
+                    trim: tuple[float | None, float | None] | None = None, progress: Progress | None = None,
+                    estimator: Estimator | str = "mediapipe", fov: float = DEFAULT_FOV, max_side: int = MAX_SIDE,
+                    max_seconds: float | None = None) -> PoseResult:
+    """The motion of the person in a video (see the module docstring).
+
+    Args:
+        path: the video file.
+        smoothing: filter strength in [0, 1] (0 = none; see :func:`pose.clean.smoothing_window`).
+        trim: ``(start, end)`` seconds; either may be None.
+        progress: ``progress(fraction, stage)`` callback.
+        estimator: an :class:`~pose.estimators.Estimator` or a backend name.
+        fov: assumed field of view across the frame's long side, degrees (default: a phone's main camera).
+        max_side: frames are downscaled to this long side. max_seconds: clip length limit (default 10 min).
+
+    Raises:
+        InputError: (subclasses) unreadable video, clip too long, nobody found in most frames, backend missing.
+    """
+    progress = progress or _no_progress
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"smoothing must be within [0, 1], got {smoothing}")
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    kwargs = {} if max_seconds is None else {"max_seconds": max_seconds}
+    reader = open_video(path, trim=trim, max_side=max_side, **kwargs)
+    meta = reader.meta
+    progress(0.0, "reading video")
+    own = isinstance(estimator, str)
+    est = make_estimator(estimator) if isinstance(estimator, str) else estimator
+    try:
+        poses, report = _estimate(reader, est, progress)
+    finally:
+        if own:
+            est.close()
+    seconds["decode+estimate"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    progress(0.9, "cleaning and fitting")
+    warnings = list(reader.stats.warnings)
+    fps = reader.stats.fps(meta.header_fps or 30.0)
+    if reader.stats.variable_rate():
+        warnings.append(f"the video has a variable frame rate; it was treated as a steady {fps:.2f} fps")
+
+    T = len(poses)
+    detected = np.array([p is not None for p in poses], bool)
+    clean.check_detections(detected, fps)
+    image = np.full((T, 33, 2), np.nan)
+    world_cam = np.full((T, 33, 3), np.nan)
+    vis = np.zeros((T, 33))
+    for t, p in enumerate(poses):
+        if p is not None:
+            image[t], world_cam[t], vis[t] = p.image, p.world, p.visibility
+    if report.several_people:
+        warnings.append(f"several people were seen (up to {report.people_seen} at once, in "
+                        f"{report.frames_with_others} of {report.surveys} checked frames); the largest, most central "
+                        f"person was followed")
+    result = motion_from_landmarks(image, world_cam, vis, fps, meta.width, meta.height, smoothing=smoothing,
+                                   fov=fov, name=Path(path).stem)
+    seconds["clean+fit"] = time.perf_counter() - t1
+    progress(1.0, "pose done")
+    return replace(result, video=meta, tracking=report, seconds=seconds, warnings=warnings + result.warnings)
+
+
+def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndarray, fps: float, width: int,
+                          height: int, *, smoothing: float = DEFAULT_SMOOTHING, fov: float = DEFAULT_FOV,
+                          name: str = "") -> PoseResult:
+    """Stages 2-5 (see the module docstring) on landmark tracks: the part of the pipeline after estimation.
+
+    Args:
+        image: ``(T, 33, 2)`` pixels, NaN in frames without a detection.
+        world_cam: ``(T, 33, 3)`` metric, hip-centred landmarks in camera axes (x right, y down, z away).
+        vis: ``(T, 33)`` visibility. fps: frame rate. width, height: frame size, pixels.
+
+    Raises:
+        NobodyError: when most frames have no detection.
+    """
+    T = len(image)
+    detected = np.isfinite(image).all(axis=(1, 2)) & np.isfinite(world_cam).all(axis=(1, 2))
+    clean.check_detections(detected, fps)
+    warnings: list[str] = []
+    long_gaps = [(s, e) for s, e in clean.gaps(detected) if (e - s) / fps > clean.MAX_GAP_SECONDS and 0 < s and e < T]
+    if long_gaps:
+        spans = ", ".join(f"{s / fps:.1f}-{e / fps:.1f} s" for s, e in long_gaps[:5])
+        warnings.append(f"nobody was found for more than {clean.MAX_GAP_SECONDS:g} s at {spans}; the motion there "
+                        f"is interpolated")
+    image_f = clean.fill_gaps(image, detected)
+    world_f = clean.fill_gaps(world_cam, detected)
+    vis_f = np.where(detected[:, None], vis, 0.05)
+
+    # Root path in the camera frame, then the landmarks filtered, the world levelled (floor at y = 0).
+    local_s = clean.smooth(world_f, fps, smoothing)
+    up_cam = clean.body_up(_body_axis(local_s @ FLIP.T))
+    img_s = clean.smooth(image_f, fps, max(smoothing, 0.3))
+    px_speed = np.linalg.norm(np.gradient(img_s, axis=0), axis=-1) * fps  # (T, 33) pixels per second
+
+    def root_path(fov_deg: float) -> tuple[CameraModel, np.ndarray, np.ndarray]:  # (camera, raw, smoothed)
+        cam = CameraModel.from_fov(width, height, fov_deg)
+        t_raw = solve_translation(world_f, image_f, vis_f, cam)
+        return cam, t_raw, (smooth_path(t_raw, fps) if smoothing > 0 else t_raw)
+
+    camera, t_raw, t_smooth = root_path(fov)
+    speed = px_speed * (t_smooth[:, 2] / camera.focal)[:, None]  # metres per second across the image
+    G = (local_s + t_smooth[:, None]) @ FLIP.T
+    floor = clean.floor_height(G[:, _SOLE], up_cam, speed[:, _SOLE] < 0.3)
+    R = _rotation_to_y(up_cam)
+    camera = CameraModel(camera.focal, camera.cx, camera.cy, camera.width, camera.height, R, floor)
+    to_world = R @ FLIP
+    local_w = local_s @ to_world.T
+    hips_w = camera.to_world(t_smooth)
+
+    fit = fit_skeleton(local_w, vis_f)
+    X = fit.positions + hips_w[:, None]  # world joints before pinning
+    L = fit.lengths
+
+    # Foot contacts and pinning.
+    sole_h = np.zeros((T, 2))
+    anchors = np.zeros((T, 2, 3))
+    foot_speed = np.zeros((T, 2))
+    for f, (lo, S) in enumerate(_FEET):
+        ankle, toe = X[:, _J[f"{S}Foot"]], X[:, _J[f"{S}ToeBase"]]
+        sole_h[:, f] = np.minimum(ankle[:, 1] - L.ankle_height, toe[:, 1])
+        anchors[:, f] = 0.5 * (ankle + toe)
+        foot_speed[:, f] = speed[:, [LM[f"{lo}_heel"], LM[f"{lo}_ankle"], LM[f"{lo}_foot_index"]]].min(axis=1)
+    rel_h = sole_h - sole_h.min(axis=1, keepdims=True)  # from the pose alone: free of the root's depth noise
+    rel_h = np.where(sole_h < 0.25, rel_h, 1.0)
+    contacts = clean.foot_contacts(rel_h, foot_speed, fps)
+    root, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps)
+    motion = Motion(canonical_skeleton(fit.offsets), fit.rotations, root, fps, name)
+
+    # Numbers.
+    final = fit.positions - fit.positions[:, :1] + root[:, None]
+    joints_2d = camera.project(final)
+    t2d = _targets_2d(image)
+    reproj = float(np.nanmean(np.linalg.norm(joints_2d - t2d, axis=-1)[detected]))
+    joints_2d = camera.project(fit.positions - fit.positions[:, :1] + (hips_w + fit.positions[:, 0])[:, None])
+    reproj_unpinned = float(np.nanmean(np.linalg.norm(joints_2d - t2d, axis=-1)[detected]))
+    raw_targets, mask = joint_targets(world_f @ to_world.T)
+    raw_err = np.linalg.norm(fit.positions[:, mask] - raw_targets[:, mask], axis=-1)
+    raw_global = joint_targets((world_f + t_raw[:, None]) @ FLIP.T @ R.T)[0][:, mask]
+    bones = np.linalg.norm(final[:, 1:] - final[:, list(CANONICAL_PARENTS[1:])], axis=-1)
+    return PoseResult(
+        motion=motion, video=None, image_landmarks=image, world_landmarks=world_cam @ to_world.T,
+        visibility=vis, detected=detected, joints_2d=joints_2d, contacts=contacts, camera=camera, fit=fit,
+        fit_error=fit.mean_error, fit_error_raw=float(np.mean(raw_err[detected])), reprojection_error=reproj,
+        reprojection_error_unpinned=reproj_unpinned,
+        jitter_before=clean.jitter(raw_global, fps), jitter_after=clean.jitter(final[:, mask], fps),
+        bone_length_variation=float(bones.std(axis=0).max()), root_correction=corr,
+        fps=fps, tracking=TrackingReport(), warnings=warnings)

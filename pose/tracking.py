@@ -1,0 +1,193 @@
+"""Following one person through a video when several may be in frame.
+
+MediaPipe's video mode tracks a single person: it re-uses the previous frame's landmarks as the next region of
+interest, and only when it loses them runs its detector on the whole frame, which then picks whoever scores
+best. So on its own it can jump to another person. :class:`PersonTracker` keeps it on one:
+
+1. **Choosing** (first frame with anyone in it): the estimator's single-image ``detect`` is run repeatedly, each
+   time with the people already found blacked out, to list everyone (up to ``max_people``). The person chosen is
+   the largest and most central: score = box height / frame height x (1 - 0.6 x centre distance / half-diagonal).
+2. **Keeping**: once more than one person has been seen, every frame is passed to the estimator with everything
+   outside a window around the chosen person blacked out. Blacking out (instead of cropping) keeps pixel
+   coordinates unchanged, so MediaPipe's own frame-to-frame tracking still works. The window is the person's
+   last box widened by 40 %, and it grows by one body height per second while they are lost, so someone who
+   walks off and comes back elsewhere is found again.
+3. **Continuity check**: a pose whose box jumps further than a person can move since the last accepted frame
+   (or changes size abruptly) is rejected as a different person; the frame counts as "nobody" and the gap is
+   filled later by :mod:`pose.clean`.
+4. **Survey**: about once a second the frame is checked with the chosen person blacked out; anyone still
+   found is another person, which switches masking on and is reported.
+
+Cost: masking is one frame copy (about 1 ms at 720p) and only once several people were seen; the survey is one
+extra detector run per second of video.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .estimators import LM, Estimator, PoseFrame
+
+__all__ = ["PersonTracker", "TrackingReport", "choose_person"]
+
+_TORSO = [LM["left_shoulder"], LM["right_shoulder"], LM["left_hip"], LM["right_hip"]]
+
+
+@dataclass
+class TrackingReport:
+    """What the tracker saw.
+
+    people_seen: most people found in one frame. frames_with_others: surveyed frames that had someone else.
+    surveys: frames surveyed. rejected: poses dropped as a jump to someone else. masked: whether masking was on.
+    """
+
+    people_seen: int = 0
+    frames_with_others: int = 0
+    surveys: int = 0
+    rejected: int = 0
+    masked: bool = False
+    chosen_box: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def several_people(self) -> bool:
+        return self.people_seen > 1
+
+
+def _score(box: np.ndarray, width: int, height: int) -> float:
+    cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+    dist = np.hypot(cx - width / 2, cy - height / 2) / np.hypot(width / 2, height / 2)
+    return float((box[3] - box[1]) / height * (1.0 - 0.6 * min(dist, 1.0)))
+
+
+def choose_person(people: list[PoseFrame], width: int, height: int) -> int:
+    """Index of the largest, most central person (see the module docstring for the score)."""
+    return int(np.argmax([_score(p.box(), width, height) for p in people]))
+
+
+def _blacked_out(rgb: np.ndarray, boxes: list[np.ndarray], grow: float) -> np.ndarray:
+    out = rgb.copy()
+    H, W = rgb.shape[:2]
+    for b in boxes:
+        x0, y0, x1, y1 = _grown(b, grow, W, H)
+        out[y0:y1, x0:x1] = 0
+    return out
+
+
+def _grown(box: np.ndarray, grow: float, W: int, H: int) -> tuple[int, int, int, int]:
+    w, h = box[2] - box[0], box[3] - box[1]
+    pad = grow * max(w, h)
+    return (int(max(0, box[0] - pad)), int(max(0, box[1] - pad)), int(min(W, box[2] + pad + 1)),
+            int(min(H, box[3] + pad + 1)))
+
+
+def _real_person(p: PoseFrame, height: int) -> bool:
+    """A detection worth counting as a person: torso seen, not a sliver."""
+    box = p.box()
+    return bool(p.visibility[_TORSO].mean() > 0.5 and (box[3] - box[1]) > 0.08 * height)
+
+
+class PersonTracker:
+    """Runs an :class:`~pose.estimators.Estimator` on frames in order, following one person.
+
+    Args:
+        estimator: the pose backend. fps: the clip's frame rate (for speed limits and the survey interval).
+        survey_every: seconds between checks for other people. max_people: most people listed when choosing.
+    """
+
+    def __init__(self, estimator: Estimator, fps: float, survey_every: float = 1.0, max_people: int = 4) -> None:
+        self.estimator = estimator
+        self.fps = fps if fps > 0 else 30.0
+        self.survey_interval = max(1, int(round(survey_every * self.fps)))
+        self.max_people = max_people
+        self.report = TrackingReport()
+        self._box: np.ndarray | None = None  # chosen person's last accepted box (pixels)
+        self._last_seen = -1
+        self._buffer: np.ndarray | None = None
+
+    # -- choosing ---------------------------------------------------------------------------------------------
+    def _everyone(self, rgb: np.ndarray) -> list[PoseFrame]:
+        H = rgb.shape[0]
+        people: list[PoseFrame] = []
+        image = rgb
+        for _ in range(self.max_people):
+            p = self.estimator.detect(image)
+            if p is None or not _real_person(p, H):
+                break
+            people.append(p)
+            image = _blacked_out(rgb, [q.box() for q in people], grow=0.1)
+        return people
+
+    def _masked(self, rgb: np.ndarray, index: int) -> np.ndarray:
+        H, W = rgb.shape[:2]
+        assert self._box is not None
+        lost_s = (index - self._last_seen) / self.fps
+        h = self._box[3] - self._box[1]
+        grow = 0.4 + (lost_s * h / max(h, 1.0) if lost_s > 0.1 else 0.0)
+        x0, y0, x1, y1 = _grown(self._box, grow, W, H)
+        if self._buffer is None or self._buffer.shape != rgb.shape:
+            self._buffer = np.zeros_like(rgb)
+        else:
+            self._buffer.fill(0)
+        self._buffer[y0:y1, x0:x1] = rgb[y0:y1, x0:x1]
+        return self._buffer
+
+    def _plausible(self, pose: PoseFrame, index: int) -> bool:
+        """Whether ``pose`` can be the chosen person, given where they were last seen."""
+        if self._box is None:
+            return True
+        dt = max(index - self._last_seen, 1) / self.fps
+        box = pose.box()
+        h_prev = max(self._box[3] - self._box[1], 1.0)
+        c_prev = 0.5 * (self._box[:2] + self._box[2:])
+        c = 0.5 * (box[:2] + box[2:])
+        # People move at most a few body heights per second in the image; one frame may also re-frame a limb.
+        jump = float(np.linalg.norm(c - c_prev)) / h_prev
+        size = (box[3] - box[1]) / h_prev
+        limit = 0.35 + 3.0 * dt
+        return jump <= limit and (1.0 / (1.6 + 2 * dt)) <= size <= 1.6 + 2 * dt
+
+    # -- per frame --------------------------------------------------------------------------------------------
+    def step(self, rgb: np.ndarray, index: int) -> PoseFrame | None:
+        """The chosen person's pose in frame ``index`` (frames must come in order), or None."""
+        H, W = rgb.shape[:2]
+        rep = self.report
+        if self._box is None:
+            people = self._everyone(rgb)
+            if not people:
+                return None
+            k = choose_person(people, W, H)
+            self._box, self._last_seen = people[k].box(), index
+            rep.chosen_box = self._box.copy()
+            rep.people_seen = max(rep.people_seen, len(people))
+            rep.surveys += 1
+            if len(people) > 1:
+                rep.frames_with_others += 1
+                rep.masked = True
+                rep.notes.append(f"frame {index}: {len(people)} people in view; following the largest, most "
+                                 f"central one")
+        image = self._masked(rgb, index) if rep.masked else rgb
+        pose = self.estimator.track(image)
+        if pose is not None and not self._plausible(pose, index):
+            rep.rejected += 1
+            rep.masked = True  # someone else got picked up: from now on look only near our person
+            self.estimator.reset()
+            pose = None
+        if pose is not None:
+            self._box, self._last_seen = pose.box(), index
+        if pose is not None and index % self.survey_interval == self.survey_interval - 1:
+            self._survey(rgb, index)
+        return pose
+
+    def _survey(self, rgb: np.ndarray, index: int) -> None:
+        assert self._box is not None
+        rep = self.report
+        rep.surveys += 1
+        other = self.estimator.detect(_blacked_out(rgb, [self._box], grow=0.15))
+        if other is not None and _real_person(other, rgb.shape[0]):
+            rep.frames_with_others += 1
+            rep.people_seen = max(rep.people_seen, 2)
+            if not rep.masked:
+                rep.notes.append(f"frame {index}: another person in view; keeping to the one followed so far")
+            rep.masked = True

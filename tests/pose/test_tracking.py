@@ -1,0 +1,95 @@
+"""Following one person: choosing the largest/most central, staying on them, rejecting jumps (fake estimator)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pose.estimators import PoseFrame
+from pose.tracking import PersonTracker, choose_person
+
+W, H = 320, 240
+
+
+def person(box) -> PoseFrame:
+    x0, y0, x1, y1 = box
+    g = np.linspace(0, 1, 33)
+    image = np.stack([x0 + (x1 - x0) * g, y0 + (y1 - y0) * g[::-1]], axis=1)
+    return PoseFrame(image=image, world=np.zeros((33, 3)), visibility=np.ones(33))
+
+
+class FakeEstimator:
+    """Sees a person wherever their box's centre pixel is not black. ``track`` prefers people in list order
+    (like MediaPipe picking whoever its detector scores best), ``detect`` too."""
+
+    name = "fake"
+
+    def __init__(self, boxes_per_frame):
+        self.boxes = boxes_per_frame
+        self.t = 0
+        self.resets = 0
+
+    def _visible(self, rgb):
+        out = []
+        for box in self.boxes[self.t]:
+            cx, cy = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
+            if rgb[cy, cx].any():
+                out.append(person(box))
+        return out
+
+    def track(self, rgb):
+        seen = self._visible(rgb)
+        return seen[0] if seen else None
+
+    def detect(self, rgb):
+        return self.track(rgb)
+
+    def reset(self):
+        self.resets += 1
+
+    def close(self):
+        pass
+
+
+def run(boxes_per_frame):
+    est = FakeEstimator(boxes_per_frame)
+    tracker = PersonTracker(est, fps=30.0, survey_every=0.2)
+    out = []
+    for t in range(len(boxes_per_frame)):
+        est.t = t
+        out.append(tracker.step(np.full((H, W, 3), 128, np.uint8), t))
+    return out, tracker.report
+
+
+def centre(p: PoseFrame) -> np.ndarray:
+    b = p.box()
+    return 0.5 * (b[:2] + b[2:])
+
+
+def test_chooses_largest_most_central():
+    small_edge = person((5, 100, 35, 160))
+    big_centre = person((130, 40, 190, 220))
+    assert choose_person([small_edge, big_centre], W, H) == 1
+
+
+def test_stays_on_the_chosen_person_although_the_estimator_prefers_another():
+    side = (10, 120, 40, 180)  # small person at the edge, listed first: the estimator's favourite
+    main = [(140 + 2 * t, 40, 190 + 2 * t, 220) for t in range(20)]  # big central person walking right
+    poses, report = run([[side, main[t]] for t in range(20)])
+    assert all(p is not None for p in poses)
+    assert all(abs(centre(p)[0] - (165 + 2 * t)) < 1.0 for t, p in enumerate(poses))
+    assert report.several_people and report.people_seen == 2 and report.masked
+
+
+def test_a_jump_to_someone_else_is_rejected():
+    a = (140, 40, 190, 220)
+    b = (250, 40, 300, 220)
+    frames = [[a]] * 5 + [[b]] * 2 + [[a]] * 3  # our person vanishes, someone else appears far away
+    poses, report = run(frames)
+    assert all(p is not None for p in poses[:5])
+    assert poses[5] is None and report.rejected >= 1
+    assert all(p is not None and abs(centre(p)[0] - 165) < 1 for p in poses[7:])
+
+
+def test_single_person_is_not_reported_as_several():
+    poses, report = run([[(140, 40, 190, 220)]] * 12)
+    assert all(p is not None for p in poses)
+    assert not report.several_people and not report.masked and report.surveys >= 2

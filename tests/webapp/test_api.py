@@ -1,0 +1,51 @@
+"""The page's API with gradio_client, as a script or another app would use it."""
+from __future__ import annotations
+
+import pytest
+
+from core.io.bvh import read_bvh
+from core.render.video import probe_video
+
+
+def _run(client, **overrides):
+    from gradio_client import handle_file
+
+    args = dict(video=None, motion_file=None, character="Ava", character_file=None, semantic=False, smoothing=0.5,
+                foot_locking=True, iterations=30, vlm_path="", trim_start=0, trim_end=0)
+    args.update(overrides)
+    for key in ("video", "motion_file", "character_file"):
+        if args[key] is not None:
+            args[key] = handle_file(str(args[key]))
+    if args["video"] is not None:
+        args["video"] = {"video": args["video"]}
+    return client.predict(**args, api_name="/run")
+
+
+@pytest.fixture(scope="module")
+def client(server_url):
+    from gradio_client import Client
+
+    return Client(server_url, verbose=False)
+
+
+def test_motion_file_job_returns_playable_video_and_downloads(client, small_bvh):
+    source_video, result_video, glb, files, report, _plot = _run(client, motion_file=small_bvh, character="Brute")
+    info = probe_video(result_video)
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p" and info.frames == 45
+    bvh = next(f for f in files if f.endswith(".bvh"))
+    motion = read_bvh(bvh)
+    assert motion.num_frames == 45 and len(motion.skeleton.names) == 22
+    assert "Brute" in report and "Time per stage" in report
+
+
+def test_bad_input_is_reported_and_next_job_runs(client, small_bvh, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    broken = tmp_path / "broken.bvh"
+    broken.write_text(small_bvh.read_text()[:300])
+    with pytest.raises(AppError, match="broken.bvh"):
+        _run(client, motion_file=broken)
+    with pytest.raises(AppError, match="Upload a video"):
+        _run(client)
+    *_, report, _ = _run(client, motion_file=small_bvh)
+    assert "45 frames" in report
