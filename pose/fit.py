@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from core.rotations import matrix_to_quat, quat_make_continuous
+from core.rotations import matrix_to_quat, quat_between, quat_make_continuous, quat_to_matrix
 from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
 
 from .estimators import LM
@@ -85,17 +85,9 @@ def _pair_rotation(a_rest, b_rest, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _rot_between(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Shortest-arc rotation matrices taking directions ``u`` onto ``v`` ``(T, 3)``."""
-    u, v = _unit(u), _unit(v)
-    axis = np.cross(u, v)
-    s = np.linalg.norm(axis, axis=-1)
-    c = np.sum(u * v, axis=-1)
-    angle = np.arctan2(s, c)
-    # Opposite directions: any perpendicular axis.
-    helper = np.where(np.abs(u[..., :1]) < 0.9, [1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
-    fallback = _unit(np.cross(u, helper))
-    axis = np.where((s < 1e-9)[..., None], fallback, axis / np.maximum(s, 1e-12)[..., None])
-    return Rotation.from_rotvec(axis.reshape(-1, 3) * angle.reshape(-1, 1)).as_matrix().reshape(u.shape + (3,))
+    """Shortest-arc rotation matrices ``(..., 3, 3)`` taking directions ``u`` onto ``v`` ``(..., 3)``."""
+    q = quat_between(torch.as_tensor(np.asarray(u, float)), torch.as_tensor(np.asarray(v, float)))
+    return quat_to_matrix(q).numpy()
 
 
 def _aim(hint: np.ndarray, offset, target: np.ndarray) -> np.ndarray:

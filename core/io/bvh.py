@@ -54,11 +54,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
 from .files import atomic_file
 from ..motion import Motion
+from ..rotations import quat_multiply
 from ..skeleton import Skeleton
 
 __all__ = ["BVHError", "read_bvh", "parse_bvh_text", "write_bvh", "unit_scale_for_size", "UNIT_SCALES"]
@@ -408,10 +410,8 @@ def _euler_to_quat(angles_deg: np.ndarray, order: str) -> np.ndarray:
 
 
 def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+    """:func:`core.rotations.quat_multiply` on numpy arrays ``(..., 4)``."""
+    return quat_multiply(torch.as_tensor(np.ascontiguousarray(a)), torch.as_tensor(np.ascontiguousarray(b))).numpy()
 
 
 def _round_fps(frame_time: float) -> float:
