@@ -16,8 +16,6 @@ def _run(client, **overrides):
     for key in ("video", "motion_file", "character_file"):
         if args[key] is not None:
             args[key] = handle_file(str(args[key]))
-    if args["video"] is not None:
-        args["video"] = {"video": args["video"]}
     return client.predict(**args, api_name="/run")
 
 
@@ -49,3 +47,19 @@ def test_bad_input_is_reported_and_next_job_runs(client, small_bvh, tmp_path):
         _run(client)
     *_, report, _ = _run(client, motion_file=small_bvh)
     assert "45 frames" in report
+
+
+def test_video_job_returns_fbx_that_reimports(client):
+    from core.io.character_import import import_motions
+    from core.pipeline import SAMPLE_VIDEO
+
+    source_video, result_video, glb, files, report, _plot = _run(client, video=SAMPLE_VIDEO, character="Kit",
+                                                                 trim_start=0, trim_end=2)
+    assert probe_video(source_video).codec == "h264" and probe_video(result_video).codec == "h264"
+    fbx = next(f for f in files if f.endswith(".fbx"))
+    motions = import_motions(fbx)
+    assert len(motions) == 1
+    frames = motions[0].num_frames
+    assert 55 <= frames <= 61  # 2 s at 30 fps
+    assert glb is not None and glb.endswith(".glb")
+    assert "Kit" in report
