@@ -68,12 +68,22 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
 
     result = retarget_motion_file(args.motion, args.character, args.out, render=not args.no_video,
                                   video_size=args.size, export_formats=tuple(args.formats),
-                                  retargeter=args.retargeter, progress=progress)
+                                  retargeter=args.retargeter, semantic=args.semantic, vlm_path=args.vlm,
+                                  progress=progress)
     print(f"wrote {', '.join(str(p) for p in [result.bvh_path, *result.exports.values()])}"
           + (f" and {result.video_path}" if result.video_path else ""))
     print(f"{result.source.num_frames} frames at {result.source.fps:g} fps onto {result.character.name} "
           f"({result.character.height:.2f} m); " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
     print(f"retargeter: {result.retargeter} ({result.retargeter_reason})")
+    opt = result.optimization
+    if opt is not None:
+        print(f"semantic refinement: {opt.supervisor}; {opt.iterations} steps in {opt.seconds:.1f}s")
+        if opt.before is not None and opt.after is not None:
+            print(f"Pen% {opt.before.pen_percent:.2f} -> {opt.after.pen_percent:.2f}, JDM error "
+                  f"{opt.before.jdm_error:.3f} -> {opt.after.jdm_error:.3f}, jitter {opt.before.jitter:.2f} -> "
+                  f"{opt.after.jitter:.2f} m/s²")
+        for note in opt.notes:
+            print(f"note: {note}")
     return 0
 
 
@@ -151,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="video panel size in pixels (default 512)")
     p.add_argument("--retargeter", choices=["network", "copy"], default="network",
                    help="graph network (default; falls back to Copy without its checkpoint) or Copy")
+    p.add_argument("--semantic", action="store_true",
+                   help="refine with semantic consistency + penetration (stage II of SMT)")
+    p.add_argument("--vlm", default=None, help="BLIP-2 or CLIP weights folder for --semantic (default: "
+                   "$SMT_VLM_PATH; without weights the skeletal supervisor runs, and says so)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_retarget)
 

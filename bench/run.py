@@ -14,7 +14,8 @@ import sys
 
 from .common import ROOT, format_table, machine_line, markdown_table
 
-SUITES = {"core": "bench.bench_core", "pose": "bench.bench_pose", "export": "bench.bench_export"}
+SUITES = {"core": "bench.bench_core", "pose": "bench.bench_pose", "export": "bench.bench_export",
+          "optimize": "bench.bench_optimize", "retarget": "bench.bench_retarget"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .character import Character, load_character
 from .errors import InputError
@@ -17,6 +17,9 @@ from .io.files import staged_output_dir
 from .motion import Motion
 from .retarget.copy import copy_retarget
 from pose.pipeline import PoseResult, video_to_motion  # noqa: E402 - the pose stage (pose/), importable from here
+
+if TYPE_CHECKING:
+    from .optimize import OptimizeResult
 
 __all__ = ["RetargetResult", "retarget_motion_file", "MAX_CLIP_SECONDS", "Progress", "video_to_motion", "PoseResult",
            "PoseFilesResult", "pose_video_file"]
@@ -39,6 +42,8 @@ class RetargetResult:
     source, result: the motions on the source rig and on the character.
     seconds: wall time per stage.
     retargeter: which retargeter ran ("network" or "copy"); retargeter_reason: why (e.g. no checkpoint).
+    optimization: the stage-II result when ``semantic=True`` (supervisor used, Pen% and other metrics before and
+        after in ``.before`` / ``.after``), else None.
     """
 
     bvh_path: Path
@@ -50,6 +55,7 @@ class RetargetResult:
     exports: dict[str, Path] = field(default_factory=dict)
     retargeter: str = "copy"
     retargeter_reason: str = ""
+    optimization: OptimizeResult | None = None
 
 
 def check_clip_length(motion: Motion) -> None:
@@ -60,11 +66,15 @@ def check_clip_length(motion: Motion) -> None:
 
 def retarget_motion_file(motion_path: str | Path, character: str | Path | Character, out_dir: str | Path, *,
                          render: bool = True, video_size: int = 512, export_formats: tuple[str, ...] = ("fbx", "glb"),
-                         retargeter: str = "network", progress: Progress = _no_progress) -> RetargetResult:
+                         retargeter: str = "network", semantic: bool = False, vlm_path: str | Path | None = None,
+                         progress: Progress = _no_progress) -> RetargetResult:
     """Retarget a motion file (.bvh, or an animation in .fbx/.glb) onto a character (a name, or a path to an
     .fbx/.glb character); write ``result.bvh``, ``result.<format>`` for each of ``export_formats`` and
     ``before_after.mp4`` into ``out_dir``. ``retargeter``: "network" (the shipped graph network, or Copy
     when its checkpoint does not load: see ``RetargetResult.retargeter_reason``) or "copy".
+    ``semantic``: refine the result with stage II (:func:`core.optimize.optimize_motion`) using the supervisor
+    :func:`core.semantics.select_supervisor` picks for ``vlm_path`` (skeletal without VLM weights); see
+    ``RetargetResult.optimization`` for which one ran and Pen% before/after.
 
     Raises:
         InputError: unreadable motion file, unknown character, unmappable rig, clip too long, unwritable folder,
@@ -92,6 +102,17 @@ def retarget_motion_file(motion_path: str | Path, character: str | Path | Charac
     rt = load_retargeter() if retargeter == "network" else CopyRetargeter("Copy retargeter requested")
     result = rt.retarget(source, char.skeleton)
     seconds["retarget"] = time.perf_counter() - t
+    optimization = None
+    if semantic:  # stage II: semantics + penetration (the supervisor falls back to skeletal without VLM weights)
+        from .optimize import optimize_motion
+        from .semantics import select_supervisor
+
+        t = time.perf_counter()
+        progress(0.22, "semantic refinement")
+        optimization = optimize_motion(source, result, char, supervisor=select_supervisor(vlm_path),
+                                       max_pen_frames=120, progress=lambda f, s: progress(0.22 + 0.07 * f, s))
+        result = optimization.motion
+        seconds["semantic"] = time.perf_counter() - t
 
     with staged_output_dir(out_dir) as stage:
         t = time.perf_counter()
@@ -118,7 +139,7 @@ def retarget_motion_file(motion_path: str | Path, character: str | Path | Charac
             video = Path(out_dir) / "before_after.mp4"
     progress(1.0, "done")
     return RetargetResult(Path(out_dir) / "result.bvh", video, source, result, char, seconds, exports, rt.name,
-                          rt.reason)
+                          rt.reason, optimization)
 
 
 @dataclass

@@ -5,10 +5,11 @@ is an edge in both directions (42 directed edges). Per frame, node ``i`` carries
 rotation as 6D (:mod:`core.rotations`, relative to the canonical T-pose) and its position; the directed edge
 ``j → i`` carries ``e_ji (3)`` = the rest offset from ``j`` to ``i`` (the child's offset, or minus it).
 
-Normalisations (ours; the paper leaves them open): positions and offsets are divided by the skeleton's height
-(the rest-pose vertical extent of its joints) so characters of every size train together; positions are taken
-relative to the hips' ground point and turned into the hips' heading frame (yaw removed, Y up), and so is the
-hips' rotation, so a motion means the same thing whichever way the character faces.
+Normalisations (ours; the paper leaves them open): positions are divided by the skeleton's height (the
+rest-pose vertical extent of its joints) and offsets by a tenth of it, so characters of every size train
+together and all inputs are of unit order; positions are taken relative to the hips' ground point and turned
+into the hips' heading frame (yaw removed, Y up), and so is the hips' rotation, so a motion means the same
+thing whichever way the character faces.
 
 Layers (paper Eq. 16): ``x_i' = P x_i + Σ_{j∈N(i)} LeakyReLU(W [x_i, x_j, e_ji] + b)`` where ``P`` is the
 identity when the channel count stays and a linear map when it changes (the authors' code uses a linear
@@ -16,10 +17,17 @@ residual there too); a temporal convolution (kernel 3 over time, shared by all n
 ends see no zeros) closes the encoder and the decoder. Encoder 9 → 16 → 32 → 32 (temporal), decoder
 32 → 16 → 6 → 6 (temporal), root MLP 16 → 16 → 3 on the decoder's hidden root node.
 
-Output (our choice, for stable training): the decoder's 6 channels are a *correction* ``Δ_i`` to the source's
-own local rotation, ``R_B,i = R_A,i · rot6d(I + Δ_i)``, and its last layers start at zero, so an untrained
-network is exactly the Copy retargeter (same canonical frames as :mod:`core.retarget.copy`). The root MLP
-likewise gives a correction to Copy's scaled root path, in the heading frame, in target heights.
+Output (our choices, each measured, see :class:`NetworkConfig` and assets/retarget/MODEL_CARD.md):
+
+* The decoder's 6 channels are a *correction* ``Δ_i`` to the source's own local rotation,
+  ``R_B,i = R_A,i · rot6d(I + Δ_i)``, and its last layers start at zero, so an untrained network is exactly the
+  Copy retargeter (same canonical frames as :mod:`core.retarget.copy`). The root MLP likewise gives a
+  correction to Copy's scaled root path, in the heading frame, in target heights.
+* ``Δ = F_φ(Z_A, E_B) − F_φ(Z_A, E_A)``: decoding onto the source's own skeleton is subtracted, so a motion
+  retargeted onto its own skeleton comes back exactly (L_rec is zero by construction) and the decoder need not
+  spend its capacity on learning the identity, which fought the JDM term in training.
+* Only the arm chains are corrected (:data:`ARM_JOINTS`): the JDM loss can also be lowered by folding the
+  spine and bending the legs, which is not retargeting.
 
 Pure tensor helpers come first; nn.Modules after. Shapes: ``B`` batch, ``T`` frames, ``N = 22`` nodes,
 ``E = 42`` directed edges, ``C`` channels.
@@ -36,7 +44,7 @@ from ..rotations import matrix_to_rot6d, rot6d_to_matrix
 from ..skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
 
 __all__ = [
-    "NUM_NODES", "EDGES", "NODE_FEATURES", "EDGE_FEATURES",
+    "NUM_NODES", "EDGES", "NODE_FEATURES", "EDGE_FEATURES", "EDGE_SCALE",
     "edge_features", "rest_joint_positions", "skeleton_height", "world_rotations", "joint_positions", "heading_rotation",
     "node_features", "compose_correction", "root_velocity",
     "SpatialGraphConv", "TemporalConv", "MotionEncoder", "MotionDecoder", "GraphRetargeter", "RetargetOutput",
@@ -46,6 +54,7 @@ __all__ = [
 NUM_NODES = len(CANONICAL_PARENTS)
 NODE_FEATURES = 9  # 6D rotation + 3D position
 EDGE_FEATURES = 3  # rest offset
+EDGE_SCALE = 10.0  # edge features are offsets in tenths of the skeleton's height
 
 # Directed edges (source j, destination i): parent → child first, then child → parent.
 _BONES = [(p, c) for c, p in enumerate(CANONICAL_PARENTS) if p >= 0]
@@ -87,14 +96,19 @@ def skeleton_height(offsets: Tensor) -> Tensor:
 
 
 def edge_features(offsets: Tensor, height: Tensor) -> Tensor:
-    """``(..., E, 3)`` edge features: rest offset from each edge's source to its destination, in heights.
+    """``(..., E, 3)`` edge features: rest offset from each edge's source to its destination, in tenths of the
+    skeleton's height.
+
+    Tenths put bones at unit order like the other inputs; in heights the differences between two skeletons
+    (0.01-0.1) were too faint for the decoder to pick up: fitting a per-skeleton correction on a tiny batch got
+    5x slower.
 
     Args:
         offsets: ``(..., N, 3)`` canonical rest offsets (metres).
         height: ``(...)`` skeleton heights (metres), see :func:`skeleton_height`.
     """
     e = offsets[..., _EDGE_CHILD.to(offsets.device), :] * _EDGE_SIGN.to(offsets)[:, None]
-    return e / height[..., None, None]
+    return e * (EDGE_SCALE / height[..., None, None])
 
 
 def world_rotations(local: Tensor) -> Tensor:

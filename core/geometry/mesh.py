@@ -1,0 +1,280 @@
+"""Triangle-mesh helpers for the penetration loss and the Pen% metric: sub-meshes, hole capping, normals,
+surface samples and generalised winding numbers (pure functions; numpy for topology, torch for geometry).
+
+Conventions: faces are ``(F, 3)`` vertex indices, counter-clockwise seen from outside (outward normals), so
+the winding number is +1 inside a closed mesh and 0 outside.
+
+Why our own code: pytorch3d cannot be installed here and has no inside test anyway (DESIGN §4); libigl would
+be a 14 MB compiled dependency for two functions, and ours run in torch on whichever device the motion is on.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..rotations import quat_to_matrix
+
+__all__ = ["CappedMesh", "submesh_faces", "boundary_loops", "cap_holes", "face_normals", "vertex_normals",
+           "winding_number", "inside_mask", "ray_parity_inside"]
+
+# Pairs of points and triangles evaluated at once by winding_number (bounds memory to ~ this × 100 bytes).
+_WINDING_CHUNK = 2_000_000
+
+
+def submesh_faces(faces: np.ndarray, vertex_mask: np.ndarray) -> np.ndarray:
+    """``(F', 3)`` the faces whose three vertices are all in ``vertex_mask (V,)``."""
+    faces = np.asarray(faces)
+    return faces[np.asarray(vertex_mask)[faces].all(axis=1)]
+
+
+def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
+    """Closed loops of boundary edges (edges used by one face), each a ``(n,)`` vertex index array.
+
+    The loop direction follows its faces' half-edges, so a cap fanned around the loop *reversed* closes the
+    mesh with consistent orientation. Non-manifold boundary vertices (two loops touching at a vertex) are
+    split arbitrarily; every boundary half-edge ends up in exactly one loop.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    half = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = np.sort(half, axis=1)
+    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    boundary = half[counts[inverse.ravel()] == 1]
+    outgoing: dict[int, list[int]] = {}
+    for a, b in boundary:
+        outgoing.setdefault(int(a), []).append(int(b))
+    loops: list[np.ndarray] = []
+    while outgoing:
+        start = next(iter(outgoing))
+        loop = [start]
+        cur = start
+        while True:
+            nxt = outgoing[cur].pop()
+            if not outgoing[cur]:
+                del outgoing[cur]
+            if nxt == start or nxt not in outgoing:
+                break
+            loop.append(nxt)
+            cur = nxt
+        if len(loop) >= 3:
+            loops.append(np.array(loop, dtype=np.int64))
+    return loops
+
+
+@dataclass(frozen=True)
+class CappedMesh:
+    """A mesh made closed by fanning each boundary loop around an extra centre vertex.
+
+    faces: ``(F, 3)`` indices into the original vertices followed by one centre per loop (index ``V + k``).
+    loops: the boundary loops; centre ``k`` is the mean of loop ``k``'s vertices, so it follows any deformation.
+    num_vertices: ``V``, the original vertex count.
+    """
+
+    faces: np.ndarray
+    loops: tuple[np.ndarray, ...]
+    num_vertices: int
+
+    def centre_matrix(self, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
+        """``(L, V)`` averaging matrix: ``centres = M @ vertices``."""
+        m = torch.zeros(len(self.loops), self.num_vertices, dtype=dtype, device=device)
+        for k, loop in enumerate(self.loops):
+            m[k, torch.as_tensor(loop, device=device)] = 1.0 / len(loop)
+        return m
+
+    def vertices(self, vertices: Tensor) -> Tensor:
+        """``(..., V + L, 3)``: the original ``(..., V, 3)`` vertices followed by the loop centres."""
+        if not self.loops:
+            return vertices
+        centres = self.centre_matrix(vertices.dtype, vertices.device) @ vertices
+        return torch.cat([vertices, centres], dim=-2)
+
+
+def cap_holes(faces: np.ndarray, num_vertices: int) -> CappedMesh:
+    """Close every boundary loop of ``faces`` with a fan around the loop's centre (see :class:`CappedMesh`)."""
+    faces = np.asarray(faces, dtype=np.int64)
+    loops = boundary_loops(faces)
+    caps = []
+    for k, loop in enumerate(loops):
+        centre = num_vertices + k
+        a, b = loop, np.roll(loop, -1)
+        # The loop runs along its faces' half-edges a→b; the cap must use b→a.
+        caps.append(np.stack([b, a, np.full_like(a, centre)], axis=1))
+    all_faces = np.concatenate([faces, *caps]) if caps else faces
+    return CappedMesh(all_faces, tuple(loops), int(num_vertices))
+
+
+def face_normals(vertices: Tensor, faces: Tensor, normalize: bool = True) -> Tensor:
+    """``(..., F, 3)`` face normals of ``(..., V, 3)`` vertices (area-weighted when not normalised)."""
+    tri = vertices[..., faces, :]
+    n = torch.linalg.cross(tri[..., 1, :] - tri[..., 0, :], tri[..., 2, :] - tri[..., 0, :], dim=-1)
+    return torch.nn.functional.normalize(n, dim=-1) if normalize else n
+
+
+def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
+    """``(..., V, 3)`` unit, area-weighted vertex normals."""
+    fn = face_normals(vertices, faces, normalize=False)
+    out = torch.zeros_like(vertices)
+    for k in range(3):
+        out = out.index_add(-2, faces[:, k], fn)
+    return torch.nn.functional.normalize(out, dim=-1)
+
+
+def winding_number(points: Tensor, vertices: Tensor, faces: Tensor) -> Tensor:
+    """Generalised winding numbers ``(P,)`` of ``points (P, 3)`` with respect to a triangle mesh.
+
+    Sum of the signed solid angles of the triangles seen from each point, over 4π (van Oosterom & Strackee):
+    1 inside a closed outward-oriented mesh, 0 outside, and a smooth value in between near holes
+    (Jacobson et al. 2013), so ``> 0.5`` is a robust inside test even for imperfect meshes.
+
+    Args:
+        points: ``(P, 3)``.
+        vertices: ``(V, 3)``.
+        faces: ``(F, 3)`` long tensor.
+    """
+    if points.ndim != 2 or points.shape[-1] != 3:
+        raise ValueError(f"points must be (P, 3), got {tuple(points.shape)}")
+    tri = vertices[faces]  # (F, 3, 3)
+    F = tri.shape[0]
+    out = points.new_zeros(points.shape[0])
+    if F == 0 or points.shape[0] == 0:
+        return out
+    step = max(1, _WINDING_CHUNK // F)
+    for s in range(0, points.shape[0], step):
+        p = points[s:s + step, None, None, :]
+        r = tri[None] - p  # (p, F, 3, 3)
+        n = r.norm(dim=-1)  # (p, F, 3)
+        a, b, c = r.unbind(-2)
+        na, nb, nc = n.unbind(-1)
+        det = (a * torch.linalg.cross(b, c, dim=-1)).sum(-1)
+        den = (na * nb * nc + (a * b).sum(-1) * nc + (b * c).sum(-1) * na + (c * a).sum(-1) * nb)
+        out[s:s + step] = torch.atan2(det, den).sum(-1) / (2 * math.pi)
+    return out
+
+
+def inside_mask(points: Tensor, vertices: Tensor, faces: Tensor, threshold: float = 0.5) -> Tensor:
+    """``(P,)`` bool: points inside the mesh (winding number above ``threshold``).
+
+    Points outside the mesh's bounding box are outside without evaluating any triangle.
+    """
+    lo, hi = vertices.amin(0), vertices.amax(0)
+    candidate = ((points >= lo) & (points <= hi)).all(-1)
+    mask = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
+    if candidate.any():
+        idx = candidate.nonzero()[:, 0]
+        mask[idx] = winding_number(points[idx], vertices, faces) > threshold
+    return mask
+
+
+def _crossings_along_axis(points: Tensor, frame: Tensor, tri: Tensor, axis: int, cells: int,
+                          eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """Crossings of a ray from each point towards +``axis``.
+
+    points: ``(N, 3)`` queries, ``frame (N,)`` the frame each belongs to; tri: ``(T, F, 3, 3)`` triangle corners.
+    Triangles are binned on a ``cells × cells`` grid over each frame's projected bounding box, so a point only
+    tests the triangles over its own cell.
+
+    Returns ``(N,)`` crossing counts and ``(N,)`` bool flags for rays passing within ``eps`` (barycentric) of a
+    triangle edge or vertex, whose count may be off by one.
+    """
+    T, F = tri.shape[:2]
+    dev = points.device
+    u, v = [a for a in range(3) if a != axis]
+    # Per triangle: three edge functions w_i(u, v) = a_i u + b_i v + c_i (barycentrics) and the ray height.
+    A, B, C = tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
+    area = (B[..., u] - A[..., u]) * (C[..., v] - A[..., v]) - (B[..., v] - A[..., v]) * (C[..., u] - A[..., u])
+    area = torch.where(area.abs() > 1e-20, area, torch.full_like(area, 1e-20))
+    coef = []
+    for P, Q in ((B, C), (C, A), (A, B)):  # w for the corner opposite edge P→Q
+        coef += [(P[..., v] - Q[..., v]) / area, (Q[..., u] - P[..., u]) / area,
+                 (P[..., u] * Q[..., v] - P[..., v] * Q[..., u]) / area]
+    coef += [A[..., axis], B[..., axis], C[..., axis]]
+    packed = torch.stack(coef, -1).reshape(T * F, 12)
+
+    tuv = tri[..., [u, v]]  # (T, F, 3, 2)
+    lo = tuv.amin(dim=(1, 2))  # (T, 2)
+    size = ((tuv.amax(dim=(1, 2)) - lo) / cells).clamp_min(1e-12)
+    c0 = ((tuv.amin(2) - lo[:, None]) / size[:, None]).floor().long().clamp(0, cells - 1)  # (T, F, 2)
+    c1 = ((tuv.amax(2) - lo[:, None]) / size[:, None]).floor().long().clamp(0, cells - 1)
+    ext = c1 - c0 + 1
+    counts = (ext[..., 0] * ext[..., 1]).reshape(-1)
+    pair_tri = torch.repeat_interleave(torch.arange(T * F, device=dev), counts)
+    local = torch.arange(pair_tri.numel(), device=dev) - (torch.cumsum(counts, 0) - counts)[pair_tri]
+    w = ext.reshape(-1, 2)[pair_tri, 0]
+    cxy = c0.reshape(-1, 2)[pair_tri]
+    key = (pair_tri // F) * cells * cells + (cxy[:, 1] + local // w) * cells + (cxy[:, 0] + local % w)
+    key, order = torch.sort(key)
+    pair_tri = pair_tri[order]
+
+    puv = points[:, [u, v]]
+    pc = ((puv - lo[frame]) / size[frame]).floor().long()
+    valid = ((pc >= 0) & (pc < cells)).all(-1)
+    pkey = frame * cells * cells + pc[:, 1] * cells + pc[:, 0]
+    start = torch.searchsorted(key, pkey)
+    n = torch.where(valid, torch.searchsorted(key, pkey, right=True) - start, torch.zeros_like(start))
+    q = torch.repeat_interleave(torch.arange(points.shape[0], device=dev), n)
+    k = pair_tri[start[q] + torch.arange(q.numel(), device=dev) - (torch.cumsum(n, 0) - n)[q]]
+    c = packed[k]  # (pairs, 12)
+    pu, pv = puv[q, 0:1], puv[q, 1:2]
+    bary = c[:, 0:9:3] * pu + c[:, 1:9:3] * pv + c[:, 2:9:3]  # (pairs, 3)
+    height = (bary * c[:, 9:]).sum(-1)
+    above = height > points[q, axis]
+    hit = (bary > 0).all(-1) & above
+    graze = (bary > -eps).all(-1) & (bary.abs() < eps).any(-1)
+    crossings = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(0, q, hit.long())
+    ambiguous = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(0, q, graze.long()) > 0
+    return crossings, ambiguous
+
+
+# A fixed, generic rotation (as a quaternion, w x y z) applied before casting axis-aligned rays: symmetric meshes
+# have vertices exactly on x = 0 and grids have points exactly on lines, which axis-aligned rays would graze.
+_GENERIC_ROTATION = (0.9, 0.3, 0.2, 0.1)
+
+
+def ray_parity_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 24) -> Tensor:
+    """``(T, P)`` bool: points inside a closed mesh by ray parity, batched over frames.
+
+    A ray from each point (in a fixed generic direction) crosses the surface an odd number of times when the
+    point is inside; a ray that passes within a hair of an edge or vertex is cast again along another axis,
+    so grazing cannot flip the result. Points
+    outside a frame's bounding box are outside without casting rays. Exact for closed meshes (cap open ones
+    with :func:`cap_holes`); where closed shells overlap, parity says outside (:func:`winding_number` says 2).
+
+    Args:
+        points: ``(T, P, 3)`` or ``(P, 3)``.
+        vertices: ``(T, V, 3)`` or ``(V, 3)``, per frame.
+        faces: ``(F, 3)`` long tensor.
+        cells: triangle bins per side of each frame's projected bounding box.
+    """
+    squeeze = points.ndim == 2
+    if squeeze:
+        points = points[None]
+    if vertices.ndim == 2:
+        vertices = vertices[None].expand(points.shape[0], -1, -1)
+    if points.shape[0] != vertices.shape[0] or points.shape[-1] != 3 or vertices.shape[-1] != 3:
+        raise ValueError(f"points (T, P, 3) and vertices (T, V, 3) must share T, got {tuple(points.shape)} "
+                         f"and {tuple(vertices.shape)}")
+    inside = torch.zeros(points.shape[:2], dtype=torch.bool, device=points.device)
+    if faces.numel() == 0 or points.shape[1] == 0:
+        return inside[0] if squeeze else inside
+    lo, hi = vertices.amin(1, keepdim=True), vertices.amax(1, keepdim=True)
+    candidate = ((points >= lo) & (points <= hi)).all(-1)  # (T, P)
+    frame, index = candidate.nonzero(as_tuple=True)
+    if frame.numel():
+        rot = quat_to_matrix(torch.tensor(_GENERIC_ROTATION, dtype=vertices.dtype, device=vertices.device))
+        tri = (vertices @ rot.T)[:, faces]  # (T, F, 3, 3)
+        q = points[frame, index] @ rot.T
+        result = torch.zeros(frame.shape, dtype=torch.bool, device=points.device)
+        todo = torch.arange(frame.numel(), device=points.device)
+        for axis in (2, 0, 1):
+            # Only the frames that still have undecided points are binned again.
+            frames, local_frame = torch.unique(frame[todo], return_inverse=True)
+            crossings, ambiguous = _crossings_along_axis(q[todo], local_frame, tri[frames], axis, cells)
+            result[todo] = crossings % 2 == 1
+            todo = todo[ambiguous]
+            if todo.numel() == 0:
+                break
+        inside[frame, index] = result
+    return inside[0] if squeeze else inside

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from core.geometry.mesh import (boundary_loops, cap_holes, inside_mask, ray_parity_inside, submesh_faces,
+                                vertex_normals, winding_number)
+from tests.core.geometry.shapes import box, sphere
+
+
+def _t(a, dtype=torch.float64):
+    return torch.as_tensor(a, dtype=dtype)
+
+
+def test_shapes_are_closed_and_outward():
+    for v, f in (box(), sphere()):
+        assert boundary_loops(f) == []
+        n = vertex_normals(_t(v), torch.as_tensor(f))
+        assert ((n * _t(v)).sum(-1) > 0).all()  # centred shapes: normals point away from the centre
+
+
+def test_winding_number_box_and_sphere():
+    v, f = box()
+    pts = _t([[0, 0, 0], [0.9, -0.9, 0.5], [1.5, 0, 0], [0, 0, -3]])
+    w = winding_number(pts, _t(v), torch.as_tensor(f))
+    assert torch.allclose(w, _t([1, 1, 0, 0]), atol=1e-9)
+    v, f = sphere(0.5, (0.2, 0.1, 0.0))
+    w = winding_number(_t([[0.2, 0.1, 0.0], [0.2, 0.55, 0.0], [0.2, 0.7, 0.0]]), _t(v), torch.as_tensor(f))
+    assert torch.allclose(w, _t([1, 1, 0]), atol=1e-9)
+
+
+def test_ray_parity_matches_winding_including_symmetry_planes():
+    v, f = sphere(1.0, subdivisions=2)
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(400, 3, generator=g, dtype=torch.float64) * 2.4 - 1.2
+    pts[:100, 0] = 0.0  # on the mesh's mirror plane, where axis-aligned rays graze vertices
+    pts[100:150, 1] = 0.0
+    faces = torch.as_tensor(f)
+    exact = winding_number(pts, _t(v), faces) > 0.5
+    assert torch.equal(ray_parity_inside(pts, _t(v), faces), exact)
+    assert torch.equal(inside_mask(pts, _t(v), faces), exact)
+
+
+def test_ray_parity_batched_over_frames():
+    v, f = box()
+    verts = torch.stack([_t(v), _t(v) + _t([5.0, 0, 0])])  # frame 1: the box moved by 5 m
+    pts = _t([[[0.2, 0.3, 0.1], [5.2, 0.3, 0.1]]] * 2)
+    inside = ray_parity_inside(pts, verts, torch.as_tensor(f))
+    assert inside.tolist() == [[True, False], [False, True]]
+
+
+def test_cap_holes_closes_a_cut_sphere():
+    v, f = sphere(1.0)
+    keep = np.ones(len(v), bool)
+    keep[v[:, 2] > 0.6] = False  # cut a cap off: one hole
+    faces = submesh_faces(f, keep)
+    loops = boundary_loops(faces)
+    assert len(loops) == 1
+    capped = cap_holes(faces, len(v))
+    assert boundary_loops(capped.faces) == []
+    verts = capped.vertices(_t(v))
+    assert verts.shape == (len(v) + 1, 3)
+    pts = _t([[0, 0, 0.3], [0, 0, 0.95], [0, 0, -0.5], [0, 0, 1.2]])
+    # The centre of the cut region is outside the capped mesh; the rest of the ball is inside.
+    cap_z = float(v[np.concatenate(loops), 2].mean())
+    expected = [True, 0.95 < cap_z, True, False]
+    assert ray_parity_inside(pts, verts, torch.as_tensor(capped.faces)).tolist() == expected
+    w = winding_number(pts, verts, torch.as_tensor(capped.faces))
+    assert ((w > 0.5).tolist()) == expected
+
+
+def test_winding_number_rejects_bad_shapes():
+    v, f = box()
+    with pytest.raises(ValueError):
+        winding_number(_t(v)[None], _t(v), torch.as_tensor(f))

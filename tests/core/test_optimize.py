@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from core.character import PART_NAMES, Character, load_character
+from core.motion import Motion
+from core.optimize import OptimizeConfig, optimize_motion, spline_basis
+from core.semantics.base import SemanticEncoder
+from core.semantics.blip2 import Blip2Encoder
+from core.skeleton import CANONICAL_JOINTS
+from tests.core.semantics.tiny_models import tiny_blip2, tiny_tokenizer
+
+J = {n: i for i, n in enumerate(CANONICAL_JOINTS)}
+
+
+def _quat(rotvec) -> np.ndarray:
+    x, y, z, w = Rotation.from_rotvec(rotvec).as_quat()
+    return np.array([w, x, y, z])
+
+
+def _arms_into_belly(character: Character, frames: int = 16) -> Motion:
+    """T-pose → arms down with the forearms bent into the body (8 % Pen% on Bob at the end)."""
+    sk = character.skeleton
+    rot = np.tile([1.0, 0, 0, 0], (frames, sk.num_joints, 1))
+    for t in range(frames):
+        s = min(1.0, 1.5 * t / (frames - 1))
+        down, bend = np.radians(80) * s, np.radians(80) * s
+        rot[t, J["LeftArm"]], rot[t, J["RightArm"]] = _quat([0, 0, -down]), _quat([0, 0, down])
+        rot[t, J["LeftForeArm"]], rot[t, J["RightForeArm"]] = _quat([0, 0, -bend]), _quat([0, 0, bend])
+    root = np.tile(sk.offsets[0], (frames, 1)) + np.linspace(0, 0.2, frames)[:, None] * [0, 0, 1]
+    return Motion(sk, rot, root, 30.0, "arms into belly")
+
+
+@pytest.fixture(scope="module")
+def bob():
+    return load_character("Bob")
+
+
+def test_spline_basis_is_a_smooth_partition_of_unity():
+    B = spline_basis(50, 7.5)
+    assert torch.allclose(B.sum(1), torch.ones(50))
+    assert (B >= 0).all() and B.shape[1] == int(np.ceil(49 / 7.5)) + 3
+    c = torch.randn(B.shape[1])
+    x = B @ c
+    assert (x[2:] - 2 * x[1:-1] + x[:-2]).abs().max() < 4 * c.abs().max() / 7.5 ** 2 + 1e-6
+
+
+def test_refinement_cuts_penetration_without_touching_legs(bob):
+    start = _arms_into_belly(bob)
+    calls = []
+    result = optimize_motion(start, start, bob, config=OptimizeConfig(iterations=40),
+                             progress=lambda f, s: calls.append(f))
+    assert result.before.pen_percent > 3.0
+    assert result.after.pen_percent < 0.3 * result.before.pen_percent, (result.before, result.after)
+    assert result.after.jitter <= result.before.jitter * 1.05 + 0.05
+    assert result.supervisor.startswith("skeletal")
+    legs = [J[n] for n in CANONICAL_JOINTS if "Leg" in n or "Foot" in n or "Toe" in n] + [J["Hips"]]
+    assert np.allclose(np.abs((result.motion.rotations[:, legs] * start.rotations[:, legs]).sum(-1)), 1.0)
+    assert np.array_equal(result.motion.root_positions, start.root_positions)
+    assert calls == sorted(calls) and calls[-1] == 1.0 and result.iterations <= 40
+
+
+def test_all_joints_free_keeps_the_feet_planted(bob):
+    start = _arms_into_belly(bob, frames=10)
+    result = optimize_motion(start, start, bob, config=OptimizeConfig(iterations=40, free_joints="all"), measure=False)
+    feet = [J[n] for n in ("LeftFoot", "RightFoot", "LeftToeBase", "RightToeBase")]
+    moved = np.linalg.norm(result.motion.positions()[:, feet] - start.positions()[:, feet], axis=-1)
+    assert moved.max() < 0.01 * bob.height
+
+
+def test_character_without_limb_labels_is_refined_for_semantics_only(bob):
+    blob = Character("blob", bob.skeleton, bob.rest_vertices, bob.faces, bob.skin_indices, bob.skin_weights,
+                     np.full(len(bob.parts), PART_NAMES.index("torso")))
+    start = _arms_into_belly(blob, frames=8)
+    result = optimize_motion(start, start, blob, config=OptimizeConfig(iterations=5), measure=False)
+    assert any("penetration not corrected" in n and "arm/hand" in n for n in result.notes)
+    assert result.motion.num_frames == 8
+
+
+def test_bad_inputs_raise(bob):
+    start = _arms_into_belly(bob, frames=8)
+    with pytest.raises(ValueError, match="differ in length"):
+        optimize_motion(start.slice(0, 4), start, bob)
+    other = load_character("Ava")
+    with pytest.raises(ValueError, match="skeleton"):
+        optimize_motion(start, start, other)
+    with pytest.raises(ValueError, match="free_joints"):
+        optimize_motion(start, start, bob, config=OptimizeConfig(free_joints="arms"))
+
+
+def test_image_supervisor_runs_through_renders(bob):
+    encoder = Blip2Encoder(tiny_blip2(), tiny_tokenizer(), "tiny BLIP-2", num_beams=1, max_answer_tokens=3)
+    start = _arms_into_belly(bob, frames=6)
+    result = optimize_motion(start, start, bob, supervisor=encoder,
+                             config=OptimizeConfig(iterations=3, frames_per_step=2), measure=False)
+    assert result.supervisor == "tiny BLIP-2" and result.iterations == 3 and np.isfinite(result.history).all()
+
+
+class _OutOfMemory(SemanticEncoder):
+    def embed_renders(self, images, context=None):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+def test_out_of_gpu_memory_falls_back_to_skeletal(bob):
+    start = _arms_into_belly(bob, frames=6)
+    result = optimize_motion(start, start, bob, supervisor=_OutOfMemory("huge VLM"),
+                             config=OptimizeConfig(iterations=3), measure=False)
+    assert result.supervisor.startswith("skeletal fallback: out of GPU memory")
+    assert any("out of GPU memory" in n for n in result.notes)
