@@ -5,6 +5,7 @@ The CLI (app.py) and the web app only orchestrate: they call these and show the 
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,6 @@ from .errors import InputError
 from .io.bvh import write_bvh
 from .io.files import staged_output_dir
 from .motion import Motion
-from .retarget.copy import copy_retarget
 from pose.pipeline import PoseResult, video_to_motion  # noqa: E402 - the pose stage (pose/), importable from here
 
 if TYPE_CHECKING:
@@ -246,6 +246,14 @@ def _scaled(progress: Progress, start: float, end: float) -> Progress:
 
 
 @functools.lru_cache(maxsize=1)
+def _job_renderer():
+    """The previews' renderer: no multisampling, which after H.264 at preview size is invisible and cost 2.4x."""
+    from .render.preview import PreviewRenderer
+
+    return PreviewRenderer(samples=0)
+
+
+@functools.lru_cache(maxsize=1)
 def _retargeter():
     from .retarget.model import load_retargeter
 
@@ -324,14 +332,18 @@ def run_job(source: str | Path, character: str | Path | Character, out_dir: str 
             per_frame = {"optimisation loss (per step)": opt.history}
         lap("optimising")
 
-    with staged_output_dir(out_dir) as stage_dir:
+    with staged_output_dir(out_dir) as stage_dir, ThreadPoolExecutor(max_workers=1) as pool:
         from .io.export import export_character_motion_files
 
+        # Blender exports in its own process: let it run while this one renders.
+        progress(0.75, "exporting and rendering")
+        write_bvh(final, stage_dir / "result.bvh")
+        export = pool.submit(export_character_motion_files, char, final,
+                             [stage_dir / "result.fbx", stage_dir / "result.glb"])
         source_video = result_video = None
         if options.render:
             from .render.preview import write_before_after
 
-            progress(0.75, "rendering")
             if pose is not None:
                 from pose.overlay import write_overlay
 
@@ -340,12 +352,11 @@ def run_job(source: str | Path, character: str | Path | Character, out_dir: str 
             left, labels = ((char, retargeted), ("without optimisation", "with optimisation")) if options.semantic \
                 else ((None, motion), ("source", char.name))
             write_before_after(stage_dir / "result.mp4", left, (char, final), size=PREVIEW_SIZE,
-                               fps=min(motion.fps, PREVIEW_FPS), labels=labels)
+                               fps=min(motion.fps, PREVIEW_FPS), labels=labels, renderer=_job_renderer())
             result_video = Path(out_dir) / "result.mp4"
             lap("rendering")
-        progress(0.9, "exporting")
-        write_bvh(final, stage_dir / "result.bvh")
-        export_character_motion_files(char, final, [stage_dir / "result.fbx", stage_dir / "result.glb"])
+        progress(0.95, "exporting")
+        export.result()
         lap("exporting")
     progress(1.0, "done")
     out = Path(out_dir)
