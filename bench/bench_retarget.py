@@ -27,6 +27,7 @@ import torch
 
 from core.character import builtin_character_names, load_character
 from core.io.bvh import read_bvh
+from core.metrics import foot_contacts, foot_skate, jitter
 from core.motion import FOOT_JOINTS, Motion, to_canonical
 from core.retarget.copy import copy_retarget
 from core.retarget.data import SHARED_DATA, corpus_files, is_held_back, r2et_skeleton, random_skeleton
@@ -38,7 +39,6 @@ from core.skeleton import CANONICAL_JOINTS, Skeleton, canonical_skeleton
 
 from .common import Row, rate
 
-FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
 MAX_CLIPS = 12  # held-back clips used (every other one of the 22): keeps the suite to a few minutes
 SPEED_FRAMES = 3000
 
@@ -56,21 +56,6 @@ def _height(canonical: Skeleton) -> float:
 def _positions(motion: Motion) -> np.ndarray:
     """``(T, 22, 3)`` canonical joint positions of a motion on any mappable rig."""
     return to_canonical(motion).positions()
-
-
-def _jitter(p: np.ndarray, fps: float, height: float) -> float:
-    return float(np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean() * fps ** 2 / height)
-
-
-def _contacts(p: np.ndarray, height: float) -> np.ndarray:
-    """``(T, 4)`` source foot-joint contacts: within 3 % of the height of the floor (canonical floor y = 0)."""
-    return p[:, FEET, 1] < 0.03 * height
-
-
-def _skate(p: np.ndarray, contact: np.ndarray, fps: float, height: float) -> float:
-    v = np.linalg.norm(np.diff(p[:, FEET][..., [0, 2]], axis=0), axis=-1) * fps / height  # (T-1, 4)
-    c = contact[1:] & contact[:-1]
-    return float(v[c].mean()) if c.any() else 0.0
 
 
 def _local_mse(a: np.ndarray, b: np.ndarray, height: float) -> float:
@@ -129,9 +114,9 @@ def run() -> list[Row]:
         src_c = to_canonical(source)
         p_src = src_c.positions()
         h_src = _height(src_c.skeleton)
-        contact = _contacts(p_src, h_src)
-        totals["jit_src"].append(_jitter(p_src, source.fps, h_src))
-        totals["skate_src"].append(_skate(p_src, contact, source.fps, h_src))
+        contact = foot_contacts(p_src, h_src)
+        totals["jit_src"].append(jitter(p_src, source.fps) / h_src)
+        totals["skate_src"].append(foot_skate(p_src, source.fps, contact) / h_src)
         for name, target in targets.items():
             h = _height(canonical_rest(target))
             p_copy = _positions(copy_retarget(source, target))
@@ -144,11 +129,11 @@ def run() -> list[Row]:
             totals["jdm_copy"].append(jc)
             totals["jdm_net"].append(jn)
             totals["mse"].append(_local_mse(p_net, p_copy, h))
-            totals["jit_copy"].append(_jitter(p_copy, source.fps, h))
-            totals["jit_net"].append(_jitter(p_net, source.fps, h))
-            totals["skate_copy"].append(_skate(p_copy, contact, source.fps, h))
-            totals["skate_net"].append(_skate(p_net, contact, source.fps, h))
-            totals["skate_root"].append(_skate(_positions(root_net.retarget(source, target)), contact, source.fps, h))
+            totals["jit_copy"].append(jitter(p_copy, source.fps) / h)
+            totals["jit_net"].append(jitter(p_net, source.fps) / h)
+            totals["skate_copy"].append(foot_skate(p_copy, source.fps, contact) / h)
+            totals["skate_net"].append(foot_skate(p_net, source.fps, contact) / h)
+            totals["skate_root"].append(foot_skate(_positions(root_net.retarget(source, target)), source.fps, contact) / h)
     m = {k: float(np.mean(v)) for k, v in totals.items()}
     rows = [Row("JDM error, network (mean of all pairs)", m["jdm_net"], "", m["jdm_copy"], False,
                 note=f"target = Copy's {m['jdm_copy']:.4f}; {len(files)} held-back clips x {len(targets)} characters")]

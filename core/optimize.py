@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -41,6 +41,7 @@ from torch import Tensor
 from .character import Character
 from .geometry.penetration import MissingPartsError, PenetrationModel, penetration_percent
 from .kinematics import forward_kinematics, skinning_transforms
+from .metrics import foot_skate, jitter
 from .motion import FOOT_JOINTS, Motion, _canonical_tracks, to_canonical
 from .retarget.losses import jdm_error
 from .rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous, quat_to_matrix, rot6d_to_matrix
@@ -209,20 +210,6 @@ def canonical_positions(motion: Motion, dtype: torch.dtype = torch.float64) -> T
 # Metrics
 # ----------------------------------------------------------------------------------------------------------
 
-def _jitter(p: np.ndarray, fps: float) -> float:
-    if len(p) < 3:
-        return 0.0
-    return float(np.linalg.norm(p[2:] - 2 * p[1:-1] + p[:-2], axis=-1).mean() * fps * fps)
-
-
-def _foot_skate(p: np.ndarray, fps: float, height: float) -> float:
-    feet = p[:, _FEET]
-    contact = feet[:, :, 1] < feet[:, :, 1].min() + 0.03 * height
-    v = np.linalg.norm(np.diff(feet[..., [0, 2]], axis=0), axis=-1) * fps
-    c = contact[1:] & contact[:-1]
-    return float(v[c].mean()) if c.any() else 0.0
-
-
 def _source_contacts(source_positions: Tensor, proxy: FigureProxy) -> np.ndarray:
     f = skeletal_features(source_positions, proxy)
     return (f.gaps < contact_tolerance(proxy.height)).numpy()
@@ -282,7 +269,7 @@ def measure_clip(source: Motion, result: Motion, character: Character, max_pen_f
     kept = float(res_contacts[src_contacts].mean()) if src_contacts.any() else float("nan")
     p = res.numpy()
     return ClipMetrics(pen_percent=pen, jdm_error=float(jdm_error(src, res)), contacts_kept=kept,
-                       jitter=_jitter(p, result.fps), foot_skate=_foot_skate(p, result.fps, character.height))
+                       jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height))
 
 
 def source_proxy(source: Motion) -> FigureProxy:

@@ -22,6 +22,8 @@ Why these choices:
 from __future__ import annotations
 
 import numpy as np
+
+from core.metrics import jitter  # noqa: F401 - re-exported: the pose stage reports it
 from scipy.signal import savgol_filter
 
 from core.errors import InputError
@@ -100,15 +102,6 @@ def smooth(x: np.ndarray, fps: float, strength: float, polyorder: int = 3) -> np
     if window <= polyorder:
         return x.copy()
     return savgol_filter(x, window, polyorder, axis=0, mode="interp")
-
-
-def jitter(positions: np.ndarray, fps: float) -> float:
-    """Mean joint acceleration magnitude of ``(T, J, 3)`` positions, m/s² (DESIGN §5)."""
-    p = np.asarray(positions, dtype=np.float64)
-    if len(p) < 3:
-        return 0.0
-    acc = (p[2:] - 2 * p[1:-1] + p[:-2]) * fps * fps
-    return float(np.nanmean(np.linalg.norm(acc, axis=-1)))
 
 
 # ----------------------------------------------------------------------------------------------------------
