@@ -36,11 +36,11 @@ from torch import Tensor
 
 from ..character import builtin_character_names, load_character
 from ..io.bvh import read_bvh
-from ..motion import FOOT_JOINTS, Motion, to_canonical
+from ..motion import FOOT_JOINTS, to_canonical
 from ..rotations import quat_to_matrix
 from ..skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, Skeleton
 from .model import canonical_rest
-from .network import joint_positions, rest_joint_positions, world_rotations
+from .network import joint_positions, rest_joint_positions
 
 __all__ = ["SHARED_DATA", "CACHE_DIR", "HELD_BACK_STYLES", "PREP_VERSION", "Clip", "corpus_files", "is_held_back",
            "load_clips", "r2et_skeleton", "skeleton_pool", "random_skeleton", "leg_lengths", "place_by_copy",

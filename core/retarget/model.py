@@ -17,7 +17,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import torch
 
 from ..motion import FOOT_JOINTS, Motion, from_canonical, to_canonical
@@ -25,7 +24,7 @@ from ..rotations import matrix_to_quat, quat_make_continuous, quat_to_matrix
 from ..skeleton import CANONICAL_JOINTS, Skeleton
 from .copy import _rest_motion, copy_retarget, foot_clearance, ground_feet, leg_length
 from .network import (GraphRetargeter, NetworkConfig, compose_correction, edge_features, heading_rotation,
-                      node_features, skeleton_height, world_rotations)
+                      node_features, skeleton_height)
 
 __all__ = ["DEFAULT_CHECKPOINT", "CHECKPOINT_FORMAT", "Retargeter", "NetworkRetargeter", "CopyRetargeter",
            "CheckpointError", "canonical_rest", "save_checkpoint", "load_retargeter"]
@@ -99,7 +98,7 @@ class NetworkRetargeter:
         ratio = leg_length(target) / max(leg_length(source.skeleton), 1e-6)
         root = torch.as_tensor(source.root_positions) * ratio
         if self.use_root_mlp:
-            heading = heading_rotation(world_rotations(rot_b)[:, 0])
+            heading = heading_rotation(rot_b[:, 0])  # the root's local rotation is its world rotation
             step = (heading @ out.root[0].double()[..., None])[..., 0] * float(h_b)
             root = root + step * root.new_tensor([1.0, 0.0, 1.0])
         rotations = quat_make_continuous(matrix_to_quat(rot_b), dim=0).numpy()

@@ -15,7 +15,7 @@ from core.retarget.model import (DEFAULT_CHECKPOINT, CopyRetargeter, NetworkReta
 from core.retarget.network import (ARM_JOINTS, EDGES, GraphRetargeter, MotionDecoder, MotionDiscriminator, MotionEncoder,
                                    NetworkConfig, SpatialGraphConv, TemporalConv, compose_correction, edge_features,
                                    joint_positions, node_features, skeleton_height, world_rotations)
-from core.retarget.train import play, stage1_step
+from core.retarget.train import stage1_step
 from core.kinematics import forward_kinematics
 from core.rotations import quat_to_matrix
 from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton
