@@ -75,5 +75,8 @@ def machine_line() -> str:
 
     import torch
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, Python "
-            f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, load average {load} "
+            f"(other jobs share these cores: with load above the core count, torch's threads stall and small-op "
+            f"rows drop many-fold), Python {platform.python_version()}, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")

