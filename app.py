@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--semantic", action="store_true", help="semantic + penetration optimisation")
     p.add_argument("--vlm", default=None, help="BLIP-2 weights folder (default: $SMT_VLM_PATH, else skeletal)")
     p.add_argument("--smoothing", type=float, default=0.5, help="pose smoothing strength 0..1 (default 0.5)")
-    p.add_argument("--iterations", type=int, default=150, help="optimisation iterations (default 150)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="most optimisation steps (default: the optimiser's, 120)")
     p.add_argument("--trim", type=float, nargs=2, metavar=("START", "END"), help="use only this part (seconds)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_run)

@@ -132,7 +132,7 @@ def _quality_rows() -> list[Row]:
                     f"{jdm_b:.4f} -> {jdm_a:.4f}"),
                 Row(f"{name}: contacts kept after - Copy's", kept_a - kept_b, "", 0.0, True,
                     f"{kept_b:.3f} -> {kept_a:.3f} of the source's hand-contact frames"),
-                Row(f"{name}: jitter after / Copy's", jit_a / jit_b, "", 1.0, False,
+                Row(f"{name}: jitter change from Copy's", 100 * (jit_a / jit_b - 1), "%", 0.0, False,
                     f"{jit_b:.3f} -> {jit_a:.3f} m/s²"),
             ]
         else:

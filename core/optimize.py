@@ -20,6 +20,8 @@ Choices the paper leaves open, and why:
 - λ_pen ramps from 1 to 10 over the first 30 % of the steps as in the paper, but then stays at 10 (the paper
   returns to 1): back at 1, the semantic and stay-close terms pulled hands back into bulky bodies (Pen% after
   rose from 0.1-0.3 to 0.5-1.8 % on the bench's bow clip).
+- The trunk's stay-close weight is 1 (arms 0.05): at 2 the spine could not lean out of the way, and on the
+  bench's huge-headed Mousey the JDM error rose (+0.0018) where at 1 it falls (−0.0050), other characters alike.
 - Only the upper body moves by default (spine, neck, head, shoulders, arms, hands): hips, legs and the root path
   stay exactly as the retargeter made them, so foot contact and skate are untouched; ``free_joints="all"``
   frees everything, and the foot term then keeps planted feet within a few millimetres.
@@ -89,7 +91,7 @@ class OptimizeConfig:
     pen_final: float = 10.0
     ramp: float = 0.3
     pen_margin: float = 0.003
-    stay_close: float = 2.0
+    stay_close: float = 1.0
     stay_close_arm: float = 0.05
     smooth: float = 5.0
     foot: float = 1e4
@@ -115,6 +117,8 @@ class ClipMetrics:
     contacts_kept: share of the source's hand contacts (hand–body, hand–hand frames) the result keeps
         (NaN when the source has none).
     jitter: mean joint acceleration, m/s². foot_skate: mean horizontal foot-joint speed while in contact, m/s.
+    pen_frames, pen_per_frame: ``(N,)`` the frames Pen% was measured on and its value there (empty when the
+        character has no part labels).
     """
 
     pen_percent: float
@@ -122,6 +126,8 @@ class ClipMetrics:
     contacts_kept: float
     jitter: float
     foot_skate: float
+    pen_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), compare=False, repr=False)
+    pen_per_frame: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
 
     def as_dict(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate")}
@@ -135,6 +141,7 @@ class OptimizeResult:
     result. supervisor: plain words on the semantic supervisor used. iterations: Adam steps taken.
     seconds: wall time of the optimisation (metrics excluded). history: total loss per step.
     notes: anything the user should know (a term that was skipped and why).
+    semantic: the supervisor's distance between source and character, per frame, before and after.
     """
 
     motion: Motion
@@ -145,8 +152,20 @@ class OptimizeResult:
     seconds: float
     history: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    semantic: SemanticDistance | None = None
 
 
+@dataclass(frozen=True)
+class SemanticDistance:
+    """The semantic supervisor's distance ||E_source − E_character||² per frame (the loss's λ_sem term).
+
+    frames: ``(N,)`` frame indices (all frames for the skeletal supervisor, an even spread of at most 8 for
+    image supervisors, whose embeddings cost a VLM pass each). before, after: ``(N,)`` distances.
+    """
+
+    frames: np.ndarray
+    before: np.ndarray
+    after: np.ndarray
 # ----------------------------------------------------------------------------------------------------------
 # Figures: sizes, hands, contacts
 # ----------------------------------------------------------------------------------------------------------
@@ -219,11 +238,13 @@ def _mesh_contacts(character: Character, motion: Motion, chunk: int = 32) -> np.
     """``(T, 3)`` hard contacts of a character's motion: each hand's mesh with its torso+head mesh, and the hands.
 
     A hand touches the body when one of its vertices (an even spread of 48) is within the contact tolerance of
-    a body vertex or inside the body (ray parity); the hands touch when their spheres do (see
-    :mod:`core.semantics.skeletal`).
+    the body's surface or inside the body (ray parity); the hands touch when their spheres do (see
+    :mod:`core.semantics.skeletal`). Distances are to the surface, not to its vertices: on coarse meshes (the
+    R2ET shapes' body triangles reach 10-20 cm) a hand lying on a big triangle is far from all its corners.
     """
-    from .geometry.mesh import ray_parity_inside
+    from .geometry.mesh import ray_parity_inside, submesh_faces
     from .geometry.penetration import body_and_limb_masks, capped_body
+    from .geometry.sdf import mesh_distance
 
     proxy = character_proxy(character)
     tol = contact_tolerance(proxy.height)
@@ -234,6 +255,10 @@ def _mesh_contacts(character: Character, motion: Motion, chunk: int = 32) -> np.
         return gaps < tol  # no labels: the capsule proxy decides
     capped = capped_body(character)
     faces = torch.as_tensor(capped.faces)
+    body_faces = submesh_faces(character.faces, body)
+    corners = character.rest_vertices[body_faces]
+    # A point within tol of the surface is within tol + (longest edge) of one of the triangle's corners.
+    reach = tol + float(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=-1).max())
     body_idx = torch.as_tensor(np.nonzero(body)[0])
     samples = [torch.as_tensor(h) for h in _hand_vertex_samples(character, per_hand=48)]
     with torch.no_grad():
@@ -244,7 +269,10 @@ def _mesh_contacts(character: Character, motion: Motion, chunk: int = 32) -> np.
             for k, h in enumerate(samples):
                 if not len(h):
                     continue
-                near = torch.cdist(verts[:, h], verts[:, body_idx]).amin((1, 2)) < tol
+                corner = torch.cdist(verts[:, h], verts[:, body_idx]).amin((1, 2))
+                near = corner < tol
+                for t in torch.nonzero(~near & (corner < reach))[:, 0].tolist():
+                    near[t] = bool(mesh_distance(verts[t, h], verts[t], body_faces)[0].min() < tol)
                 inside = ray_parity_inside(verts[:, h], closed, faces).any(1)
                 gaps[s:s + chunk, k] = np.where((near | inside).numpy(), -1.0, np.inf)
     return gaps < tol
@@ -261,15 +289,17 @@ def measure_clip(source: Motion, result: Motion, character: Character, max_pen_f
     if src.shape != res.shape:
         raise ValueError(f"source and result differ in length: {src.shape[0]} vs {res.shape[0]} frames")
     try:
-        pen = penetration_percent(character, result, max_frames=max_pen_frames).mean
+        pen = penetration_percent(character, result, max_frames=max_pen_frames)
+        pen_percent, pen_frames, pen_per_frame = pen.mean, pen.frames, pen.per_frame
     except MissingPartsError:
-        pen = float("nan")
+        pen_percent, pen_frames, pen_per_frame = float("nan"), np.zeros(0, dtype=np.int64), np.zeros(0)
     src_contacts = _source_contacts(src, source_proxy(source))
     res_contacts = _mesh_contacts(character, result)
     kept = float(res_contacts[src_contacts].mean()) if src_contacts.any() else float("nan")
     p = res.numpy()
-    return ClipMetrics(pen_percent=pen, jdm_error=float(jdm_error(src, res)), contacts_kept=kept,
-                       jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height))
+    return ClipMetrics(pen_percent=pen_percent, jdm_error=float(jdm_error(src, res)), contacts_kept=kept,
+                       jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height),
+                       pen_frames=pen_frames, pen_per_frame=pen_per_frame)
 
 
 def source_proxy(source: Motion) -> FigureProxy:
@@ -455,11 +485,27 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
     ramp_steps = max(1, int(config.ramp * config.iterations))
     active = None
     best, best_x, steps = math.inf, x0.clone(), 0
+    def posed(x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Skinning transforms ``(T, J, 12)``, canonical joint positions ``(T, 22, 3)`` and the hands' soft
+        gap to the body ``(T, 2)`` (None without hand or body vertices) of the 6D angles ``x``."""
+        pose, _ = pose_of(x)
+        transforms = skinning_transforms(pose, rest_pose).flatten(-2)
+        body_gap = None
+        if hand_ok:
+            hv = _skin_frames(hand_rest, hand_w, transforms)  # (T, H, 3)
+            d = model.body_sdf(hv, transforms.unflatten(-1, (3, 4)), exact_grad=False)
+            body_gap = torch.stack([-tau * torch.logsumexp(-d[:, :n_left] / tau, dim=-1),
+                                    -tau * torch.logsumexp(-d[:, n_left:] / tau, dim=-1)], dim=-1)
+        return transforms, _canonical_tracks(pose.positions, mapping), body_gap
+
+    def semantic_distance(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            return semantic.distances(*posed(x))
+
     for step in range(config.iterations):
         steps = step + 1
         x = x0 + torch.einsum("tk,kfc->tfc", basis, controls)
-        pose, _ = pose_of(x)
-        transforms = skinning_transforms(pose, rest_pose).flatten(-2)  # (T, J, 12)
+        transforms, positions, body_gap = posed(x)
         loss_pen = x.new_zeros(())
         if model is not None:
             if active is None or step % config.refresh == 0:
@@ -477,13 +523,6 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
                                       weights=blend[frame, vert])
                 blend[frame, vert] = w.detach()  # the next step resumes the inversion from here
                 loss_pen = torch.relu(margin - phi).sum() / (T * height)
-        positions = _canonical_tracks(pose.positions, mapping)
-        body_gap = None
-        if hand_ok:
-            hv = _skin_frames(hand_rest, hand_w, transforms)  # (T, H, 3)
-            d = model.body_sdf(hv, transforms.unflatten(-1, (3, 4)), exact_grad=False)
-            body_gap = torch.stack([-tau * torch.logsumexp(-d[:, :n_left] / tau, dim=-1),
-                                    -tau * torch.logsumexp(-d[:, n_left:] / tau, dim=-1)], dim=-1)
         loss_sem = semantic(positions, body_gap, transforms, step)
         dx = x - x0
         loss_close = (close_w[:, None] * dx * dx).sum((-1, -2)).mean()
@@ -516,6 +555,8 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
         _, R = pose_of(best_x)
         q = quat_make_continuous(matrix_to_quat(R.double()), dim=0).cpu().numpy()
     result = Motion(sk, q, start.root_positions.copy(), start.fps, start.name)
+    frames, sem_before = semantic_distance(x0)
+    _, sem_after = semantic_distance(best_x)
     seconds = time.perf_counter() - t0
     before = after = None
     if measure:
@@ -523,13 +564,15 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
         before = measure_clip(source, start, character, max_pen_frames)
         after = measure_clip(source, result, character, max_pen_frames)
     progress(1.0, "semantic refinement done")
-    return OptimizeResult(result, before, after, described, steps, seconds, history, notes)
+    return OptimizeResult(result, before, after, described, steps, seconds, history, notes,
+                          SemanticDistance(frames, sem_before, sem_after))
 
 
 def _make_semantic_term(supervisor, source: Motion, src_pos: Tensor, proxy_src: FigureProxy, character: Character,
                         start: Motion, config: OptimizeConfig, device: torch.device, source_frames=None,
                         source_camera=None):
-    """A callable ``(positions, body_gap, transforms, step) -> loss`` for the supervisor.
+    """The λ_sem term for the supervisor: called as ``(positions, body_gap, transforms, step) -> loss``;
+    ``.distances(transforms, positions, body_gap) -> (frames, values)`` reports it per frame.
 
     Skeletal: squared distance of the per-frame embeddings, averaged over frames. Image encoders: each step
     renders ``frames_per_step`` random frames of the character from the front, left and right (or from
@@ -538,16 +581,28 @@ def _make_semantic_term(supervisor, source: Motion, src_pos: Tensor, proxy_src: 
     own, so λ_sem means the same for any model width).
     """
     if getattr(supervisor, "kind", None) == "skeleton":
-        proxy_tgt = character_proxy(character)
-        with torch.no_grad():
-            e_src = supervisor.embed(src_pos, proxy_src)
-
-        def skeletal(positions: Tensor, body_gap: Tensor | None, transforms: Tensor, step: int) -> Tensor:
-            e = supervisor.embed(positions, proxy_tgt, body_gap)
-            return ((e - e_src) ** 2).sum(-1).mean()
-
-        return skeletal
+        return _SkeletalTerm(supervisor, src_pos, proxy_src, character_proxy(character))
     return _ImageTerm(supervisor, source, character, start, config, device, source_frames, source_camera)
+
+
+class _SkeletalTerm:
+    """Semantic consistency of skeletal embeddings (see :func:`_make_semantic_term`)."""
+
+    def __init__(self, encoder: SkeletalEncoder, source_positions: Tensor, source_proxy: FigureProxy,
+                 target_proxy: FigureProxy) -> None:
+        self.encoder, self.target_proxy = encoder, target_proxy
+        with torch.no_grad():
+            self.source_emb = encoder.embed(source_positions, source_proxy)
+
+    def per_frame(self, positions: Tensor, body_gap: Tensor | None) -> Tensor:
+        return ((self.encoder.embed(positions, self.target_proxy, body_gap) - self.source_emb) ** 2).sum(-1)
+
+    def __call__(self, positions: Tensor, body_gap: Tensor | None, transforms: Tensor, step: int) -> Tensor:
+        return self.per_frame(positions, body_gap).mean()
+
+    def distances(self, transforms: Tensor, positions: Tensor, body_gap: Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+        values = self.per_frame(positions, body_gap).cpu().double().numpy()
+        return np.arange(len(values)), values
 
 
 class _ImageTerm:
@@ -597,9 +652,21 @@ class _ImageTerm:
         T = transforms.shape[0]
         n = min(self.config.frames_per_step, T)
         frames = torch.randperm(T, generator=self.generator)[:n].to(self.device)
+        return self.per_frame(transforms, frames).mean()
+
+    def distances(self, transforms: Tensor, positions: Tensor, body_gap: Tensor | None,
+                  count: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        T = transforms.shape[0]
+        frames = np.unique(np.linspace(0, T - 1, min(count, T)).round().astype(np.int64))
+        values = self.per_frame(transforms, torch.as_tensor(frames, device=self.device))
+        return frames, values.cpu().double().numpy()
+
+    def per_frame(self, transforms: Tensor, frames: Tensor) -> Tensor:
+        """``(n,)`` distances of the given frames: renders from every camera, embedded, summed over cameras."""
+        n = len(frames)
         m = (self.weights @ transforms[frames]).unflatten(-1, (3, 4))  # (n, V, 3, 4)
         verts = (m[..., :3] @ self.rest[:, :, None])[..., 0] + m[..., 3]
         images = self.render(verts, self.faces, self.colors, self.cameras, self.settings)  # (n, C, 3, H, W)
         context = [c for f in frames.tolist() for c in self.source_ctx[f]]
         e = self.encoder.embed_renders(images.flatten(0, 1), context).reshape(n, len(self.cameras), -1)
-        return ((e - self.source_emb[frames]) ** 2).mean(-1).sum(-1).mean()
+        return ((e - self.source_emb[frames]) ** 2).mean(-1).sum(-1)

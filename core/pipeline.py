@@ -5,11 +5,13 @@ The CLI (app.py) and the web app only orchestrate: they call these and show the 
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
+
+import numpy as np
 
 from .character import Character, load_character
 from .errors import InputError
@@ -196,7 +198,8 @@ class JobOptions:
     """What the user can set for one job (the page's controls and the CLI's flags).
 
     semantic: run the stage-II optimisation. smoothing: pose filter strength in [0, 1] (video input).
-    foot_locking: keep planted feet in place during optimisation. iterations: most optimisation steps.
+    foot_locking: keep planted feet in place during optimisation. iterations: most optimisation steps
+    (None: the optimiser's default).
     vlm_path: BLIP-2 weights folder (default: $SMT_VLM_PATH; without weights the skeletal supervisor runs).
     trim: ``(start, end)`` seconds of the input to use. render: write the preview videos.
     """
@@ -204,7 +207,7 @@ class JobOptions:
     semantic: bool = False
     smoothing: float = 0.5
     foot_locking: bool = True
-    iterations: int = 150
+    iterations: int | None = None
     vlm_path: str | None = None
     trim: tuple[float, float] | None = None
     render: bool = True
@@ -217,7 +220,8 @@ class JobResult:
     source_video: the input video with the fitted skeleton drawn over it (None for motion-file input).
     result_video: the character before/after optimisation (the source skeleton and the character without it).
     fbx_path, glb_path, bvh_path: downloads. report: frames, fps, character, height, retargeter, supervisor,
-    metrics as (before, after) pairs, notes. per_frame: series name → ``(T,)`` values for the page's plot.
+    metrics as (before, after) pairs, notes. per_frame: the page's plots, plot name ("pen_percent",
+    "semantic_distance") → series name ("before", "after") → ``(frames (N,), values (N,))``.
     seconds: wall time per stage.
     """
 
@@ -227,17 +231,18 @@ class JobResult:
     glb_path: Path | None
     bvh_path: Path
     report: dict
-    per_frame: dict = field(default_factory=dict)
+    per_frame: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def per_frame_table(self):
-        """A long-format table (frame, value, series) for a line plot, or None when there is nothing to plot."""
-        if not self.per_frame:
+    def per_frame_table(self, plot: str):
+        """A long-format table (frame, value, series) of one plot, or None when there is nothing to plot."""
+        series = self.per_frame.get(plot)
+        if not series:
             return None
         import pandas as pd
 
-        return pd.concat([pd.DataFrame({"frame": range(len(v)), "value": v, "series": name})
-                          for name, v in self.per_frame.items()], ignore_index=True)
+        return pd.concat([pd.DataFrame({"frame": frames, "value": values, "series": name})
+                          for name, (frames, values) in series.items()], ignore_index=True)
 
 
 def _scaled(progress: Progress, start: float, end: float) -> Progress:
@@ -258,6 +263,33 @@ def _retargeter():
     from .retarget.model import load_retargeter
 
     return load_retargeter()
+
+
+def _optimise_for_job(source: Motion, retargeted: Motion, char: Character, options: JobOptions, report: dict,
+                      per_frame: dict, progress: Progress) -> Motion:
+    """Stage II for a job: the optimised motion; fills ``report`` and ``per_frame`` (see :class:`JobResult`)."""
+    from .optimize import OptimizeConfig, optimize_motion
+    from .semantics import select_supervisor
+
+    progress(0.0, "optimising")
+    supervisor, description = select_supervisor(options.vlm_path)
+    config = OptimizeConfig() if options.iterations is None else OptimizeConfig(iterations=options.iterations)
+    if not options.foot_locking:
+        config.foot = 0.0
+    opt = optimize_motion(source, retargeted, char, supervisor=supervisor, config=config, progress=progress)
+    report["supervisor"] = description
+    report["notes"].extend(opt.notes)
+    if opt.before is not None and opt.after is not None:
+        for key in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate"):
+            report[key] = (getattr(opt.before, key), getattr(opt.after, key))
+        if len(opt.after.pen_frames):
+            per_frame["pen_percent"] = {"before": (opt.before.pen_frames, opt.before.pen_per_frame),
+                                        "after": (opt.after.pen_frames, opt.after.pen_per_frame)}
+    if opt.semantic is not None:
+        sem = opt.semantic
+        report["semantic_distance"] = (float(sem.before.mean()), float(sem.after.mean()))
+        per_frame["semantic_distance"] = {"before": (sem.frames, sem.before), "after": (sem.frames, sem.after)}
+    return opt.motion
 
 
 def run_job(source: str | Path, character: str | Path | Character, out_dir: str | Path,
@@ -303,39 +335,31 @@ def run_job(source: str | Path, character: str | Path | Character, out_dir: str 
     lap("reading input")
     notes = list(pose.warnings) if pose is not None else []
 
-    progress(0.45, "retargeting")
-    retargeter = _retargeter()
-    retargeted = retargeter.retarget(motion, char.skeleton)
-    report: dict = {"frames": motion.num_frames, "fps": motion.fps, "character": char.name, "height": char.height,
-                    "retargeter": getattr(retargeter, "reason", None) or "graph network (stage I)", "notes": notes}
-    lap("retargeting")
+    # Work that needs no result of the next stage runs beside it: the overlay video (decode, draw, encode)
+    # while this thread retargets and optimises, then Blender's export while this thread renders.
+    with staged_output_dir(out_dir) as stage_dir, ThreadPoolExecutor(max_workers=2) as pool:
+        overlay = None
+        if options.render and pose is not None:
+            from pose.overlay import write_overlay
 
-    final, per_frame = retargeted, {}
-    if options.semantic:
-        from .optimize import OptimizeConfig, optimize_motion
-        from .semantics import select_supervisor
+            overlay = pool.submit(write_overlay, pose, source, stage_dir / "source_overlay.mp4")
 
-        progress(0.5, "optimising")
-        supervisor, description = select_supervisor(options.vlm_path)
-        config = OptimizeConfig(iterations=options.iterations)
-        if not options.foot_locking:
-            config.foot = 0.0
-        opt = optimize_motion(motion, retargeted, char, supervisor=supervisor, config=config,
-                              progress=_scaled(progress, 0.5, 0.75))
-        final = opt.motion
-        report["supervisor"] = description
-        notes.extend(opt.notes)
-        if opt.before is not None and opt.after is not None:
-            for key in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate"):
-                report[key] = (getattr(opt.before, key), getattr(opt.after, key))
-        if opt.history:
-            per_frame = {"optimisation loss (per step)": opt.history}
-        lap("optimising")
+        progress(0.45, "retargeting")
+        retargeter = _retargeter()
+        retargeted = retargeter.retarget(motion, char.skeleton)
+        report: dict = {"frames": motion.num_frames, "fps": motion.fps, "character": char.name,
+                        "height": char.height,
+                        "retargeter": getattr(retargeter, "reason", None) or "graph network (stage I)", "notes": notes}
+        lap("retargeting")
 
-    with staged_output_dir(out_dir) as stage_dir, ThreadPoolExecutor(max_workers=1) as pool:
+        final, per_frame = retargeted, {}
+        if options.semantic:
+            final = _optimise_for_job(motion, retargeted, char, options, report, per_frame,
+                                      _scaled(progress, 0.5, 0.75))
+            lap("optimising")
+
         from .io.export import export_character_motion_files
 
-        # Blender exports in its own process: let it run while this one renders.
         progress(0.75, "exporting and rendering")
         write_bvh(final, stage_dir / "result.bvh")
         export = pool.submit(export_character_motion_files, char, final,
@@ -344,20 +368,20 @@ def run_job(source: str | Path, character: str | Path | Character, out_dir: str 
         if options.render:
             from .render.preview import write_before_after
 
-            if pose is not None:
-                from pose.overlay import write_overlay
-
-                write_overlay(pose, source, stage_dir / "source_overlay.mp4")
-                source_video = Path(out_dir) / "source_overlay.mp4"
             left, labels = ((char, retargeted), ("without optimisation", "with optimisation")) if options.semantic \
                 else ((None, motion), ("source", char.name))
             write_before_after(stage_dir / "result.mp4", left, (char, final), size=PREVIEW_SIZE,
                                fps=min(motion.fps, PREVIEW_FPS), labels=labels, renderer=_job_renderer())
             result_video = Path(out_dir) / "result.mp4"
             lap("rendering")
+            if overlay is not None:
+                progress(0.9, "rendering overlay")
+                overlay.result()
+                source_video = Path(out_dir) / "source_overlay.mp4"
+                lap("waiting for the overlay")
         progress(0.95, "exporting")
         export.result()
-        lap("exporting")
+        lap("waiting for the export")
     progress(1.0, "done")
     out = Path(out_dir)
     return JobResult(source_video, result_video, out / "result.fbx", out / "result.glb", out / "result.bvh", report,

@@ -20,6 +20,7 @@ import gradio as gr  # noqa: E402
 
 from core.character import builtin_character_names  # noqa: E402
 from core.errors import InputError  # noqa: E402
+from core.optimize import OptimizeConfig  # noqa: E402
 from core.pipeline import (MAX_CLIP_SECONDS, MOTION_SUFFIXES, SAMPLE_VIDEO, JobOptions, JobResult,  # noqa: E402
                            run_job)
 
@@ -28,6 +29,9 @@ JOBS_DIR = Path(tempfile.gettempdir()) / "smt-jobs"
 JOB_MAX_AGE_S = 3600
 MAX_UPLOAD = "200mb"
 CHARACTER_SUFFIXES = (".fbx", ".glb")
+# The per-frame plots under the report: JobResult.per_frame's key → (title, y-axis title).
+PLOTS = {"pen_percent": ("Penetration per frame, before / after optimisation", "Pen%"),
+         "semantic_distance": ("Semantic distance per frame, before / after", "distance to the source")}
 
 INTRO = f"""# Video → animated character
 Upload a phone video of **one person** (or a BVH/FBX motion file), pick a character or upload your own rigged
@@ -93,10 +97,10 @@ def run_from_page(video: str | None, motion_file: str | None, character: str, ch
         raise gr.Error(f"The job failed unexpectedly ({type(e).__name__}: {e}). The server keeps running; "
                        "please report this with the input file.", duration=None) from None
     files = [str(p) for p in (result.fbx_path, result.glb_path, result.bvh_path) if p is not None]
-    plot = result.per_frame_table()
+    plots = [result.per_frame_table(name) for name in PLOTS]
     return (str(result.source_video) if result.source_video else None, str(result.result_video),
             str(result.glb_path) if result.glb_path else None, files, _report_markdown(result),
-            gr.LinePlot(value=plot, visible=plot is not None))
+            *(gr.LinePlot(value=plot, visible=plot is not None) for plot in plots))
 
 
 def build_app() -> gr.Blocks:
@@ -119,7 +123,8 @@ def build_app() -> gr.Blocks:
                 with gr.Accordion("Advanced", open=False):
                     smoothing = gr.Slider(0, 1, value=0.5, step=0.05, label="Smoothing strength (video)")
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
-                    iterations = gr.Slider(10, 500, value=150, step=10, label="Optimisation iterations")
+                    iterations = gr.Slider(10, 500, value=OptimizeConfig.iterations, step=10,
+                                           label="Optimisation iterations (most; it stops early once converged)")
                     vlm_path = gr.Textbox(label="BLIP-2 weights folder (optional; without it a skeletal "
                                                 "supervisor is used)", value="", placeholder="/path/to/blip2-flan-t5-xl")
                     with gr.Row():
@@ -136,12 +141,14 @@ def build_app() -> gr.Blocks:
                 downloads = gr.File(label="Downloads: FBX, GLB, BVH", file_count="multiple", elem_id="downloads",
                                     interactive=False)
                 report = gr.Markdown(elem_id="report")
-                plot = gr.LinePlot(x="frame", y="value", color="series", title="Per frame", visible=False,
-                                   elem_id="plot")
+                with gr.Row():
+                    plots = [gr.LinePlot(x="frame", y="value", color="series", title=title, visible=False,
+                                         elem_id=f"plot-{name.replace('_', '-')}", y_title=y_title)
+                             for name, (title, y_title) in PLOTS.items()]
         sample.click(lambda: str(SAMPLE_VIDEO), None, video)
         run.click(run_from_page, [video, motion_file, character, character_file, semantic, smoothing, foot_locking,
                                   iterations, vlm_path, trim_start, trim_end],
-                  [source_video, result_video, model3d, downloads, report, plot], api_name="run")
+                  [source_video, result_video, model3d, downloads, report, *plots], api_name="run")
     return demo
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..character import PART_NAMES, Character
 from ..errors import InputError
-from ..kinematics import linear_blend_skinning, skinning_transforms
+from ..kinematics import linear_blend_skinning
 from ..motion import Motion
 from .mesh import CappedMesh, cap_holes, ray_parity_inside, submesh_faces
 from .sdf import SDFGrid, build_sdf_grid, sample_grid, to_grid_coords

@@ -59,6 +59,21 @@ def test_refinement_cuts_penetration_without_touching_legs(bob):
     assert np.allclose(np.abs((result.motion.rotations[:, legs] * start.rotations[:, legs]).sum(-1)), 1.0)
     assert np.array_equal(result.motion.root_positions, start.root_positions)
     assert calls == sorted(calls) and calls[-1] == 1.0 and result.iterations <= 40
+    for metrics in (result.before, result.after):  # the page's per-frame plot
+        assert np.array_equal(metrics.pen_frames, np.arange(16)) and metrics.pen_per_frame.shape == (16,)
+        assert metrics.pen_per_frame.mean() == pytest.approx(metrics.pen_percent)
+    assert result.after.pen_per_frame[-1] < result.before.pen_per_frame[-1]
+
+
+def test_semantic_distance_falls_when_the_start_lost_the_meaning(bob):
+    source = _arms_into_belly(bob)
+    start = Motion(bob.skeleton, np.tile([1.0, 0, 0, 0], source.rotations.shape[:2] + (1,)),
+                   source.root_positions.copy(), source.fps)  # arms left in the T-pose
+    config = OptimizeConfig(iterations=30, lambda_pen=0.0, pen_peak=0.0, pen_final=0.0)
+    result = optimize_motion(source, start, bob, config=config, measure=False)
+    sem = result.semantic
+    assert np.array_equal(sem.frames, np.arange(16)) and sem.before.shape == sem.after.shape == (16,)
+    assert sem.after.mean() < 0.9 * sem.before.mean(), (sem.before.mean(), sem.after.mean())
 
 
 def test_all_joints_free_keeps_the_feet_planted(bob):
@@ -95,6 +110,7 @@ def test_image_supervisor_runs_through_renders(bob):
     result = optimize_motion(start, start, bob, supervisor=encoder,
                              config=OptimizeConfig(iterations=3, frames_per_step=2), measure=False)
     assert result.supervisor == "tiny BLIP-2" and result.iterations == 3 and np.isfinite(result.history).all()
+    assert len(result.semantic.frames) == 6 and np.isfinite(result.semantic.after).all()
 
 
 class _OutOfMemory(SemanticEncoder):
@@ -108,3 +124,18 @@ def test_out_of_gpu_memory_falls_back_to_skeletal(bob):
                              config=OptimizeConfig(iterations=3), measure=False)
     assert result.supervisor.startswith("skeletal fallback: out of GPU memory")
     assert any("out of GPU memory" in n for n in result.notes)
+
+
+def test_pipeline_semantic_step_reports_supervisor_and_pen(bob, tmp_path, monkeypatch):
+    from core.io.bvh import write_bvh
+    from core.pipeline import retarget_motion_file
+
+    monkeypatch.delenv("SMT_VLM_PATH", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    write_bvh(_arms_into_belly(bob), tmp_path / "clip.bvh")
+    out = retarget_motion_file(tmp_path / "clip.bvh", bob, tmp_path / "out", render=False, export_formats=(),
+                               retargeter="copy", semantic=True)
+    opt = out.optimization
+    assert opt is not None and opt.supervisor.startswith("skeletal fallback: no BLIP-2 weights found")
+    assert opt.after.pen_percent < opt.before.pen_percent
+    assert (tmp_path / "out" / "result.bvh").is_file() and "semantic" in out.seconds

@@ -27,7 +27,7 @@ def client(server_url):
 
 
 def test_motion_file_job_returns_playable_video_and_downloads(client, small_bvh):
-    source_video, result_video, glb, files, report, _plot = _run(client, motion_file=small_bvh, character="Brute")
+    source_video, result_video, glb, files, report, *_plots = _run(client, motion_file=small_bvh, character="Brute")
     info = probe_video(result_video)
     assert info.codec == "h264" and info.pix_fmt == "yuv420p" and info.frames == 45
     bvh = next(f for f in files if f.endswith(".bvh"))
@@ -45,7 +45,7 @@ def test_bad_input_is_reported_and_next_job_runs(client, small_bvh, tmp_path):
         _run(client, motion_file=broken)
     with pytest.raises(AppError, match="Upload a video"):
         _run(client)
-    *_, report, _ = _run(client, motion_file=small_bvh)
+    *_, report, _pen_plot, _semantic_plot = _run(client, motion_file=small_bvh)
     assert "45 frames" in report
 
 
@@ -53,8 +53,8 @@ def test_video_job_returns_fbx_that_reimports(client):
     from core.io.character_import import import_motions
     from core.pipeline import SAMPLE_VIDEO
 
-    source_video, result_video, glb, files, report, _plot = _run(client, video=SAMPLE_VIDEO, character="Kit",
-                                                                 trim_start=0, trim_end=2)
+    source_video, result_video, glb, files, report, *_plots = _run(client, video=SAMPLE_VIDEO, character="Kit",
+                                                                   trim_start=0, trim_end=2)
     assert probe_video(source_video).codec == "h264" and probe_video(result_video).codec == "h264"
     fbx = next(f for f in files if f.endswith(".fbx"))
     motions = import_motions(fbx)
@@ -63,3 +63,12 @@ def test_video_job_returns_fbx_that_reimports(client):
     assert 55 <= frames <= 61  # 2 s at 30 fps
     assert glb is not None and glb.endswith(".glb")
     assert "Kit" in report
+
+
+def test_semantic_job_reports_and_plots_before_and_after(client, small_bvh):
+    *_, report, pen_plot, semantic_plot = _run(client, motion_file=small_bvh, character="Bob", semantic=True,
+                                               iterations=20)
+    assert "Semantic supervisor: skeletal" in report and "Pen%" in report and "Semantic distance" in report
+    for plot in (pen_plot, semantic_plot):
+        rows = plot["value"]["data"]
+        assert {row[plot["value"]["columns"].index("series")] for row in rows} == {"before", "after"}

@@ -1,4 +1,3 @@
-import numpy as np
 import torch
 
 from core.geometry.sdf import build_sdf_grid, mesh_distance, point_triangle_distance, sample_grid, to_grid_coords
