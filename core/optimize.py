@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from .character import Character
-from .geometry.penetration import MissingPartsError, PenetrationModel, penetration_percent
+from .geometry.penetration import MissingPartsError, PenetrationModel, penetration_percent, spread_frames
 from .kinematics import forward_kinematics, skinning_transforms
 from .metrics import foot_skate, jitter
 from .motion import FOOT_JOINTS, Motion, _canonical_tracks, to_canonical
@@ -278,23 +278,27 @@ def _mesh_contacts(character: Character, motion: Motion, chunk: int = 32) -> np.
     return gaps < tol
 
 
-def measure_clip(source: Motion, result: Motion, character: Character, max_pen_frames: int | None = None) -> ClipMetrics:
+def measure_clip(source: Motion, result: Motion, character: Character,
+                 max_mesh_frames: int | None = None) -> ClipMetrics:
     """Metrics of ``result`` (on ``character``) against its ``source`` (any mappable rig), see :class:`ClipMetrics`.
 
     Source contacts come from the skeletal capsule proxy (a bare skeleton has no mesh), the result's from its
-    mesh (:func:`_mesh_contacts`).
+    mesh (:func:`_mesh_contacts`). The mesh metrics (Pen% and contacts, the costly ones) use at most
+    ``max_mesh_frames`` evenly spaced frames; the others use all.
     """
     src = canonical_positions(source)
     res = canonical_positions(result)
     if src.shape != res.shape:
         raise ValueError(f"source and result differ in length: {src.shape[0]} vs {res.shape[0]} frames")
     try:
-        pen = penetration_percent(character, result, max_frames=max_pen_frames)
+        pen = penetration_percent(character, result, max_frames=max_mesh_frames)
         pen_percent, pen_frames, pen_per_frame = pen.mean, pen.frames, pen.per_frame
     except MissingPartsError:
         pen_percent, pen_frames, pen_per_frame = float("nan"), np.zeros(0, dtype=np.int64), np.zeros(0)
-    src_contacts = _source_contacts(src, source_proxy(source))
-    res_contacts = _mesh_contacts(character, result)
+    frames = spread_frames(result.num_frames, max_mesh_frames)
+    src_contacts = _source_contacts(src, source_proxy(source))[frames]
+    res_contacts = _mesh_contacts(character, Motion(result.skeleton, result.rotations[frames],
+                                                    result.root_positions[frames], result.fps))
     kept = float(res_contacts[src_contacts].mean()) if src_contacts.any() else float("nan")
     p = res.numpy()
     return ClipMetrics(pen_percent=pen_percent, jdm_error=float(jdm_error(src, res)), contacts_kept=kept,
@@ -351,7 +355,7 @@ def _skin_each(rest: Tensor, weights: Tensor, transforms: Tensor) -> Tensor:
 def optimize_motion(source: Motion, start: Motion, character: Character, *, supervisor=None,
                     config: OptimizeConfig | None = None, progress: Progress = _no_progress,
                     device: str | torch.device | None = None, measure: bool = True,
-                    max_pen_frames: int | None = None, source_frames=None, source_camera=None) -> OptimizeResult:
+                    max_mesh_frames: int | None = None, source_frames=None, source_camera=None) -> OptimizeResult:
     """Refine ``start`` (a motion on ``character``'s skeleton) against ``source``.
 
     Args:
@@ -362,7 +366,7 @@ def optimize_motion(source: Motion, start: Motion, character: Character, *, supe
         progress: called with (fraction in [0, 1], stage name).
         device: "cpu", "cuda", ... (default: CPU).
         measure: compute before/after metrics (a few seconds on long clips).
-        max_pen_frames: measure Pen% on at most this many evenly spaced frames.
+        max_mesh_frames: measure Pen% and contacts on at most this many evenly spaced frames.
         source_frames: for a video source, its frames ``(T, H, W, 3)`` uint8: image supervisors embed these
             instead of renders of a mannequin. source_camera: the video's camera (a preview ``Camera``).
 
@@ -381,13 +385,13 @@ def optimize_motion(source: Motion, start: Motion, character: Character, *, supe
     try:
         try:
             return _optimize(source, start, character, supervisor, description, config, progress, device, measure,
-                             max_pen_frames, source_frames, source_camera)
+                             max_mesh_frames, source_frames, source_camera)
         except torch.cuda.OutOfMemoryError:
             if getattr(supervisor, "kind", None) == "skeleton":
                 raise
             torch.cuda.empty_cache()
             result = _optimize(source, start, character, None, None, config, progress, device, measure,
-                               max_pen_frames, None, None)
+                               max_mesh_frames, None, None)
             result.notes.append(f"out of GPU memory with {description or supervisor}: used the skeletal "
                                 "supervisor instead")
             result.supervisor = "skeletal fallback: out of GPU memory with the vision-language model"
@@ -398,7 +402,7 @@ def optimize_motion(source: Motion, start: Motion, character: Character, *, supe
 
 def _optimize(source: Motion, start: Motion, character: Character, supervisor, description: str | None,
               config: OptimizeConfig, progress: Progress, device: str | torch.device | None, measure: bool,
-              max_pen_frames: int | None, source_frames, source_camera) -> OptimizeResult:
+              max_mesh_frames: int | None, source_frames, source_camera) -> OptimizeResult:
     """The work of :func:`optimize_motion`."""
     sk = character.skeleton
     if start.skeleton.names != sk.names or not np.allclose(start.skeleton.offsets, sk.offsets, atol=1e-6):
@@ -561,8 +565,8 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
     before = after = None
     if measure:
         progress(0.96, "measuring")
-        before = measure_clip(source, start, character, max_pen_frames)
-        after = measure_clip(source, result, character, max_pen_frames)
+        before = measure_clip(source, start, character, max_mesh_frames)
+        after = measure_clip(source, result, character, max_mesh_frames)
     progress(1.0, "semantic refinement done")
     return OptimizeResult(result, before, after, described, steps, seconds, history, notes,
                           SemanticDistance(frames, sem_before, sem_after))

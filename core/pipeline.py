@@ -28,6 +28,7 @@ __all__ = ["RetargetResult", "retarget_motion_file", "MAX_CLIP_SECONDS", "Progre
 
 Progress = Callable[[float, str], None]
 MAX_CLIP_SECONDS = 600.0  # longer clips must be trimmed first: rendering and export time grow with length
+REPORT_MESH_FRAMES = 120  # the report's Pen% and contacts: evenly spaced frames (exact on each; 2.7x faster on 300 frames)
 
 
 def _no_progress(fraction: float, stage: str) -> None:
@@ -112,7 +113,8 @@ def retarget_motion_file(motion_path: str | Path, character: str | Path | Charac
         t = time.perf_counter()
         progress(0.22, "semantic refinement")
         optimization = optimize_motion(source, result, char, supervisor=select_supervisor(vlm_path),
-                                       max_pen_frames=120, progress=lambda f, s: progress(0.22 + 0.07 * f, s))
+                                       max_mesh_frames=REPORT_MESH_FRAMES,
+                                       progress=lambda f, s: progress(0.22 + 0.07 * f, s))
         result = optimization.motion
         seconds["semantic"] = time.perf_counter() - t
 
@@ -276,7 +278,8 @@ def _optimise_for_job(source: Motion, retargeted: Motion, char: Character, optio
     config = OptimizeConfig() if options.iterations is None else OptimizeConfig(iterations=options.iterations)
     if not options.foot_locking:
         config.foot = 0.0
-    opt = optimize_motion(source, retargeted, char, supervisor=supervisor, config=config, progress=progress)
+    opt = optimize_motion(source, retargeted, char, supervisor=supervisor, config=config, progress=progress,
+                          max_mesh_frames=REPORT_MESH_FRAMES)
     report["supervisor"] = description
     report["notes"].extend(opt.notes)
     if opt.before is not None and opt.after is not None:

@@ -73,7 +73,7 @@ class VideoMeta:
     scale: width / source_width (1 when not downscaled).
     rotation: clockwise degrees applied to make the frames upright (0, 90, 180 or 270).
     header_fps, header_frames: what the container claims (may be 0 or wrong).
-    start, end: the trim window in seconds (end None = to the end).
+    start, end: the trim window [start, end) in seconds (end None = to the end).
     """
 
     path: Path
@@ -196,7 +196,7 @@ class VideoReader:
                     last_t = t
                     if t < m.start - 1e-6:
                         continue  # the seek landed on an earlier keyframe
-                    if m.end is not None and t > m.end + 1e-6:
+                    if m.end is not None and t >= m.end - 1e-6:  # [start, end): 3 s at 30 fps is 90 frames
                         break
                     if t - m.start > self.max_seconds:
                         put(VideoError(_too_long_message(t - m.start, self.max_seconds, m.end is not None)))
@@ -263,7 +263,8 @@ def open_video(path: str | Path, *, trim: tuple[float | None, float | None] | No
 
     Args:
         path: any container OpenCV's FFmpeg backend reads (mp4, mov, mkv, webm, avi, ...).
-        trim: ``(start, end)`` in seconds from the video's start; either may be None (from the start / to the end).
+        trim: ``(start, end)`` in seconds from the video's start, end excluded; either may be None (from the start
+            / to the end).
         max_side: frames whose long side exceeds this are downscaled to it (an 8K clip becomes 1280 px wide).
         max_seconds: longest clip (after trimming) accepted.
 

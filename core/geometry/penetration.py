@@ -226,6 +226,13 @@ class PenStats:
         return float(self.per_frame.mean()) if len(self.per_frame) else 0.0
 
 
+def spread_frames(num_frames: int, count: int | None) -> np.ndarray:
+    """``(N,)`` at most ``count`` frame indices spread evenly over ``num_frames`` (all when None)."""
+    if count is None or count >= num_frames:
+        return np.arange(num_frames)
+    return np.unique(np.linspace(0, num_frames - 1, count).round().astype(np.int64))
+
+
 def penetration_percent(character: Character, motion: Motion, max_frames: int | None = None,
                         chunk: int = 64) -> PenStats:
     """Exact Pen% (paper Eq. 13): limb vertices inside the posed torso+head / all vertices × 100, per frame.
@@ -241,8 +248,7 @@ def penetration_percent(character: Character, motion: Motion, max_frames: int | 
     capped = capped_body(character)
     faces = torch.as_tensor(capped.faces)
     T = motion.num_frames
-    frames = np.arange(T) if max_frames is None or max_frames >= T else np.unique(
-        np.linspace(0, T - 1, max_frames).round().astype(int))
+    frames = spread_frames(T, max_frames)
     sub = motion.slice(0) if len(frames) == T else Motion(motion.skeleton, motion.rotations[frames],
                                                            motion.root_positions[frames], motion.fps, motion.name)
     limb_t = torch.as_tensor(limb)

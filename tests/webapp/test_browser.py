@@ -51,16 +51,42 @@ def test_motion_file_to_playing_video_and_download(page, small_bvh, tmp_path):
     page.wait_for_function("() => { const v = document.querySelector('#result-video video');"
                            " return v && v.readyState >= 2 && v.videoWidth > 0; }", timeout=60_000)
     assert "Bob" in page.locator("#report").inner_text()
-    link = page.locator("#downloads a[download='result.bvh']")
-    with page.expect_download() as info:
-        link.click()
-    saved = tmp_path / "result.bvh"
-    info.value.save_as(saved)
+    for name in ("result.fbx", "result.bvh"):
+        with page.expect_download() as info:
+            page.locator(f"#downloads a[download='{name}']").click()
+        info.value.save_as(tmp_path / name)
+    assert (tmp_path / "result.fbx").read_bytes()[:18] == b"Kaydara FBX Binary"  # what Blender's exporter writes
     from core.io.bvh import read_bvh
 
-    assert read_bvh(saved).num_frames == 45
+    assert read_bvh(tmp_path / "result.bvh").num_frames == 45
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "webapp_result.png"), full_page=True)
+
+
+def test_sample_clip_with_semantic_optimisation_shows_both_videos_and_plots(page):
+    """The page's main flow: the bundled clip, a built-in character, semantic optimisation on (its default)."""
+    page.get_by_role("button", name="Use the sample clip").click()
+    page.wait_for_selector("#video-input video", timeout=60_000)
+    page.locator("#character input").click()
+    page.get_by_role("option", name="Bob").click()
+    assert page.locator("#semantic input").is_checked()
+    page.get_by_role("button", name="Advanced").click()
+    trim_end = page.get_by_label("Trim end (s, 0 = whole clip)")
+    trim_end.fill("3")
+    trim_end.press("Tab")  # a number field commits its value on blur
+    page.locator("#run").click()
+    page.wait_for_function("() => ['#source-video', '#result-video'].every(id => {"
+                           " const v = document.querySelector(id + ' video');"
+                           " return v && v.readyState >= 2 && v.videoWidth > 0; })", timeout=300_000)
+    report = page.locator("#report").inner_text()
+    assert "90 frames" in report  # trimmed to 3 s at 30 fps
+    assert "Semantic supervisor: skeletal" in report and "Pen%" in report and "Semantic distance" in report
+    for plot in ("#plot-pen-percent", "#plot-semantic-distance"):
+        page.locator(plot).wait_for(state="visible", timeout=30_000)
+    page.locator("#model3d canvas").wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)  # the 3D view and the plots draw
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "webapp_sample_semantic.png"), full_page=True)
 
 
 def test_bad_motion_file_shows_message_and_server_keeps_serving(page, small_bvh, tmp_path):
