@@ -25,7 +25,7 @@ from .skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, CANONICAL_TPOSE_DIRE
                        canonical_main_child,
                        canonical_skeleton, map_to_canonical)
 
-__all__ = ["Motion", "to_canonical", "from_canonical", "FOOT_JOINTS"]
+__all__ = ["Motion", "to_canonical", "from_canonical", "canonical_rest", "FOOT_JOINTS"]
 
 FOOT_JOINTS = ("LeftFoot", "LeftToeBase", "RightFoot", "RightToeBase")
 
@@ -201,6 +201,12 @@ def to_canonical(motion: Motion) -> Motion:
     offsets[0, 1] = -float(tmp.positions[[CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS], 1].min())
     root = P[:, 0] - P.new_tensor([0.0, ground, 0.0])
     return Motion(canonical_skeleton(offsets.numpy()), rotations.numpy(), root.numpy(), motion.fps, motion.name)
+
+
+def canonical_rest(skeleton: Skeleton) -> Skeleton:
+    """The canonical 22-joint T-pose skeleton with a rig's proportions (from its rest pose)."""
+    rest = Motion(skeleton, np.tile([1.0, 0, 0, 0], (1, skeleton.num_joints, 1)), skeleton.offsets[:1].copy(), 30.0)
+    return to_canonical(rest).skeleton
 
 
 def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:

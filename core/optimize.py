@@ -44,7 +44,7 @@ from .character import Character
 from .geometry.penetration import MissingPartsError, PenetrationModel, penetration_percent, spread_frames
 from .kinematics import forward_kinematics, skinning_transforms
 from .metrics import foot_skate, jitter
-from .motion import FOOT_JOINTS, Motion, _canonical_tracks, to_canonical
+from .motion import FOOT_JOINTS, Motion, _canonical_tracks, canonical_rest
 from .retarget.losses import jdm_error
 from .rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous, quat_to_matrix, rot6d_to_matrix
 from .semantics.skeletal import FigureProxy, SkeletalEncoder, contact_tolerance, hand_points, skeletal_features
@@ -308,9 +308,7 @@ def measure_clip(source: Motion, result: Motion, character: Character,
 
 def source_proxy(source: Motion) -> FigureProxy:
     """Human proportions for a bare source skeleton (its T-pose, whatever the rig's own rest pose is)."""
-    sk = source.skeleton
-    rest = Motion(sk, np.tile([1.0, 0, 0, 0], (1, sk.num_joints, 1)), sk.offsets[:1].copy(), source.fps)
-    return FigureProxy.human(to_canonical(rest).skeleton.rest_positions())
+    return FigureProxy.human(canonical_rest(source.skeleton).rest_positions())
 
 
 # ----------------------------------------------------------------------------------------------------------

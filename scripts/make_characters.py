@@ -324,7 +324,7 @@ def body_groups(s: Spec, P: np.ndarray, extra: dict) -> tuple[list[Group], list[
             Ellipsoid(knee + (ank - knee) * 0.28 + (0, 0, -0.018 * sc),
                       (s.calf_r[0] * 0.95, (knee[1] - ank[1]) * 0.26, s.calf_r[0] * 1.0)),           # calf muscle
         ]
-        heel_z, toe_z, L = ank[2] - 0.25 * s.foot_len, ank[2] + 0.75 * s.foot_len, s.foot_len
+        heel_z, L = ank[2] - 0.25 * s.foot_len, s.foot_len
         fw, fh = s.foot_w, s.foot_h
         leg.prims += [
             RoundBox((ank[0], fh / 2, heel_z + 0.33 * L), (fw * 0.92, fh / 2, 0.33 * L), 0.025 * sc),
@@ -408,26 +408,6 @@ def is_watertight(f: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------------------------------------------
 # Quadric edge-collapse decimation (manifold-preserving, rejects fold-overs and slivers)
 # ---------------------------------------------------------------------------------------------------------------
-
-def _edge_costs(Q, v, us, ws, shape_w):
-    """Optimal collapse positions and costs for edges (us[i], ws[i])."""
-    Qs = Q[us] + Q[ws]
-    A, b = Qs[:, :3, :3], Qs[:, :3, 3]
-    pa, pb = v[us], v[ws]
-    mid = 0.5 * (pa + pb)
-    det = np.linalg.det(A)
-    scale = np.einsum("nii->n", A) ** 3 + 1e-30
-    ok = np.abs(det) > 1e-6 * scale
-    x = mid.copy()
-    if ok.any():
-        x[ok] = np.linalg.solve(A[ok], -b[ok][..., None])[..., 0]
-    elen2 = ((pa - pb) ** 2).sum(1)
-    far = ((x - mid) ** 2).sum(1) > elen2  # keep the new vertex near the edge
-    x[far | ~ok] = mid[far | ~ok]
-    xh = np.concatenate([x, np.ones((len(x), 1))], 1)
-    cost = np.einsum("ni,nij,nj->n", xh, Qs, xh) + shape_w * elen2 * elen2
-    return np.maximum(cost, 0.0), x
-
 
 SHAPE_WEIGHT = 0.02  # prefers short edges: more even triangles at a small cost in shape error
 

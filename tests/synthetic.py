@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from core.motion import Motion
-from core.rotations import matrix_to_quat, quat_multiply, quat_normalize
-from core.skeleton import CANONICAL_JOINTS, Skeleton, canonical_skeleton
+from core.rotations import quat_multiply, quat_normalize
+from core.skeleton import CANONICAL_JOINTS, Skeleton
 
 
 def tpose_offsets(height: float = 1.7, arm: float = 1.0, leg: float = 1.0) -> np.ndarray:

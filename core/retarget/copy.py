@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..motion import FOOT_JOINTS, Motion, from_canonical, to_canonical
+from ..motion import FOOT_JOINTS, Motion, canonical_rest, from_canonical, to_canonical
 from ..skeleton import CANONICAL_JOINTS, Skeleton, map_to_canonical
 
 __all__ = ["copy_retarget", "leg_length", "foot_clearance", "ground_feet"]
 
 _FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
-
-
-def _rest_motion(skeleton: Skeleton) -> Motion:
-    rotations = np.tile([1.0, 0, 0, 0], (1, skeleton.num_joints, 1))
-    return Motion(skeleton, rotations, skeleton.offsets[:1].copy(), fps=30.0)
 
 
 def leg_length(canonical: Skeleton) -> float:
@@ -54,7 +49,7 @@ def copy_retarget(source: Motion, target: Skeleton) -> Motion:
         A :class:`Motion` on ``target``, at the source's frame rate.
     """
     src = to_canonical(source)
-    tgt_skeleton = to_canonical(_rest_motion(target)).skeleton
+    tgt_skeleton = canonical_rest(target)
     ratio = leg_length(tgt_skeleton) / max(leg_length(src.skeleton), 1e-6)
 
     src_feet = src.positions()[:, _FEET, 1].min(axis=1)  # canonical floor = contact level, so: feet above contact

@@ -39,7 +39,7 @@ from ..io.bvh import read_bvh
 from ..motion import FOOT_JOINTS, to_canonical
 from ..rotations import quat_to_matrix
 from ..skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, Skeleton
-from .model import canonical_rest
+from ..motion import canonical_rest
 from .network import joint_positions, rest_joint_positions
 
 __all__ = ["SHARED_DATA", "CACHE_DIR", "HELD_BACK_STYLES", "PREP_VERSION", "Clip", "corpus_files", "is_held_back",

@@ -19,15 +19,15 @@ from typing import Protocol
 
 import torch
 
-from ..motion import FOOT_JOINTS, Motion, from_canonical, to_canonical
+from ..motion import FOOT_JOINTS, Motion, canonical_rest, from_canonical, to_canonical
 from ..rotations import matrix_to_quat, quat_make_continuous, quat_to_matrix
 from ..skeleton import CANONICAL_JOINTS, Skeleton
-from .copy import _rest_motion, copy_retarget, foot_clearance, ground_feet, leg_length
+from .copy import copy_retarget, foot_clearance, ground_feet, leg_length
 from .network import (GraphRetargeter, NetworkConfig, compose_correction, edge_features, heading_rotation,
                       node_features, skeleton_height)
 
 __all__ = ["DEFAULT_CHECKPOINT", "CHECKPOINT_FORMAT", "Retargeter", "NetworkRetargeter", "CopyRetargeter",
-           "CheckpointError", "canonical_rest", "save_checkpoint", "load_retargeter"]
+           "CheckpointError", "save_checkpoint", "load_retargeter"]
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,6 @@ class Retargeter(Protocol):
     reason: str
 
     def retarget(self, source: Motion, target: Skeleton) -> Motion: ...
-
-
-def canonical_rest(skeleton: Skeleton) -> Skeleton:
-    """The canonical 22-joint T-pose skeleton with a rig's proportions (from its rest pose)."""
-    return to_canonical(_rest_motion(skeleton)).skeleton
 
 
 class CopyRetargeter:

@@ -4,7 +4,7 @@ import torch
 from core.motion import FOOT_JOINTS, Motion
 from core.retarget.copy import copy_retarget, foot_clearance
 from core.rotations import quat_conjugate, quat_multiply
-from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_main_child, canonical_skeleton
+from core.skeleton import CANONICAL_JOINTS, canonical_main_child, canonical_skeleton
 
 from ...synthetic import random_motion, reoriented_rig, tpose_offsets
 

@@ -10,8 +10,8 @@ from core.motion import FOOT_JOINTS, Motion, to_canonical
 from core.retarget.copy import copy_retarget, foot_clearance
 from core.retarget.data import place_by_copy, random_skeleton
 from core.retarget.losses import feature_loss, jdm_error, jdm_loss, normalized_jdm
-from core.retarget.model import (DEFAULT_CHECKPOINT, CopyRetargeter, NetworkRetargeter, canonical_rest,
-                                 load_retargeter, save_checkpoint)
+from core.motion import canonical_rest
+from core.retarget.model import DEFAULT_CHECKPOINT, CopyRetargeter, NetworkRetargeter, load_retargeter, save_checkpoint
 from core.retarget.network import (ARM_JOINTS, EDGES, GraphRetargeter, MotionDecoder, MotionDiscriminator, MotionEncoder,
                                    NetworkConfig, SpatialGraphConv, TemporalConv, compose_correction, edge_features,
                                    joint_positions, node_features, skeleton_height, world_rotations)
