@@ -72,3 +72,34 @@ def test_semantic_job_reports_and_plots_before_and_after(client, small_bvh):
     for plot in (pen_plot, semantic_plot):
         rows = plot["value"]["data"]
         assert {row[plot["value"]["columns"].index("series")] for row in rows} == {"before", "after"}
+
+
+def test_own_character_file_is_used_and_a_broken_one_is_refused(client, small_bvh, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    from core.character import load_character
+    from core.io.export import export_character_motion_files
+
+    kit = load_character("Kit")
+    own = tmp_path / "my_kit.fbx"
+    export_character_motion_files(kit, _rest(kit), [own])
+    *_, report, _pen, _sem = _run(client, motion_file=small_bvh, character_file=own)
+    assert "45 frames" in report and "my_kit" in report
+
+    broken = tmp_path / "broken.fbx"
+    broken.write_bytes(b"Kaydara FBX Binary  \x00" + bytes(200))
+    with pytest.raises(AppError, match="broken.fbx"):
+        _run(client, motion_file=small_bvh, character_file=broken)
+    not_a_character = tmp_path / "notes.txt"
+    not_a_character.write_text("hello")
+    with pytest.raises(AppError, match=r"\.fbx"):  # Gradio refuses it against the field's file types
+        _run(client, motion_file=small_bvh, character_file=not_a_character)
+
+
+def _rest(character):
+    import numpy as np
+
+    from core.motion import Motion
+
+    sk = character.skeleton
+    return Motion(sk, np.tile([1.0, 0, 0, 0], (2, sk.num_joints, 1)), np.tile(sk.offsets[0], (2, 1)), 30.0)
