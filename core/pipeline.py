@@ -378,7 +378,7 @@ def run_job(source: str | Path, character: str | Path | Character, out_dir: str 
             result_video = Path(out_dir) / "result.mp4"
             lap("rendering")
             if overlay is not None:
-                progress(0.9, "rendering overlay")
+                progress(0.9, "finishing the overlay video")
                 overlay.result()
                 source_video = Path(out_dir) / "source_overlay.mp4"
                 lap("waiting for the overlay")
