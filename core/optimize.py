@@ -166,6 +166,8 @@ class SemanticDistance:
     frames: np.ndarray
     before: np.ndarray
     after: np.ndarray
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Figures: sizes, hands, contacts
 # ----------------------------------------------------------------------------------------------------------
@@ -263,7 +265,8 @@ def _mesh_contacts(character: Character, motion: Motion, chunk: int = 32) -> np.
     samples = [torch.as_tensor(h) for h in _hand_vertex_samples(character, per_hand=48)]
     with torch.no_grad():
         for s in range(0, motion.num_frames, chunk):
-            part = Motion(motion.skeleton, motion.rotations[s:s + chunk], motion.root_positions[s:s + chunk], motion.fps)
+            part = Motion(motion.skeleton, motion.rotations[s:s + chunk], motion.root_positions[s:s + chunk],
+                          motion.fps)
             verts = character.posed_vertices(part, torch.float64)
             closed = capped.vertices(verts)
             for k, h in enumerate(samples):
@@ -487,9 +490,10 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
     ramp_steps = max(1, int(config.ramp * config.iterations))
     active = None
     best, best_x, steps = math.inf, x0.clone(), 0
-    def posed(x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Skinning transforms ``(T, J, 12)``, canonical joint positions ``(T, 22, 3)`` and the hands' soft
-        gap to the body ``(T, 2)`` (None without hand or body vertices) of the 6D angles ``x``."""
+
+    def posed(x: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Canonical joint positions ``(T, 22, 3)``, the hands' soft gap to the body ``(T, 2)`` (None without
+        hand or body vertices) and the skinning transforms ``(T, J, 12)`` of the 6D angles ``x``."""
         pose, _ = pose_of(x)
         transforms = skinning_transforms(pose, rest_pose).flatten(-2)
         body_gap = None
@@ -498,7 +502,7 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
             d = model.body_sdf(hv, transforms.unflatten(-1, (3, 4)), exact_grad=False)
             body_gap = torch.stack([-tau * torch.logsumexp(-d[:, :n_left] / tau, dim=-1),
                                     -tau * torch.logsumexp(-d[:, n_left:] / tau, dim=-1)], dim=-1)
-        return transforms, _canonical_tracks(pose.positions, mapping), body_gap
+        return _canonical_tracks(pose.positions, mapping), body_gap, transforms
 
     def semantic_distance(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
@@ -507,7 +511,7 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
     for step in range(config.iterations):
         steps = step + 1
         x = x0 + torch.einsum("tk,kfc->tfc", basis, controls)
-        transforms, positions, body_gap = posed(x)
+        positions, body_gap, transforms = posed(x)
         loss_pen = x.new_zeros(())
         if model is not None:
             if active is None or step % config.refresh == 0:
@@ -557,9 +561,9 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
         _, R = pose_of(best_x)
         q = quat_make_continuous(matrix_to_quat(R.double()), dim=0).cpu().numpy()
     result = Motion(sk, q, start.root_positions.copy(), start.fps, start.name)
+    seconds = time.perf_counter() - t0
     frames, sem_before = semantic_distance(x0)
     _, sem_after = semantic_distance(best_x)
-    seconds = time.perf_counter() - t0
     before = after = None
     if measure:
         progress(0.96, "measuring")
@@ -574,7 +578,7 @@ def _make_semantic_term(supervisor, source: Motion, src_pos: Tensor, proxy_src: 
                         start: Motion, config: OptimizeConfig, device: torch.device, source_frames=None,
                         source_camera=None):
     """The λ_sem term for the supervisor: called as ``(positions, body_gap, transforms, step) -> loss``;
-    ``.distances(transforms, positions, body_gap) -> (frames, values)`` reports it per frame.
+    ``.distances(positions, body_gap, transforms) -> (frames, values)`` reports it per frame.
 
     Skeletal: squared distance of the per-frame embeddings, averaged over frames. Image encoders: each step
     renders ``frames_per_step`` random frames of the character from the front, left and right (or from
@@ -602,7 +606,8 @@ class _SkeletalTerm:
     def __call__(self, positions: Tensor, body_gap: Tensor | None, transforms: Tensor, step: int) -> Tensor:
         return self.per_frame(positions, body_gap).mean()
 
-    def distances(self, transforms: Tensor, positions: Tensor, body_gap: Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    def distances(self, positions: Tensor, body_gap: Tensor | None,
+                  transforms: Tensor) -> tuple[np.ndarray, np.ndarray]:
         values = self.per_frame(positions, body_gap).cpu().double().numpy()
         return np.arange(len(values)), values
 
@@ -656,7 +661,7 @@ class _ImageTerm:
         frames = torch.randperm(T, generator=self.generator)[:n].to(self.device)
         return self.per_frame(transforms, frames).mean()
 
-    def distances(self, transforms: Tensor, positions: Tensor, body_gap: Tensor | None,
+    def distances(self, positions: Tensor, body_gap: Tensor | None, transforms: Tensor,
                   count: int = 8) -> tuple[np.ndarray, np.ndarray]:
         T = transforms.shape[0]
         frames = np.unique(np.linspace(0, T - 1, min(count, T)).round().astype(np.int64))

@@ -247,18 +247,14 @@ def test_corrupt_files_give_a_specific_error(tmp_path):
     garbage.write_bytes(b"Kaydara FBX Binary  \x00\x1a\x00" + struct.pack("<I", 7400) + bytes(range(256)) * 40)
     with pytest.raises(BlenderWorkerError, match="not a readable FBX file"):
         import_character(garbage)
-    samba = SHARED_DATA / "characters" / "Samba_Dancing.fbx"
-    if samba.exists():
-        data = samba.read_bytes()
-        (tmp_path / "half.fbx").write_bytes(data[: len(data) // 2])
-        with pytest.raises(BlenderWorkerError, match="corrupt or truncated"):
-            import_character(tmp_path / "half.fbx")
-    robot = SHARED_DATA / "characters" / "RobotExpressive.glb"
-    if robot.exists():
-        data = robot.read_bytes()
-        (tmp_path / "half.glb").write_bytes(data[: len(data) // 2])
-        with pytest.raises(BlenderWorkerError, match="not a readable GLB file"):
-            import_character(tmp_path / "half.glb")
+    for name, message in (("Samba_Dancing.fbx", "corrupt or truncated"),
+                          ("RobotExpressive.glb", "not a readable GLB file")):
+        whole = SHARED_DATA / "characters" / name
+        if whole.exists():  # the first half of a real file
+            half = tmp_path / ("half" + whole.suffix)
+            half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+            with pytest.raises(BlenderWorkerError, match=message):
+                import_character(half)
 
 
 @needs_blender
