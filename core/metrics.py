@@ -11,9 +11,15 @@ import numpy as np
 from .motion import FOOT_JOINTS
 from .skeleton import CANONICAL_JOINTS
 
-__all__ = ["jitter", "foot_contacts", "foot_skate"]
+__all__ = ["acceleration", "jitter", "foot_contacts", "foot_skate"]
 
 _FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
+
+
+def acceleration(positions, fps: float):
+    """``(T - 2, J, 3)`` joint accelerations (second differences × fps²) of ``(T, J, 3)`` positions, in their
+    units per s². Works on numpy arrays and on tensors (differentiably: the optimiser's jitter terms use it)."""
+    return (positions[2:] - 2 * positions[1:-1] + positions[:-2]) * (fps * fps)
 
 
 def jitter(positions: np.ndarray, fps: float) -> float:
@@ -21,8 +27,7 @@ def jitter(positions: np.ndarray, fps: float) -> float:
     p = np.asarray(positions, dtype=np.float64)
     if len(p) < 3:
         return 0.0
-    acc = (p[2:] - 2 * p[1:-1] + p[:-2]) * fps * fps
-    return float(np.nanmean(np.linalg.norm(acc, axis=-1)))
+    return float(np.nanmean(np.linalg.norm(acceleration(p, fps), axis=-1)))
 
 
 def foot_contacts(positions: np.ndarray, height: float, threshold: float = 0.03) -> np.ndarray:

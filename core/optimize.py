@@ -8,6 +8,8 @@ Adam on the target's local joint rotations (6D, Zhou et al. 2019), starting from
   + λ_pen(i) · Σ_limb ReLU(m − Φ_body(v)) / height       penetration (paper Eq. 11), λ_pen = 1 ramped to 10
   + Σ_joints c_j ||r6_j − r6_j⁰||²                      stay close to the start (arm joints move more freely)
   + w_smooth · ||Δ²_t (p − p⁰)||² (fps² / height)²       no jitter: the acceleration the correction adds
+  + w_jitter · ReLU(|Δ²_t p| − |Δ²_t p⁰|) fps² / height  ... and no joint accelerating harder than it did
+  + w_contact · ReLU(gap − tol / 2)² / (0.01 height)²    sunk hand contacts come out to the surface, no further
   + w_foot · ||feet − feet⁰||² / height² on contacts     no foot skate (matters only when legs are free)
 
 E is the supervisor's embedding (skeletal by default; BLIP-2 or CLIP on soft renders from the front, left and
@@ -22,12 +24,22 @@ Choices the paper leaves open, and why:
   rose from 0.1-0.3 to 0.5-1.8 % on the bench's bow clip).
 - The trunk's stay-close weight is 1 (arms 0.05): at 2 the spine could not lean out of the way, and on the
   bench's huge-headed Mousey the JDM error rose (+0.0018) where at 1 it falls (−0.0050), other characters alike.
+- Two terms keep what the paper's losses do not see. Jitter: the squared smoothness term lets small added
+  accelerations through, and on slow clips (a bow, a dance at 0.1 m/s²) those are much of the clip's jitter
+  (bench, pooled over 5 clips: +0.14 % on Sporty_Granny, +0.19 % on Mousey); a hinge on each joint's
+  acceleration magnitude rising above the start's is L1-like and stops most of them (pooled −0.3 to −0.6 %;
+  the slowest clip, Granny's dance, still gains about 5 %, 0.006 m/s²). Contacts: where the source's hand
+  touches the body or the other hand and the retargeter sank it in (Mousey's fist inside the huge head), the
+  penetration term alone pushed it 4-5 cm out, past the contact tolerance (3 % of the height); the hinge holds
+  such hands within half the tolerance of the surface. It acts only on sunk contacts: pulling every source
+  contact onto the mesh made the slim characters' fingers cut into the belly (Pen% 0.003 → 0.03).
 - Only the upper body moves by default (spine, neck, head, shoulders, arms, hands): hips, legs and the root path
   stay exactly as the retargeter made them, so foot contact and skate are untouched; ``free_joints="all"``
   frees everything, and the foot term then keeps planted feet within a few millimetres.
 - Penetration uses at most 384 limb vertices spread evenly over the arms, and only those within 3 % of the
   height of the body (re-selected every 10 steps): this is what makes 300 frames take seconds on a CPU.
-It stops early once the loss has stopped improving (after the ramp) and returns the best step.
+It stops early once the loss has stopped improving for 30 steps after the ramp and returns the best step (with
+15, Adam's wobble just after the ramp ended Granny's dance at 53 steps with Pen% 0.46 → 0.33 instead of 0.08).
 """
 from __future__ import annotations
 
@@ -43,7 +55,7 @@ from torch import Tensor
 from .character import Character
 from .geometry.penetration import MissingPartsError, PenetrationModel, penetration_percent, spread_frames
 from .kinematics import forward_kinematics, skinning_transforms
-from .metrics import foot_skate, jitter
+from .metrics import acceleration, foot_skate, jitter
 from .motion import FOOT_JOINTS, Motion, _canonical_tracks, canonical_rest
 from .retarget.losses import jdm_error
 from .rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous, quat_to_matrix, rot6d_to_matrix
@@ -73,7 +85,9 @@ class OptimizeConfig:
     over the first ``ramp`` fraction of the iterations, then held. pen_margin: limb vertices are pushed this far
     out of the body, in figure heights (covers the grid's approximation). stay_close / stay_close_arm: weight
     of the 6D distance to the start for trunk and arm joints. smooth: weight of the correction's second
-    difference in time. foot: weight of the foot joints' displacement on contact frames.
+    difference in time. jitter: weight of the hinge on each joint's acceleration magnitude rising above the
+    start's. contact: weight that keeps sunk hand contacts within ``contact_slack`` × the contact tolerance of
+    the surface. foot: weight of the foot joints' displacement on contact frames.
     iterations: the most Adam steps; lr: Adam's step size on the correction's spline controls (6D entries).
     knot_seconds: spacing of the correction's B-spline knots in time. patience / tolerance: stop when the
     loss improved by less than ``tolerance`` (relative) over the last ``patience`` steps (after the ramp).
@@ -94,11 +108,14 @@ class OptimizeConfig:
     stay_close: float = 1.0
     stay_close_arm: float = 0.05
     smooth: float = 5.0
+    jitter: float = 1.0
+    contact: float = 0.5
+    contact_slack: float = 0.5
     foot: float = 1e4
     iterations: int = 120
     lr: float = 0.02
     knot_seconds: float = 0.25
-    patience: int = 15
+    patience: int = 30
     tolerance: float = 2e-3
     free_joints: str = "upper"
     refresh: int = 10
@@ -504,6 +521,14 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
                                     -tau * torch.logsumexp(-d[:, n_left:] / tau, dim=-1)], dim=-1)
         return _canonical_tracks(pose.positions, mapping), body_gap, transforms
 
+    proxy = character_proxy(character)
+    contact_reach = config.contact_slack * contact_tolerance(height)
+    with torch.no_grad():
+        acc0 = acceleration(positions0, start.fps) / height  # (T - 2, 22, 3), heights / s²
+        _, gap0, _ = posed(x0)
+        source_touch = torch.as_tensor(_source_contacts(src_pos.cpu().double(), proxy_src), device=device)
+        sunk = (source_touch & (skeletal_features(positions0, proxy, gap0).gaps < 0)).to(dtype)  # (T, 3)
+
     def semantic_distance(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
             return semantic.distances(*posed(x))
@@ -532,15 +557,21 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
         loss_sem = semantic(positions, body_gap, transforms, step)
         dx = x - x0
         loss_close = (close_w[:, None] * dx * dx).sum((-1, -2)).mean()
-        if T > 2:  # the acceleration the correction adds to the joints, in heights per s²
-            dp = positions - positions0
-            acc = (dp[2:] - 2 * dp[1:-1] + dp[:-2]) * (start.fps ** 2 / height)
-            loss_smooth = (acc * acc).sum(-1).mean()
+        if T > 2:  # accelerations in heights per s²
+            acc = acceleration(positions, start.fps) / height
+            added = acc - acc0
+            loss_smooth = (added * added).sum(-1).mean()
+            loss_jitter = torch.relu(torch.sqrt((acc * acc).sum(-1) + 1e-10) - acc0.norm(dim=-1)).mean()
         else:
-            loss_smooth = dx.new_zeros(())
+            loss_smooth = loss_jitter = dx.new_zeros(())
+        loss_contact = dx.new_zeros(())
+        if config.contact and sunk.any():
+            gaps = skeletal_features(positions, proxy, body_gap).gaps
+            loss_contact = (sunk * torch.relu(gaps - contact_reach) ** 2).sum(-1).mean() / (0.01 * height) ** 2
         loss_foot = (foot_contact * ((positions[:, _FEET] - feet0) ** 2).sum(-1)).mean() / height ** 2
         total = (config.lambda_sem * loss_sem + _pen_weight(config, step) * loss_pen + loss_close
-                 + config.smooth * loss_smooth + config.foot * loss_foot)
+                 + config.smooth * loss_smooth + config.jitter * loss_jitter + config.contact * loss_contact
+                 + config.foot * loss_foot)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()

@@ -155,7 +155,7 @@ class SkeletalEncoder:
     kind = "skeleton"
     name = "skeletal"
 
-    def __init__(self, jdm_weight: float = 30.0, hand_weight: float = 2.0, contact_weight: float = 5.0) -> None:
+    def __init__(self, jdm_weight: float = 35.0, hand_weight: float = 2.0, contact_weight: float = 5.0) -> None:
         self.jdm_weight = jdm_weight
         self.hand_weight = hand_weight
         self.contact_weight = contact_weight

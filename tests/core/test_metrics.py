@@ -1,6 +1,7 @@
 import numpy as np
+import torch
 
-from core.metrics import foot_contacts, foot_skate, jitter
+from core.metrics import acceleration, foot_contacts, foot_skate, jitter
 from core.motion import FOOT_JOINTS
 from core.skeleton import CANONICAL_JOINTS
 
@@ -28,3 +29,13 @@ def test_foot_skate_counts_only_planted_feet():
     assert abs(foot_skate(p, 30, height=1.7) - 0.3) < 1e-9
     lifted = np.zeros((T, 4), bool)
     assert foot_skate(p, 30, contacts=lifted) == 0.0
+
+
+def test_acceleration_is_the_same_on_arrays_and_tensors_and_differentiable():
+    p = np.random.default_rng(0).normal(size=(12, 4, 3))
+    a = acceleration(p, 30.0)
+    assert a.shape == (10, 4, 3)
+    assert np.allclose(acceleration(torch.as_tensor(p), 30.0).numpy(), a)
+    assert np.allclose(a[3], (p[5] - 2 * p[4] + p[3]) * 900)
+    x = torch.as_tensor(p[:5, :2], dtype=torch.float64).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda q: acceleration(q, 24.0).norm(dim=-1), (x,))
