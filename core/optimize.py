@@ -542,15 +542,14 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
             if active is None or step % config.refresh == 0:
                 with torch.no_grad():  # the limb vertices near the body now, or close enough to get there soon
                     tf = transforms.detach()
-                    v = _skin_frames(limb_rest, limb_w, tf).reshape(-1, 3)
-                    bones = tf[:, model.bones][:, None].expand(-1, len(limb), -1, -1).reshape(v.shape[0], -1, 12)
-                    phi, w = model.sdf_at(v, bones, weights=blend.reshape(-1, len(model.bones)))
-                    blend = w.reshape(blend.shape)
-                    active = torch.nonzero(phi.reshape(T, -1) < margin + 0.03 * height, as_tuple=True)
+                    phi, blend = model.sdf_per_pose(_skin_frames(limb_rest, limb_w, tf), tf[:, model.bones],
+                                                    weights=blend)
+                    active = torch.nonzero(phi < margin + 0.03 * height, as_tuple=True)
             if active[0].numel():
                 frame, vert = active
                 v = _skin_each(limb_rest[vert], limb_top_w[vert], transforms[frame[:, None], limb_top_j[vert]])
-                phi, w = model.sdf_at(v, transforms[frame[:, None], model.bones[None]], exact_grad=False,
+                # Selecting the bones first, then the frames, gathers half as much as both at once.
+                phi, w = model.sdf_at(v, transforms[:, model.bones][frame], exact_grad=False,
                                       weights=blend[frame, vert])
                 blend[frame, vert] = w.detach()  # the next step resumes the inversion from here
                 loss_pen = torch.relu(margin - phi).sum() / (T * height)

@@ -154,8 +154,14 @@ class PenetrationModel:
         """
         batch, N = points.shape[:-2], points.shape[-2]
         tb = transforms[..., self.bones, :, :].flatten(-2).reshape(-1, len(self.bones), 12)  # (B, K, 12)
-        x = points.reshape(-1, N, 3)
-        return self._invert_and_sample(x, lambda w: w @ tb, iterations, exact_grad)[0].reshape(batch + (N,))
+        return self.sdf_per_pose(points.reshape(-1, N, 3), tb, iterations, exact_grad)[0].reshape(batch + (N,))
+
+    def sdf_per_pose(self, x: Tensor, bone_transforms: Tensor, iterations: int = 2, exact_grad: bool = True,
+                     weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Signed distance ``(B, N)`` of points ``x (B, N, 3)``, the points of pose b moved by its body-bone
+        transforms ``bone_transforms[b] (K, 12)``; and the final blend weights ``(B, N, K)`` (see :meth:`sdf_at`).
+        """
+        return self._invert_and_sample(x, lambda w: w @ bone_transforms, iterations, exact_grad, weights)
 
     def sdf_at(self, x: Tensor, bone_transforms: Tensor, iterations: int = 2, exact_grad: bool = True,
                weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
