@@ -81,6 +81,22 @@ def test_body_sdf_gradcheck():
     assert torch.autograd.gradcheck(lambda x: model.limb_sdf(x)[:5], (tt,))
 
 
+def test_per_point_and_per_pose_sdf_agree_and_resume_from_their_weights():
+    c = box_and_ball(ball_joint=ARM)
+    model = PenetrationModel.from_character(c, cell=0.02, dtype=torch.float64)
+    t = skinning_transforms(_turn(c, ARM, [0.0, 0.5, 1.2]).fk(), c.skeleton.rest_pose())  # (3, J, 3, 4)
+    points = model.limb_vertices(t)[:, :40]  # (3, 40, 3)
+    bones = t[:, model.bones].flatten(-2)  # (3, K, 12)
+    phi, w = model.sdf_per_pose(points, bones)
+    assert phi.shape == (3, 40) and w.shape == (3, 40, len(model.bones))
+    assert torch.allclose(phi, model.body_sdf(points, t))
+    each, w_each = model.sdf_at(points.reshape(-1, 3), bones[:, None].expand(-1, 40, -1, -1).reshape(120, -1, 12))
+    assert torch.allclose(each.reshape(3, 40), phi) and torch.allclose(w_each.reshape(w.shape), w)
+    # Resumed from its final weights with no further rounds, it lands on the same rest point.
+    again, _ = model.sdf_per_pose(points, bones, iterations=0, weights=w)
+    assert torch.allclose(again, phi)
+
+
 def test_missing_labels_give_a_clear_error():
     c = box_and_ball()
     no_limb = Character("blob", c.skeleton, c.rest_vertices, c.faces, c.skin_indices, c.skin_weights,
