@@ -525,6 +525,7 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
     contact_reach = config.contact_slack * contact_tolerance(height)
     with torch.no_grad():
         acc0 = acceleration(positions0, start.fps) / height  # (T - 2, 22, 3), heights / s²
+        acc0_norm = acc0.norm(dim=-1)
         _, gap0, _ = posed(x0)
         source_touch = torch.as_tensor(_source_contacts(src_pos.cpu().double(), proxy_src), device=device)
         sunk = (source_touch & (skeletal_features(positions0, proxy, gap0).gaps < 0)).to(dtype)  # (T, 3)
@@ -560,7 +561,7 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
             acc = acceleration(positions, start.fps) / height
             added = acc - acc0
             loss_smooth = (added * added).sum(-1).mean()
-            loss_jitter = torch.relu(torch.sqrt((acc * acc).sum(-1) + 1e-10) - acc0.norm(dim=-1)).mean()
+            loss_jitter = torch.relu(torch.sqrt((acc * acc).sum(-1) + 1e-10) - acc0_norm).mean()
         else:
             loss_smooth = loss_jitter = dx.new_zeros(())
         loss_contact = dx.new_zeros(())
