@@ -40,6 +40,19 @@ def _upload_motion(page, path: Path) -> None:
     page.wait_for_selector(f"#motion-input [aria-label='{path.name}']", timeout=90_000)
 
 
+def _set_number(page, label: str, value: str) -> None:
+    """Type into a number field until the page keeps the value: a field in a freshly opened accordion can be
+    re-initialised by the page just after it appears, taking a value typed too early with it."""
+    field = page.get_by_label(label)
+    for _ in range(10):
+        field.fill(value)
+        field.press("Tab")  # a number field commits its value on blur
+        page.wait_for_timeout(300)
+        if field.input_value() == value:
+            return
+    raise AssertionError(f"the page would not keep {value!r} in {label!r}")
+
+
 def test_motion_file_to_playing_video_and_download(page, small_bvh, tmp_path):
     _upload_motion(page, small_bvh)
     page.locator("#character input").click()
@@ -71,9 +84,7 @@ def test_sample_clip_with_semantic_optimisation_shows_both_videos_and_plots(page
     page.get_by_role("option", name="Bob").click()
     assert page.locator("#semantic input").is_checked()
     page.get_by_role("button", name="Advanced").click()
-    trim_end = page.get_by_label("Trim end (s, 0 = whole clip)")
-    trim_end.fill("3")
-    trim_end.press("Tab")  # a number field commits its value on blur
+    _set_number(page, "Trim end (s, 0 = whole clip)", "3")
     page.locator("#run").click()
     page.wait_for_function("() => ['#source-video', '#result-video'].every(id => {"
                            " const v = document.querySelector(id + ' video');"
