@@ -41,8 +41,8 @@ def _upload_motion(page, path: Path) -> None:
 
 
 def _set_number(page, label: str, value: str) -> None:
-    """Type into a number field until the page keeps the value: a field in a freshly opened accordion can be
-    re-initialised by the page just after it appears, taking a value typed too early with it."""
+    """Type into a number field until the page still shows the value a moment later: one CI run sent the
+    field's default instead of a value typed right after its accordion opened (not reproduced since)."""
     field = page.get_by_label(label)
     for _ in range(10):
         field.fill(value)
