@@ -197,8 +197,7 @@ def _blip2_gpu_rows() -> list[Row]:
 
     encoder = Blip2Encoder(model, tiny_tokenizer(), "FlanT5-XL-sized random BLIP-2", "cuda", num_beams=5)
     character = load_character("Bob")
-    source = _read(CLIPS["bow"]) or Motion(character.skeleton, np.tile([1.0, 0, 0, 0], (30, 22, 1)),
-                                           np.tile(character.skeleton.offsets[0], (30, 1)), 30.0)
+    source = _read(CLIPS["bow"]) or Motion.rest(character.skeleton, 30)
     source = source.slice(0, 60)
     start = copy_retarget(source, character.skeleton)
     optimize_motion(source, start, character, supervisor=encoder, device="cuda",  # source embeddings, cached

@@ -58,6 +58,12 @@ class Motion:
         if not self.fps > 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
 
+    @classmethod
+    def rest(cls, skeleton: Skeleton, frames: int = 1, fps: float = 30.0) -> "Motion":
+        """The rig standing still in its rest pose for ``frames`` frames (root at its rest offset)."""
+        return cls(skeleton, np.tile([1.0, 0, 0, 0], (frames, skeleton.num_joints, 1)),
+                   np.tile(skeleton.offsets[0], (frames, 1)), fps)
+
     @property
     def num_frames(self) -> int:
         return self.rotations.shape[0]
@@ -205,8 +211,7 @@ def to_canonical(motion: Motion) -> Motion:
 
 def canonical_rest(skeleton: Skeleton) -> Skeleton:
     """The canonical 22-joint T-pose skeleton with a rig's proportions (from its rest pose)."""
-    rest = Motion(skeleton, np.tile([1.0, 0, 0, 0], (1, skeleton.num_joints, 1)), skeleton.offsets[:1].copy(), 30.0)
-    return to_canonical(rest).skeleton
+    return to_canonical(Motion.rest(skeleton)).skeleton
 
 
 def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:

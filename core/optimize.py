@@ -490,9 +490,9 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
 
     # Semantic target from the source (once).
     src_pos = canonical_positions(source).to(dtype=dtype, device=device)
-    proxy_src = source_proxy(source)
-    semantic = _make_semantic_term(supervisor, source, src_pos, proxy_src, character, start, config, device,
-                                   source_frames, source_camera)
+    proxy_src, proxy_char = source_proxy(source), character_proxy(character)
+    semantic = _make_semantic_term(supervisor, source, src_pos, proxy_src, character, proxy_char, start, config,
+                                   device, source_frames, source_camera)
 
     with torch.no_grad():
         pose0, _ = pose_of(x0)
@@ -521,14 +521,13 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
                                     -tau * torch.logsumexp(-d[:, n_left:] / tau, dim=-1)], dim=-1)
         return _canonical_tracks(pose.positions, mapping), body_gap, transforms
 
-    proxy = character_proxy(character)
     contact_reach = config.contact_slack * contact_tolerance(height)
     with torch.no_grad():
         acc0 = acceleration(positions0, start.fps) / height  # (T - 2, 22, 3), heights / s²
         acc0_norm = acc0.norm(dim=-1)
         _, gap0, _ = posed(x0)
         source_touch = torch.as_tensor(_source_contacts(src_pos.cpu().double(), proxy_src), device=device)
-        sunk = (source_touch & (skeletal_features(positions0, proxy, gap0).gaps < 0)).to(dtype)  # (T, 3)
+        sunk = (source_touch & (skeletal_features(positions0, proxy_char, gap0).gaps < 0)).to(dtype)  # (T, 3)
 
     def semantic_distance(x: Tensor) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
@@ -566,7 +565,7 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
             loss_smooth = loss_jitter = dx.new_zeros(())
         loss_contact = dx.new_zeros(())
         if config.contact and sunk.any():
-            gaps = skeletal_features(positions, proxy, body_gap).gaps
+            gaps = skeletal_features(positions, proxy_char, body_gap).gaps
             loss_contact = (sunk * torch.relu(gaps - contact_reach) ** 2).sum(-1).mean() / (0.01 * height) ** 2
         loss_foot = (foot_contact * ((positions[:, _FEET] - feet0) ** 2).sum(-1)).mean() / height ** 2
         total = (config.lambda_sem * loss_sem + _pen_weight(config, step) * loss_pen + loss_close
@@ -606,8 +605,8 @@ def _optimize(source: Motion, start: Motion, character: Character, supervisor, d
 
 
 def _make_semantic_term(supervisor, source: Motion, src_pos: Tensor, proxy_src: FigureProxy, character: Character,
-                        start: Motion, config: OptimizeConfig, device: torch.device, source_frames=None,
-                        source_camera=None):
+                        proxy_char: FigureProxy, start: Motion, config: OptimizeConfig, device: torch.device,
+                        source_frames=None, source_camera=None):
     """The λ_sem term for the supervisor: called as ``(positions, body_gap, transforms, step) -> loss``;
     ``.distances(positions, body_gap, transforms) -> (frames, values)`` reports it per frame.
 
@@ -618,7 +617,7 @@ def _make_semantic_term(supervisor, source: Motion, src_pos: Tensor, proxy_src: 
     own, so λ_sem means the same for any model width).
     """
     if getattr(supervisor, "kind", None) == "skeleton":
-        return _SkeletalTerm(supervisor, src_pos, proxy_src, character_proxy(character))
+        return _SkeletalTerm(supervisor, src_pos, proxy_src, proxy_char)
     return _ImageTerm(supervisor, source, character, start, config, device, source_frames, source_camera)
 
 

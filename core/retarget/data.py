@@ -36,10 +36,9 @@ from torch import Tensor
 
 from ..character import builtin_character_names, load_character
 from ..io.bvh import read_bvh
-from ..motion import FOOT_JOINTS, to_canonical
+from ..motion import FOOT_JOINTS, canonical_rest, to_canonical
 from ..rotations import quat_to_matrix
 from ..skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, Skeleton
-from ..motion import canonical_rest
 from .network import joint_positions, rest_joint_positions
 
 __all__ = ["SHARED_DATA", "CACHE_DIR", "HELD_BACK_STYLES", "PREP_VERSION", "Clip", "corpus_files", "is_held_back",

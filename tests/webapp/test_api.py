@@ -79,10 +79,11 @@ def test_own_character_file_is_used_and_a_broken_one_is_refused(client, small_bv
 
     from core.character import load_character
     from core.io.export import export_character_motion_files
+    from core.motion import Motion
 
     kit = load_character("Kit")
     own = tmp_path / "my_kit.fbx"
-    export_character_motion_files(kit, _rest(kit), [own])
+    export_character_motion_files(kit, Motion.rest(kit.skeleton, 2), [own])
     *_, report, _pen, _sem = _run(client, motion_file=small_bvh, character_file=own)
     assert "45 frames" in report and "my_kit" in report
 
@@ -95,11 +96,3 @@ def test_own_character_file_is_used_and_a_broken_one_is_refused(client, small_bv
     with pytest.raises(AppError, match=r"\.fbx"):  # Gradio refuses it against the field's file types
         _run(client, motion_file=small_bvh, character_file=not_a_character)
 
-
-def _rest(character):
-    import numpy as np
-
-    from core.motion import Motion
-
-    sk = character.skeleton
-    return Motion(sk, np.tile([1.0, 0, 0, 0], (2, sk.num_joints, 1)), np.tile(sk.offsets[0], (2, 1)), 30.0)

@@ -20,8 +20,7 @@ def _inside_box(p: np.ndarray) -> np.ndarray:
 
 
 def _rest(character: Character, frames: int = 1) -> Motion:
-    sk = character.skeleton
-    return Motion(sk, np.tile([1.0, 0, 0, 0], (frames, sk.num_joints, 1)), np.tile(sk.offsets[0], (frames, 1)), 30.0)
+    return Motion.rest(character.skeleton, frames)
 
 
 def _turn(character: Character, joint: int, angles) -> Motion:

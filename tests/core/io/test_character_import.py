@@ -287,8 +287,7 @@ def test_absurd_size(tmp_path):
     ava = load_character("Ava")
     giant = Character("giant", ava.skeleton.scaled(30.0), ava.rest_vertices * 30.0, ava.faces, ava.skin_indices,
                       ava.skin_weights, ava.parts)
-    rest = Motion(giant.skeleton, np.tile([1.0, 0, 0, 0], (2, 22, 1)), np.tile(giant.skeleton.offsets[0], (2, 1)), 30)
-    path = export_character_motion(giant, rest, tmp_path / "giant.glb")
+    path = export_character_motion(giant, Motion.rest(giant.skeleton, 2), tmp_path / "giant.glb")
     with pytest.raises(CharacterImportError, match="51 m tall"):
         import_character(path)
 
