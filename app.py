@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time: weights come from local folders
 
 
 def _cmd_characters(args: argparse.Namespace) -> int:
@@ -139,7 +140,7 @@ def _cmd_pose(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from webapp.ui import serve
 
-    serve(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port, vlm_path=args.vlm)
     return 0
 
 
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for input errors")
     parser.add_argument("--host", default="127.0.0.1", help="web UI address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="web UI port (default 7860)")
+    parser.add_argument("--vlm", default=None, help="web UI: BLIP-2 or CLIP weights folder for every job (default: "
+                        "$SMT_VLM_PATH; without weights the skeletal supervisor runs); visitors cannot change it")
     parser.set_defaults(func=_cmd_serve)
     sub = parser.add_subparsers(title="commands")
 

@@ -1,17 +1,22 @@
 """The Gradio front end. It only orchestrates: every job is one call of :func:`core.pipeline.run_job`.
 
-Each job works in its own folder under ``JOBS_DIR``; a failed job's folder is removed at once, finished ones
-after an hour (Gradio keeps its own copies of what the page shows, cleaned by ``delete_cache``). Jobs go
-through Gradio's queue, one at a time on this 2-core class of machine, so any number of users can submit.
+Each job works in its own folder in the server's workspace (removed when the server stops); a failed job's
+folder is removed at once, finished ones after an hour (Gradio keeps its own copies of what the page shows,
+cleaned by ``delete_cache``). Jobs go through Gradio's queue, one at a time on this 2-core class of machine, so
+any number of users can submit. Visitors never name a path or a model: the supervisor is the server owner's.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -25,7 +30,6 @@ from core.pipeline import (MAX_CLIP_SECONDS, MOTION_SUFFIXES, SAMPLE_VIDEO, JobO
                            run_job)
 
 log = logging.getLogger(__name__)
-JOBS_DIR = Path(tempfile.gettempdir()) / "smt-jobs"
 JOB_MAX_AGE_S = 3600
 MAX_UPLOAD = "200mb"
 CHARACTER_SUFFIXES = (".fbx", ".glb")
@@ -42,13 +46,43 @@ for longer ones), one person in frame.
 """
 
 
+@dataclass
+class _Server:
+    """What the server owner chose at start-up, and the one folder where this server keeps its files.
+
+    vlm_path: the semantic supervisor's weights (``--vlm`` / ``$SMT_VLM_PATH``); visitors never choose it.
+    workspace: jobs, Blender workers' folders and Gradio's upload cache live here; removed on every exit.
+    """
+
+    vlm_path: str | None = None
+    supervisor: str = ""
+    workspace: Path | None = None
+
+    @property
+    def jobs_dir(self) -> Path:
+        if self.workspace is None:  # build_app without serve (tests): a workspace of its own
+            self.workspace = _make_workspace()
+        return self.workspace / "jobs"
+
+
+_server = _Server()
+
+
+def _make_workspace() -> Path:
+    workspace = Path(tempfile.mkdtemp(prefix="smt-server-"))
+    (workspace / "jobs").mkdir()
+    atexit.register(shutil.rmtree, workspace, ignore_errors=True)
+    return workspace
+
+
 def _new_job_dir() -> Path:
-    JOBS_DIR.mkdir(parents=True, exist_ok=True)
+    jobs = _server.jobs_dir
+    jobs.mkdir(parents=True, exist_ok=True)
     now = time.time()
-    for old in JOBS_DIR.iterdir():
+    for old in jobs.iterdir():
         if now - old.stat().st_mtime > JOB_MAX_AGE_S:
             shutil.rmtree(old, ignore_errors=True)
-    job = JOBS_DIR / uuid.uuid4().hex
+    job = jobs / uuid.uuid4().hex
     job.mkdir()
     return job
 
@@ -73,7 +107,7 @@ def _report_markdown(result: JobResult) -> str:
 
 
 def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
-                  semantic: bool, smoothing: float, foot_locking: bool, iterations: int, vlm_path: str,
+                  semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                   trim_start: float, trim_end: float, progress: gr.Progress = gr.Progress()):
     source = motion_file or video
     if not source:
@@ -82,7 +116,7 @@ def run_from_page(video: str | None, motion_file: str | None, character: str, ch
         raise gr.Error(f"A character must be an .fbx or .glb file, not {Path(character_file).suffix or 'that'}.",
                        duration=None)
     options = JobOptions(semantic=semantic, smoothing=smoothing, foot_locking=foot_locking,
-                         iterations=int(iterations), vlm_path=(vlm_path or "").strip() or None,
+                         iterations=int(iterations), vlm_path=_server.vlm_path,
                          trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
     job = _new_job_dir()
     try:
@@ -105,8 +139,14 @@ def run_from_page(video: str | None, motion_file: str | None, character: str, ch
 
 def build_app() -> gr.Blocks:
     names = builtin_character_names()
+    if not _server.supervisor:
+        from core.semantics import select_supervisor
+
+        _server.supervisor = select_supervisor(_server.vlm_path).description
     with gr.Blocks(title="SMT: video to animated character", delete_cache=(JOB_MAX_AGE_S, JOB_MAX_AGE_S)) as demo:
         gr.Markdown(INTRO)
+        gr.Markdown(f"Semantic supervisor on this server: {_server.supervisor}.",
+                    elem_id="supervisor")
         with gr.Row():
             with gr.Column(scale=1):
                 video = gr.Video(label="Video of one person", sources=["upload"], elem_id="video-input")
@@ -125,8 +165,6 @@ def build_app() -> gr.Blocks:
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
                     iterations = gr.Slider(10, 500, value=OptimizeConfig.iterations, step=10,
                                            label="Optimisation iterations (most; it stops early once converged)")
-                    vlm_path = gr.Textbox(label="BLIP-2 weights folder (optional; without it a skeletal "
-                                                "supervisor is used)", value="", placeholder="/path/to/blip2-flan-t5-xl")
                     with gr.Row():
                         trim_start = gr.Number(value=0, label="Trim start (s)", minimum=0)
                         trim_end = gr.Number(value=0, label="Trim end (s, 0 = whole clip)", minimum=0)
@@ -147,14 +185,47 @@ def build_app() -> gr.Blocks:
                              for name, (title, y_title) in PLOTS.items()]
         sample.click(lambda: str(SAMPLE_VIDEO), None, video)
         run.click(run_from_page, [video, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                                  iterations, vlm_path, trim_start, trim_end],
+                                  iterations, trim_start, trim_end],
                   [source_video, result_video, model3d, downloads, report, *plots], api_name="run")
     return demo
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> gr.Blocks:
+def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True, vlm_path: str | None = None) -> gr.Blocks:
+    """Serve the page. The semantic supervisor is the server owner's choice (``vlm_path``, else
+    ``$SMT_VLM_PATH``), loaded once here; visitors see which one runs and cannot change it.
+
+    Every file the server makes (jobs, Blender workers' folders, Gradio's upload cache) lives in one workspace
+    folder that is removed on exit. With ``block``, Ctrl-C or SIGTERM stops the server at once: running
+    Blender workers are killed, the workspace removed, and the process exits without waiting for a job.
+    """
+    from core.io.blender import kill_running_workers
+    from core.semantics import select_supervisor
+
+    workspace = _make_workspace()
+    _server.workspace = workspace
+    # Everything below tempfile's default folder (Blender workers, staging) now lands in the workspace too.
+    tempfile.tempdir = str(workspace)
+    os.environ["GRADIO_TEMP_DIR"] = str(workspace / "gradio")
+    _server.vlm_path = vlm_path
+    _server.supervisor = select_supervisor(vlm_path).description
+    log.warning("semantic supervisor: %s", _server.supervisor)
     demo = build_app()
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True,
-                max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, quiet=not block)
-    return demo
+                max_file_size=MAX_UPLOAD, prevent_thread_lock=True, quiet=not block)
+    if not block:
+        return demo
+    print(f"Serving at http://{host}:{port} (Ctrl-C stops)", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    print("stopping", flush=True)
+    kill_running_workers()
+    closer = threading.Thread(target=demo.close, daemon=True)
+    closer.start()
+    closer.join(timeout=3.0)
+    shutil.rmtree(workspace, ignore_errors=True)
+    # A job may still be running in a worker thread; the process ends now rather than after it.
+    os._exit(0)

@@ -4,11 +4,13 @@ bpy must own a process's main thread, takes ~0.6 s to import and pins its own nu
 for import come from strangers. So this module never imports it: :func:`run_blender_worker` starts
 ``core/io/blender_worker.py`` with this interpreter (``sys.executable -I``) in a fresh process group, under a
 wall-clock time limit (the group is killed when it runs out) and an address-space limit (``RLIMIT_AS``), with
-core dumps off and written files capped in size. The limits are set with ``resource.setrlimit`` by a two-line
-launcher that runs first in the child interpreter and then executes the worker script, rather than in
-``preexec_fn``: ``preexec_fn`` can deadlock a child forked from a process with threads (the web server's). Every
-way the worker can fail becomes a :class:`BlenderWorkerError` (an :class:`~core.errors.InputError`) whose
-message is the worker's own one-line explanation, or says that it ran out of time or memory, or crashed.
+core dumps off and written files capped in size, in an empty working folder of the job, with an environment
+reduced to an allow-list (:func:`worker_environment`: HOME and TMPDIR inside the job's folder). The limits
+are set with ``resource.setrlimit`` by a two-line launcher that runs first in the child interpreter and then
+executes the worker script, rather than in ``preexec_fn``: ``preexec_fn`` can deadlock a child forked from a
+process with threads (the web server's). Every way the worker can fail becomes a :class:`BlenderWorkerError`
+(an :class:`~core.errors.InputError`) whose message is the worker's own one-line explanation, or says that it
+ran out of time or memory, or crashed.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["BlenderWorkerError", "BlenderTimeoutError", "BlenderUnavailableError", "WorkerResult",
-           "run_blender_worker", "blender_available", "blender_version", "WORKER_SCRIPT", "DEFAULT_TIMEOUT_S", "DEFAULT_MEMORY_MB"]
+           "run_blender_worker", "kill_running_workers", "worker_environment", "blender_available", "blender_version", "WORKER_SCRIPT", "DEFAULT_TIMEOUT_S", "DEFAULT_MEMORY_MB"]
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "blender_worker.py"
 DEFAULT_TIMEOUT_S = float(os.environ.get("SMT_BLENDER_TIMEOUT_S", 300))
@@ -113,14 +116,18 @@ def run_blender_worker(request: dict, arrays: dict[str, np.ndarray] | None = Non
             req["arrays"] = str(tmp_path / "in.npz")
         (tmp_path / "request.json").write_text(json.dumps(req))
         log_path = tmp_path / "worker.log"
-        # No PYTHON* (-I ignores them anyway) or BLENDER_* variables: those could point Blender at startup scripts.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "BLENDER"))}
+        cwd = tmp_path / "home"  # empty: a relative path an importer might follow finds nothing
+        cwd.mkdir()
+        (tmp_path / "tmp").mkdir()
+        env = worker_environment(home=cwd, tmpdir=tmp_path / "tmp")
         start = time.perf_counter()
         with open(log_path, "wb") as log:
             argv = [sys.executable, "-I", "-u", "-c", _LAUNCHER, str(int(memory_mb) << 20), str(MAX_OUTPUT_BYTES),
                     str(script), str(tmp_path / "request.json")]
-            proc = subprocess.Popen(argv, cwd=tmp, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=env, start_new_session=True)
+            with _running_lock:
+                _running.add(proc)
             try:
                 returncode = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -132,6 +139,8 @@ def run_blender_worker(request: dict, arrays: dict[str, np.ndarray] | None = Non
                 raise
             finally:
                 _kill_group(proc)  # threads or children left behind by a worker that exited
+                with _running_lock:
+                    _running.discard(proc)
         seconds = time.perf_counter() - start
         log_text = log_path.read_text(errors="replace")
         result_file = tmp_path / "result.json"
@@ -148,9 +157,46 @@ def run_blender_worker(request: dict, arrays: dict[str, np.ndarray] | None = Non
         return WorkerResult(info, out, log_text, seconds)
 
 
+# What the worker inherits from our environment, by name: the program search path, the locale (text encoding)
+# and the thread counts (a job's CPU share). Everything else is left behind: a secret in the server's
+# environment is not the worker's business, and BLENDER_*/PYTHON* variables could point it at start-up scripts.
+_WORKER_ENV_NAMES = ("PATH", "LANG", "LANGUAGE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                     "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NUMEXPR_NUM_THREADS")
+
+
+def worker_environment(home: Path, tmpdir: Path) -> dict[str, str]:
+    """The worker's environment: an allow-list of ours, with HOME and TMPDIR inside the job's own folder.
+
+    Blender makes a ``blender_XXXXXX`` session folder in TMPDIR and removes it only on a clean exit; inside the
+    job's folder it goes when the job's folder goes, also after a kill.
+    """
+    env = {k: v for k, v in os.environ.items() if k in _WORKER_ENV_NAMES or k.startswith("LC_")}
+    env.update(HOME=str(home), TMPDIR=str(tmpdir), TEMP=str(tmpdir), TMP=str(tmpdir))
+    env.setdefault("PATH", os.defpath)
+    return env
+
+
 def blender_version(timeout: float = 60.0) -> str:
     """Blender's version as the worker sees it (starts a worker: ~1 s)."""
     return run_blender_worker({"op": "version"}, what="starting Blender", timeout=timeout).info["version"]
+
+
+# Workers running now, so that a server shutting down can take them with it: each runs in a session of its own
+# (a Ctrl-C meant for the server must not half-kill Blender), so no signal to the server reaches them.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+def kill_running_workers() -> int:
+    """Kill every worker this process started that is still running; return how many there were."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(procs)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -28,8 +28,11 @@ Export layouts (how one character is laid out in the Blender scene before each e
 * GLB: glTF is Y-up metres and the exporter converts Blender's Z-up itself, so the armature object is the
   identity and its data is ``C @ ours`` in metres.
 
-Script auto-execution stays off (``use_scripts_auto_execute``); FBX and glTF carry no scripts, and images are
-never searched for on disk (``use_image_search=False``).
+Script auto-execution stays off (``use_scripts_auto_execute``); FBX and glTF carry no scripts. Nothing outside
+the file is opened: an FBX names its textures by path (``../``, absolute), so while it is imported Blender's
+image loader only ever looks in the worker's empty working folder (:func:`_images_from_the_file_only`), and only
+images packed inside the file are ever sampled; a GLB's references were refused by the parent before the worker
+started (``core.io.uploads``).
 """
 from __future__ import annotations
 
@@ -466,10 +469,37 @@ def _mesh_data(bpy, arm, meshes: list, bone_index: dict[str, int], J: int) -> di
     return out
 
 
+def _images_from_the_file_only() -> None:
+    """Make Blender's image loader look for every image by its bare name in the (empty) working folder.
+
+    The FBX importer calls ``bpy_extras.image_utils.load_image`` with the path the file gives (``../``, absolute,
+    case-insensitive search of directories) before it packs the file's embedded copy, if any, into the image.
+    Here no such path is opened (a FIFO would hang the worker, a device would feed it forever): a missing
+    image becomes Blender's usual placeholder, and the embedded copy still arrives.
+    """
+    import os
+
+    from bpy_extras import image_utils
+
+    original = image_utils.load_image
+    here = os.getcwd()
+
+    def load_image(imagepath, dirname="", place_holder=False, recursive=False, **kwargs):
+        name = os.path.basename(str(imagepath).replace("\\", "/"))
+        if name in ("", ".", ".."):
+            name = "texture"
+        kwargs.update(ncase_cmp=False, check_existing=False)
+        return original(os.path.join(here, name), dirname=here, place_holder=place_holder, recursive=False,
+                        **kwargs)
+
+    image_utils.load_image = load_image
+
+
 def _import(bpy, req: dict) -> tuple[dict, dict]:
     path, fmt = req["path"], req["format"]
     scene = bpy.context.scene
     t = time.perf_counter()
+    _images_from_the_file_only()
     try:
         if fmt == "fbx":
             result = bpy.ops.import_scene.fbx(
@@ -693,6 +723,9 @@ def main(argv: list[str]) -> int:
         result = {"ok": False, "error": str(exc), "kind": exc.kind}
     except MemoryError:
         result = {"ok": False, "error": "ran out of memory", "kind": "memory"}
+    except RecursionError:  # the importers walk the node tree recursively
+        result = {"ok": False, "error": "the file's bone or node hierarchy is nested too deeply to read "
+                  "(thousands of levels; real rigs have tens)"}
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides what the user sees
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     result_path.write_text(json.dumps(result))

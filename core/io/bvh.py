@@ -57,7 +57,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputError
+from ..limits import (MAX_CLIP_SECONDS, MAX_FPS, MAX_HIERARCHY_DEPTH, MAX_JOINTS, MAX_MOTION_FILE_BYTES,
+                      MAX_MOTION_VALUES, MIN_FPS)
 from .files import atomic_file
+from .uploads import UnsafeInputError, check_input_file
 from ..motion import Motion
 from ..skeleton import Skeleton
 
@@ -151,7 +154,7 @@ class _Tokens:
         line = self.line()
         tok = self.next(repr(word))
         if tok.upper() != word.upper():
-            raise self.error(f"expected {word!r}, found {tok!r}", line)
+            raise self.error(f"expected {word!r} here", line)
 
     def number(self, what: str) -> float:
         line = self.line()
@@ -159,9 +162,9 @@ class _Tokens:
         try:
             value = float(tok)
         except ValueError:
-            raise self.error(f"expected a number for {what}, found {tok!r}", line) from None
+            raise self.error(f"expected a number for {what}", line) from None
         if not math.isfinite(value):
-            raise self.error(f"{what} is not finite ({tok!r})", line)
+            raise self.error(f"{what} is not finite", line)
         return value
 
     def rest_of_line(self) -> list[str]:
@@ -181,17 +184,19 @@ def _parse_hierarchy(tok: _Tokens) -> list[_Joint]:
     if first is None:
         raise BVHError(f"{tok.source}: empty file (no HIERARCHY section)")
     if first.upper() != "HIERARCHY":
-        raise tok.error(f"not a BVH file: expected 'HIERARCHY' at the start, found {first[:40]!r}")
+        raise tok.error("not a BVH file: expected 'HIERARCHY' at the start")
     tok.next("HIERARCHY")
     if (tok.peek() or "").upper() != "ROOT":
-        raise tok.error(f"expected 'ROOT' after HIERARCHY, found {tok.peek()!r}" if tok.peek() else
+        raise tok.error("expected 'ROOT' after HIERARCHY" if tok.peek() else
                         "file ends after HIERARCHY (truncated file?)")
     joints: list[_Joint] = []
     names: set[str] = set()
     column = 0
 
-    def parse_joint(parent: int, keyword_line: int, end_site: bool) -> None:
+    def parse_joint(parent: int, keyword_line: int, end_site: bool, depth: int = 1) -> None:
         nonlocal column
+        if depth > MAX_HIERARCHY_DEPTH:
+            raise tok.error(f"the joint hierarchy is nested more than {MAX_HIERARCHY_DEPTH} levels deep", keyword_line)
         if end_site:
             base = f"{joints[parent].name}_End"
             name, k = base, 1
@@ -204,7 +209,7 @@ def _parse_hierarchy(tok: _Tokens) -> list[_Joint]:
                 raise tok.error("a joint needs a name", keyword_line)
             name = " ".join(parts)
             if name in names:
-                raise tok.error(f"duplicate joint name {name!r}", keyword_line)
+                raise tok.error("this joint's name is used twice in the file", keyword_line)
         names.add(name)
         tok.expect("{")
         index = len(joints)
@@ -213,54 +218,54 @@ def _parse_hierarchy(tok: _Tokens) -> list[_Joint]:
         seen_offset = False
         while True:
             line = tok.line()
-            word = tok.next(f"'}}' closing {name!r}")
+            word = tok.next(f"'}}' closing the joint of line {keyword_line}")
             key = word.upper()
             if key == "}":
                 break
             if key == "OFFSET":
-                joint.offset = np.array([tok.number(f"{name!r} OFFSET") for _ in range(3)])
+                joint.offset = np.array([tok.number("OFFSET") for _ in range(3)])
                 seen_offset = True
             elif key == "CHANNELS":
                 if end_site:
                     raise tok.error("an End Site cannot have CHANNELS", line)
                 if joint.channels:
-                    raise tok.error(f"joint {name!r} has two CHANNELS lines", line)
+                    raise tok.error(f"the joint of line {keyword_line} has two CHANNELS lines", line)
                 count_line = tok.line()
                 count_tok = tok.next("the channel count")
                 if not count_tok.isdigit():
-                    raise tok.error(f"expected a channel count after CHANNELS, found {count_tok!r}", count_line)
+                    raise tok.error("expected a channel count after CHANNELS", count_line)
                 for _ in range(int(count_tok)):
                     ch_line = tok.line()
-                    ch = tok.next(f"a channel name of {name!r}")
+                    ch = tok.next("a channel name")
                     canonical = _CHANNEL_NAMES.get(ch.lower())
                     if canonical is None:
-                        raise tok.error(f"unknown channel name {ch!r} for joint {name!r} (expected X/Y/Z position "
-                                        "or rotation)", ch_line)
+                        raise tok.error("unknown channel name (expected Xposition, Yposition, Zposition, Xrotation, "
+                                        "Yrotation or Zrotation)", ch_line)
                     if canonical in joint.channels:
-                        raise tok.error(f"channel {canonical} listed twice for joint {name!r}", ch_line)
+                        raise tok.error(f"channel {canonical} listed twice for the joint of line {keyword_line}", ch_line)
                     joint.channels.append(canonical)
                 joint.first_column = column
                 column += len(joint.channels)
             elif key == "JOINT":
                 if end_site:
                     raise tok.error("an End Site cannot have child joints", line)
-                parse_joint(index, line, end_site=False)
+                parse_joint(index, line, end_site=False, depth=depth + 1)
             elif key == "END":
                 site_line = tok.line()
                 site = tok.next("'Site'")
                 if site.upper() != "SITE":
-                    raise tok.error(f"expected 'End Site', found 'End {site}'", site_line)
+                    raise tok.error("expected 'End Site'", site_line)
                 if end_site:
                     raise tok.error("an End Site cannot contain another End Site", line)
-                parse_joint(index, line, end_site=True)
+                parse_joint(index, line, end_site=True, depth=depth + 1)
             elif key == "ROOT":
                 raise tok.error("a second ROOT inside a joint (unbalanced braces?)", line)
             elif key == "MOTION":
-                raise tok.error(f"MOTION section starts before {name!r} is closed (unbalanced braces)", line)
+                raise tok.error(f"MOTION section starts before the joint of line {keyword_line} is closed (unbalanced braces)", line)
             else:
-                raise tok.error(f"unexpected {word[:40]!r} inside joint {name!r}", line)
+                raise tok.error(f"unexpected word inside the joint of line {keyword_line} (expected OFFSET, CHANNELS, JOINT, End Site or '}}')", line)
         if not seen_offset:
-            raise tok.error(f"joint {name!r} has no OFFSET", joint.line)
+            raise tok.error("this joint has no OFFSET", joint.line)
 
     root_line = tok.line()
     tok.next("ROOT")
@@ -271,7 +276,7 @@ def _parse_hierarchy(tok: _Tokens) -> list[_Joint]:
     if nxt is None:
         raise BVHError(f"{tok.source}: no MOTION section after the hierarchy (truncated file?)")
     if nxt.upper() != "MOTION":
-        raise tok.error(f"expected 'MOTION' after the hierarchy, found {nxt[:40]!r}")
+        raise tok.error("expected 'MOTION' after the hierarchy")
     return joints
 
 
@@ -289,7 +294,7 @@ def _split_header(text: str, source: str) -> tuple[list[str], int, int, float, s
     pos = text.find("\n", m.end())
     rest_of_motion_line = text[m.end():pos if pos >= 0 else len(text)].strip()
     if rest_of_motion_line:
-        raise BVHError(f"{source}, line {motion_line}: unexpected {rest_of_motion_line[:40]!r} after MOTION")
+        raise BVHError(f"{source}, line {motion_line}: unexpected text after MOTION on the same line")
     if pos < 0:
         raise BVHError(f"{source}, line {motion_line}: file ends after MOTION, no 'Frames:' line (truncated file?)")
     pos += 1
@@ -306,9 +311,9 @@ def _split_header(text: str, source: str) -> tuple[list[str], int, int, float, s
         got = text[pos:text.find("\n", pos) if text.find("\n", pos) >= 0 else len(text)].strip()
         if not got:
             raise BVHError(f"{source}, line {line_no}: file ends after MOTION, no 'Frames:' line (truncated file?)")
-        raise BVHError(f"{source}, line {line_no}: expected 'Frames: <count>' after MOTION, found {got[:40]!r}")
+        raise BVHError(f"{source}, line {line_no}: expected 'Frames: <count>' after MOTION")
     if not fm.group(1).isdigit():
-        raise BVHError(f"{source}, line {line_no}: frame count {fm.group(1)[:40]!r} is not a whole number")
+        raise BVHError(f"{source}, line {line_no}: the frame count is not a whole number")
     frames = int(fm.group(1))
     if frames == 0:
         raise BVHError(f"{source}, line {line_no}: 'Frames: 0': the file holds no animation")
@@ -319,13 +324,19 @@ def _split_header(text: str, source: str) -> tuple[list[str], int, int, float, s
         got = text[pos:text.find("\n", pos) if text.find("\n", pos) >= 0 else len(text)].strip()
         if not got:
             raise BVHError(f"{source}, line {line_no}: file ends before the 'Frame Time:' line (truncated file?)")
-        raise BVHError(f"{source}, line {line_no}: expected 'Frame Time: <seconds>', found {got[:40]!r}")
+        raise BVHError(f"{source}, line {line_no}: expected 'Frame Time: <seconds>'")
     try:
         frame_time = float(tm.group(1))
     except ValueError:
-        raise BVHError(f"{source}, line {line_no}: frame time {tm.group(1)[:40]!r} is not a number") from None
+        raise BVHError(f"{source}, line {line_no}: the frame time is not a number") from None
     if not (math.isfinite(frame_time) and frame_time > 0):
-        raise BVHError(f"{source}, line {line_no}: frame time must be a positive number of seconds, got {tm.group(1)!r}")
+        raise BVHError(f"{source}, line {line_no}: the frame time must be a positive number of seconds")
+    if not MIN_FPS <= 1.0 / frame_time <= MAX_FPS:
+        raise BVHError(f"{source}, line {line_no}: a frame time of {frame_time:.3g} s is {1.0 / frame_time:.3g} "
+                       f"frames per second; accepted: {MIN_FPS:g} to {MAX_FPS:g}")
+    if (frames - 1) * frame_time > MAX_CLIP_SECONDS:
+        raise BVHError(f"{source}: {frames} frames at {1.0 / frame_time:.3g} fps is {frames * frame_time / 60:.1f} "
+                       f"minutes; the limit is {MAX_CLIP_SECONDS / 60:.0f} minutes: trim it first")
     header_lines = text[:m.end()].splitlines()
     return header_lines, line_no + 1, frames, frame_time, text[tm.end():]
 
@@ -338,7 +349,8 @@ def _parse_frames(data: str, first_line: int, frames: int, channels: int, source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            values = np.loadtxt(io.StringIO(data), dtype=np.float64, comments=None, ndmin=2)
+            # A list of lines, not a StringIO: a third of the memory (a StringIO holds 4 bytes per character).
+            values = np.loadtxt(data.splitlines(), dtype=np.float64, comments=None, ndmin=2)
     except ValueError:
         values = None
     if values is not None and values.shape[0] >= frames and values.shape[1] == channels:
@@ -353,7 +365,7 @@ def _parse_frames(data: str, first_line: int, frames: int, channels: int, source
     # The declared frames are fine (the scan raises otherwise); what follows them is not: read only those.
     used = _scan_frames(data, first_line, frames, channels, source)
     warnings.warn(f"{source}: unreadable lines after the {frames} declared frames ignored", stacklevel=3)
-    return np.loadtxt(io.StringIO("\n".join(data.splitlines()[:used])), dtype=np.float64, comments=None, ndmin=2)
+    return np.loadtxt(data.splitlines()[:used], dtype=np.float64, comments=None, ndmin=2)
 
 
 def _scan_frames(data: str, first_line: int, frames: int, channels: int, source: str,
@@ -377,10 +389,9 @@ def _scan_frames(data: str, first_line: int, frames: int, channels: int, source:
             try:
                 v = float(p)
             except ValueError:
-                raise BVHError(f"{source}, line {n}: value {k + 1} of frame {row + 1} is not a number: "
-                               f"{p[:40]!r}") from None
+                raise BVHError(f"{source}, line {n}: value {k + 1} of frame {row + 1} is not a number") from None
             if not math.isfinite(v):
-                raise BVHError(f"{source}, line {n}: value {k + 1} of frame {row + 1} is not finite: {p[:40]!r}")
+                raise BVHError(f"{source}, line {n}: value {k + 1} of frame {row + 1} is not finite")
         row += 1
         if stop_at_row is not None and row > stop_at_row:
             break
@@ -465,14 +476,16 @@ def parse_bvh_text(text: str, units: str | float = "auto", name: str = "", sourc
         raise BVHError(f"{source}: not a BVH file (binary data)")
     header_lines, first_data_line, frames, frame_time, data = _split_header(text, source)
     tokens = _Tokens.from_header(header_lines, source)
-    try:
-        joints = _parse_hierarchy(tokens)
-    except RecursionError:
-        raise BVHError(f"{source}: the joint hierarchy is nested too deeply") from None
+    joints = _parse_hierarchy(tokens)
     tokens.next("MOTION")
     if tokens.peek() is not None:
-        raise tokens.error(f"unexpected {tokens.peek()!r} after MOTION")
+        raise tokens.error("unexpected text after MOTION")
     n_channels = sum(len(j.channels) for j in joints)
+    if len(joints) > MAX_JOINTS:
+        raise BVHError(f"{source}: {len(joints)} joints; at most {MAX_JOINTS} are accepted")
+    if frames * n_channels > MAX_MOTION_VALUES:
+        raise BVHError(f"{source}: {frames} frames of {n_channels} channels is more motion data than one job takes "
+                       f"({MAX_MOTION_VALUES / 1e6:.0f} million values); trim the clip or use fewer joints")
     values = _parse_frames(data, first_data_line, frames, n_channels, source)
     return _build_motion(joints, values, frame_time, scale, name, source, fold_root)
 
@@ -500,8 +513,11 @@ def _tracks(joints: list[_Joint], values: np.ndarray) -> tuple[list[np.ndarray |
             members, columns = groups.setdefault("".join(ch[0] for ch in rot_channels), ([], []))
             members.append(j)
             columns.append([cols[ch] for ch in rot_channels])
+    chunk = 4096  # frames per conversion: its temporaries (~6 copies of the angles) stay small on long clips
     for order, (members, columns) in groups.items():
-        rotations[:, members] = _euler_to_quat(values[:, np.asarray(columns)], order)
+        columns_arr = np.asarray(columns)
+        for start in range(0, T, chunk):
+            rotations[start:start + chunk, members] = _euler_to_quat(values[start:start + chunk][:, columns_arr], order)
     return positions, rotations
 
 
@@ -609,9 +625,12 @@ def read_bvh(path: str | os.PathLike, units: str | float = "auto", fold_root: bo
     """
     path = Path(path)
     try:
+        check_input_file(path, what="motion file", max_bytes=MAX_MOTION_FILE_BYTES)
         raw = path.read_bytes()
+    except UnsafeInputError as exc:
+        raise BVHError(str(exc)) from None
     except OSError as exc:
-        raise BVHError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        raise BVHError(f"cannot read {path.name!r}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -41,10 +41,12 @@ from scipy.spatial.transform import Rotation
 
 from ..character import PART_NAMES, Character
 from ..errors import InputError
+from ..limits import MAX_JOINTS
 from ..motion import Motion
 from ..rotations import matrix_to_quat, quat_make_continuous
 from ..skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, Skeleton, SkeletonMappingError, map_to_canonical)
 from .blender import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, run_blender_worker
+from .uploads import check_glb_self_contained, check_input_file
 
 __all__ = ["import_character", "import_motions", "import_file", "read_motion_file", "ImportedFile", "CharacterImportError",
            "IMPORT_SUFFIXES", "GLTF_FPS", "MAX_FILE_BYTES"]
@@ -86,29 +88,26 @@ class ImportedFile:
 # ----------------------------------------------------------------------------------------------------------
 
 def _check_file(path: Path) -> str:
+    """The importer's format for ``path``, once the file passed the upload checks (:mod:`core.io.uploads`)."""
     suffix = path.suffix.lower()
     if suffix not in IMPORT_SUFFIXES:
         raise CharacterImportError(f"cannot read {path.name!r}: expected a file ending in "
                                    + ", ".join(IMPORT_SUFFIXES))
+    check_input_file(path, what="character or animation file", max_bytes=MAX_FILE_BYTES)
     try:
-        size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(32)
     except OSError as exc:
-        raise CharacterImportError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    if size == 0:
-        raise CharacterImportError(f"{path.name}: the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise CharacterImportError(f"{path.name}: {size / 2**20:.0f} MB is more than the {MAX_FILE_BYTES >> 20} MB "
-                                   "limit for character files")
+        raise CharacterImportError(f"cannot read {path.name!r}: {exc.strerror or exc}") from None
     if suffix == ".fbx":
         if not head.startswith(b"Kaydara FBX Binary"):
             kind = "an ASCII FBX" if head.lstrip().startswith((b";", b"FBXHeaderExtension")) else "not an FBX file"
             raise CharacterImportError(f"{path.name}: {kind}; Blender reads binary FBX 7.1 or later (re-export it "
                                        "as binary FBX, e.g. from Blender, Maya or Mixamo)")
         return "fbx"
-    if suffix == ".glb" and not head.startswith(b"glTF"):
+    if not head.startswith(b"glTF"):
         raise CharacterImportError(f"{path.name}: not a binary glTF (GLB) file")
+    check_glb_self_contained(path)
     return "glb"
 
 
@@ -290,6 +289,9 @@ def import_file(path: str | os.PathLike, *, want_mesh: bool = True, want_animati
     info, arrays = res.info, res.arrays
     notes = list(info.get("warnings", []))
     names, parents, ends = info["names"], info["parents"], info["end_sites"]
+    if len(names) > MAX_JOINTS:
+        raise CharacterImportError(f"{path.name}: the armature has {len(names)} bones; at most {MAX_JOINTS} are "
+                                   "accepted")
     R_all, P_all, _ = _to_ours(arrays["rest_world"])
 
     order, new_parents, repair_notes = _repair_hierarchy(names, parents, ends)

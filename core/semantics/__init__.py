@@ -6,8 +6,8 @@
 * :class:`~core.semantics.skeletal.SkeletalEncoder`: joint distances, hand placement and contacts, used
   automatically when no vision-language weights are present.
 
-:func:`select_supervisor` picks one and says in plain words which and why; it never downloads unless given a
-hub id, and never raises for missing or broken weights (it falls back to the skeletal supervisor).
+:func:`select_supervisor` picks one and says in plain words which and why; it never downloads (a hub id is
+looked up in the local Hugging Face cache only), and never raises for missing or broken weights (it falls back to the skeletal supervisor).
 """
 from __future__ import annotations
 
@@ -70,8 +70,8 @@ def _from_source(source: str, device: torch.device, local_only: bool) -> Supervi
         return _fallback(f"out of GPU memory loading {where} on {device}; free the GPU or use --device cpu")
     except Exception as e:  # noqa: BLE001 - any loading failure means: use the fallback, say why
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        offline = "" if local_only else " (is this machine online?)"
-        return _fallback(f"could not load {where}{offline}: {first[:300]}")
+        return _fallback(f"could not load {where} (nothing is downloaded: weights must be in a local folder or "
+                         f"the local Hugging Face cache): {first[:300]}")
     return Supervisor(encoder, encoder.description)
 
 
@@ -80,8 +80,9 @@ def select_supervisor(vlm_path: str | os.PathLike | None = None, device: str | t
     """The semantic supervisor for stage II.
 
     Args:
-        vlm_path: a folder with BLIP-2 or CLIP weights, or a hub id (``org/name``, downloaded when online);
-            default ``$SMT_VLM_PATH``.
+        vlm_path: a folder with BLIP-2 or CLIP weights, or a hub id (``org/name``) already in the local Hugging
+            Face cache (nothing is ever downloaded); default ``$SMT_VLM_PATH``. The server owner's choice: the
+            web page never passes one.
         device: where the model runs (fp16 on CUDA).
         use_cache: with no path, look for BLIP-2 (``Salesforce/blip2-flan-t5-xl``) in the local Hugging Face
             cache (never downloads).
@@ -95,8 +96,8 @@ def select_supervisor(vlm_path: str | os.PathLike | None = None, device: str | t
         path = Path(source).expanduser()
         if path.exists():
             return _from_source(str(path), device, local_only=True)
-        if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", source):  # org/name: a hub id, fetched when online
-            return _from_source(source, device, local_only=False)
+        if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", source):  # org/name: a hub id, from the local cache only
+            return _from_source(source, device, local_only=True)
         return _fallback(f"no BLIP-2 weights found: {str(path)!r} does not exist; {_HOW}")
     if use_cache:
         from .blip2 import DEFAULT_BLIP2
