@@ -17,6 +17,8 @@ from .character import Character, load_character
 from .errors import InputError
 from .io.bvh import write_bvh
 from .io.files import staged_output_dir
+from .io.uploads import check_input_file
+from .limits import MAX_CLIP_SECONDS
 from .motion import Motion
 from pose.pipeline import PoseResult, video_to_motion  # noqa: E402 - the pose stage (pose/), importable from here
 
@@ -27,7 +29,6 @@ __all__ = ["RetargetResult", "retarget_motion_file", "MAX_CLIP_SECONDS", "Progre
            "PoseFilesResult", "pose_video_file"]
 
 Progress = Callable[[float, str], None]
-MAX_CLIP_SECONDS = 600.0  # longer clips must be trimmed first: rendering and export time grow with length
 # The report's Pen% and contacts use this many evenly spaced frames (exact on each; 2.7x faster on 300).
 REPORT_MESH_FRAMES = 120
 
@@ -307,9 +308,7 @@ def run_job(source: str | Path, character: str | Path | Character, out_dir: str 
         InputError: for any unusable input, with a message meant for the user.
     """
     seconds: dict[str, float] = {}
-    source = Path(source)
-    if not source.is_file():
-        raise InputError(f"no such file: {source}")
+    source = check_input_file(source, what="input file")
     clock = time.perf_counter()
 
     def lap(name: str) -> None:

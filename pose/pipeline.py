@@ -26,6 +26,7 @@ from core.motion import Motion
 from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton
 
 from . import clean
+from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
 from .fit import TARGET_JOINTS, FitResult, fit_skeleton, joint_targets
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
@@ -201,7 +202,13 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
 
     T = len(poses)
     detected = np.array([p is not None for p in poses], bool)
-    clean.check_detections(detected, fps)
+    try:
+        clean.check_detections(detected, fps)
+    except NobodyError as exc:
+        if not report.several_people:
+            raise
+        raise NobodyError(f"{exc}; {report.people_seen} people were in view, too small to follow one of them: "
+                          "crop or trim the video to one person") from None
     image = np.full((T, 33, 2), np.nan)
     world_cam = np.full((T, 33, 3), np.nan)
     vis = np.zeros((T, 33))

@@ -24,11 +24,13 @@ from typing import Iterator
 import numpy as np
 
 from core.errors import InputError
+from core.io.uploads import UnsafeInputError, check_input_file
+from core.limits import MAX_CLIP_SECONDS
 
 __all__ = ["VideoError", "VideoMeta", "Frame", "VideoReader", "open_video", "MAX_SECONDS", "MAX_SIDE",
            "sniff_format"]
 
-MAX_SECONDS = 600.0  # the app's clip limit (core.pipeline.MAX_CLIP_SECONDS): pose, retargeting and export times grow with length
+MAX_SECONDS = MAX_CLIP_SECONDS  # pose, retargeting and export times grow with length
 MAX_SIDE = 1280  # long side after downscaling: MediaPipe works on 256-px crops, more pixels only cost decode time
 
 
@@ -274,13 +276,16 @@ def open_video(path: str | Path, *, trim: tuple[float | None, float | None] | No
     import cv2
 
     p = Path(path)
-    if not p.exists():
+    if not p.exists() and not p.is_symlink():
         raise VideoError(f"no such file: {p}")
     if p.is_dir():
         raise VideoError(f"{p} is a folder, not a video file")
-    size = p.stat().st_size
-    if size == 0:
+    if p.is_file() and not p.is_symlink() and p.stat().st_size == 0:
         raise VideoError(f"{p.name} is empty (0 bytes): the upload or copy did not complete")
+    try:
+        check_input_file(p, what="video")
+    except UnsafeInputError as exc:
+        raise VideoError(str(exc)) from None
     with open(p, "rb") as fh:
         head = fh.read(512)
     container, other = sniff_format(head)

@@ -40,6 +40,8 @@ class FakeEstimator:
         return seen[0] if seen else None
 
     def detect(self, rgb):
+        if rgb.shape[:2] != (H, W):  # a window of the frame: this fake knows people by frame position only
+            return None
         return self.track(rgb)
 
     def reset(self):
@@ -93,3 +95,51 @@ def test_single_person_is_not_reported_as_several():
     poses, report = run([[(140, 40, 190, 220)]] * 12)
     assert all(p is not None for p in poses)
     assert not report.several_people and not report.masked and report.surveys >= 2
+
+
+# -------------------------------------------------------------------- several real people (MediaPipe, real clips)
+
+def _tiled_clip(src, out, rows: int, cols: int, frames: int):
+    """``src``'s first frames tiled ``rows`` x ``cols`` (every other column mirrored): that many people at once."""
+    import cv2
+
+    from core.render.video import write_mp4
+
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    tiled = []
+    while len(tiled) < frames:
+        ok, f = cap.read()
+        if not ok:
+            break
+        f = cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
+        row = np.concatenate([f if c % 2 == 0 else f[:, ::-1] for c in range(cols)], axis=1)
+        big = np.concatenate([row] * rows, axis=0)
+        scale = 1280 / max(big.shape[:2])
+        tiled.append(cv2.resize(big, (int(big.shape[1] * scale) // 2 * 2, int(big.shape[0] * scale) // 2 * 2)))
+    cap.release()
+    write_mp4(tiled, out, fps=fps)
+    return out
+
+
+def test_a_tiled_sample_clip_is_refused_naming_the_people_in_view(tmp_path):
+    """3x2 copies of the sample clip: six small people. The whole-frame detector finds none of them; the
+    window search does, and the refusal says so instead of only 'nobody found'."""
+    import pytest
+
+    from core.pipeline import SAMPLE_VIDEO
+    from pose.clean import NobodyError
+    from pose.pipeline import video_to_motion
+
+    clip = _tiled_clip(SAMPLE_VIDEO, tmp_path / "six.mp4", rows=2, cols=3, frames=40)
+    with pytest.raises(NobodyError, match=r"; 6 people were in view, too small to follow one of them"):
+        video_to_motion(clip)
+
+
+def test_a_tiled_real_clip_warns_of_several_people(tmp_path, shared_data):
+    from pose.pipeline import video_to_motion
+
+    src = shared_data / "videos" / "dme_treadmill_27_Tennage_Hooligan.mp4"
+    result = video_to_motion(_tiled_clip(src, tmp_path / "six.mp4", rows=2, cols=3, frames=45))
+    assert result.tracking.people_seen >= 5
+    assert any("several people were seen (up to" in w for w in result.warnings)
