@@ -3,7 +3,7 @@
     python app.py                                   serve the web UI (prints the local address)
     python app.py retarget --motion clip.bvh --character Ava --out out/
     python app.py run VIDEO --character NAME --out DIR [--semantic] [--vlm PATH]
-    python app.py pose VIDEO --out DIR              the person's motion (motion.bvh) and overlay.mp4
+    python app.py pose VIDEO --out DIR              the person's motion (motion.bvh) and source_overlay.mp4
     python app.py characters                        list the built-in characters (and your imported ones)
     python app.py characters --import hero.fbx      add your own character (Mixamo FBX, GLB) to your library
     python app.py export clip.bvh --character Ava --out out/result.fbx   animated character as .fbx/.glb/.bvh
@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at ru
 
 
 def _cmd_characters(args: argparse.Namespace) -> int:
-    from core.character import builtin_character_names, load_character, save_user_character, user_character_names
+    from core.character_library import builtin_character_names, load_character, save_user_character, user_character_names
 
     if args.import_file is not None:
         from core.io.character_import import import_character
@@ -40,100 +40,64 @@ def _cmd_characters(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    import time
+def _progress(args: argparse.Namespace):
+    if args.quiet:
+        return None
 
-    from core.character import load_character
-    from core.io.character_import import read_motion_file
-    from core.io.export import export_character_motion, same_rig
-    from core.retarget.copy import copy_retarget
+    def show(fraction: float, stage: str) -> None:
+        print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
 
-    t = time.perf_counter()
-    motion = read_motion_file(args.motion, take=args.take)
-    character = load_character(args.character)
-    if not same_rig(motion.skeleton, character.skeleton):  # not on the character's rig yet: retarget (Copy)
-        motion = copy_retarget(motion, character.skeleton)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    path = export_character_motion(None if args.skeleton_only else character, motion, args.out)
-    print(f"wrote {path}: {motion.num_frames} frames at {motion.fps:g} fps on {character.name} "
-          f"({character.height:.2f} m) in {time.perf_counter() - t:.2f}s")
-    return 0
+    return show
 
 
-def _cmd_retarget(args: argparse.Namespace) -> int:
-    from core.pipeline import retarget_motion_file
+def _print_report(result) -> None:
+    """What every job command prints: files, the clip, who played it, metrics, warnings, time per stage."""
+    from jobs import METRIC_LABELS
 
-    def progress(fraction: float, stage: str) -> None:
-        if not args.quiet:
-            print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
-
-    result = retarget_motion_file(args.motion, args.character, args.out, render=not args.no_video,
-                                  video_size=args.size, export_formats=tuple(args.formats),
-                                  retargeter=args.retargeter, semantic=args.semantic, vlm_path=args.vlm,
-                                  progress=progress)
-    print(f"wrote {', '.join(str(p) for p in [result.bvh_path, *result.exports.values()])}"
-          + (f" and {result.video_path}" if result.video_path else ""))
-    print(f"{result.source.num_frames} frames at {result.source.fps:g} fps onto {result.character.name} "
-          f"({result.character.height:.2f} m); " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
-    print(f"retargeter: {result.retargeter} ({result.retargeter_reason})")
-    opt = result.optimization
-    if opt is not None:
-        print(f"semantic refinement: {opt.supervisor}; {opt.iterations} steps in {opt.seconds:.1f}s")
-        if opt.before is not None and opt.after is not None:
-            print(f"Pen% {opt.before.pen_percent:.2f} -> {opt.after.pen_percent:.2f}, JDM error "
-                  f"{opt.before.jdm_error:.3f} -> {opt.after.jdm_error:.3f}, jitter {opt.before.jitter:.2f} -> "
-                  f"{opt.after.jitter:.2f} m/s²")
-        for note in opt.notes:
-            print(f"note: {note}")
-    return 0
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from core.pipeline import JobOptions, run_job
-
-    def progress(fraction: float, stage: str) -> None:
-        if not args.quiet:
-            print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
-
-    options = JobOptions(semantic=args.semantic, vlm_path=args.vlm, smoothing=args.smoothing,
-                         iterations=args.iterations, trim=tuple(args.trim) if args.trim else None)
-    result = run_job(args.source, args.character, args.out, options, progress=progress)
-    for path in (result.source_video, result.result_video, result.fbx_path, result.glb_path, result.bvh_path):
-        if path is not None:
-            print(f"wrote {path}")
     r = result.report
-    print(f"{r['frames']} frames at {r['fps']:g} fps onto {r['character']} ({r['height']:.2f} m), "
-          f"retargeter {r['retargeter']}" + (f", supervisor: {r['supervisor']}" if r.get("supervisor") else ""))
-    for key in ("pen_percent", "semantic_distance", "jdm_error"):
-        if key in r and r[key][1] is not None:
-            print(f"{key}: {r[key][0]:.3g} -> {r[key][1]:.3g}")
-    for note in r.get("notes", []):
-        print(f"note: {note}")
-    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in result.seconds.items()))
-    return 0
-
-
-def _cmd_pose(args: argparse.Namespace) -> int:
-    from core.pipeline import pose_video_file
-
-    def progress(fraction: float, stage: str) -> None:
-        if not args.quiet:
-            print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
-
-    trim = (args.start, args.end) if args.start is not None or args.end is not None else None
-    result = pose_video_file(args.video, args.out, smoothing=args.smoothing, trim=trim,
-                             overlay=not args.no_video, progress=progress)
-    pose = result.pose
-    print(f"wrote {result.bvh_path}" + (f" and {result.overlay_path}" if result.overlay_path else ""))
-    print(f"{int(pose.detected.sum())} of {pose.num_frames} frames had a person ({100 * pose.detection_rate:.0f} %), "
-          f"{pose.fps:.2f} fps; person {pose.fit.lengths.height:.2f} m tall")
-    print(f"fit error {100 * pose.fit_error:.2f} cm (against the unfiltered landmarks {100 * pose.fit_error_raw:.2f} "
-          f"cm), reprojection {pose.reprojection_error_unpinned:.1f} px ({pose.reprojection_error:.1f} px with the "
-          f"feet pinned), jitter {pose.jitter_before:.1f} -> {pose.jitter_after:.1f} m/s²")
-    print(f"speed: {pose.frames_per_second:.1f} frames/s for the pose stage; "
-          + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
-    for warning in pose.warnings:
+    for path in r.files.values():
+        print(f"wrote {path}")
+    line = f"{r.frames} frames at {r.fps:g} fps"
+    if r.character is not None:
+        line += f" onto {r.character} ({r.height:.2f} m); retargeter: {r.retargeter}"
+    print(line)
+    if r.supervisor:
+        print(f"semantic supervisor: {r.supervisor}")
+    for key, value in r.metrics.items():
+        if value.after is not None:
+            print(f"{METRIC_LABELS.get(key, key)}: {value.before:.3g} -> {value.after:.3g}")
+    if result.pose is not None:
+        pose = result.pose
+        print(f"{int(pose.detected.sum())} of {pose.num_frames} frames had a person ({100 * pose.detection_rate:.0f} %), "
+              f"{pose.fps:.2f} fps; person {pose.fit.lengths.height:.2f} m tall; fit error {100 * pose.fit_error:.2f} "
+              f"cm, reprojection {pose.reprojection_error:.1f} px, jitter {pose.jitter_before:.1f} -> "
+              f"{pose.jitter_after:.1f} m/s²; {pose.frames_per_second:.1f} frames/s")
+    for warning in r.warnings:
         print(f"warning: {warning}")
+    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items()))
+
+
+def _cmd_job(args: argparse.Namespace) -> int:
+    """run, retarget, pose and export: one job each, presets of one spec."""
+    from jobs import preset, run_job
+
+    command = args.command
+    options: dict = {}
+    if command in ("run", "retarget"):
+        options.update(character=args.character, semantic=args.semantic, vlm_path=args.vlm,
+                       iterations=args.iterations, foot_locking=not args.no_foot_locking)
+    if command == "run":
+        options.update(smoothing=args.smoothing, trim=tuple(args.trim) if args.trim else None)
+    if command == "retarget":
+        options.update(outputs=("bvh", *args.formats), previews=not args.no_video, preview_size=args.size,
+                       retargeter=args.retargeter)
+    if command == "pose":
+        trim = (args.start or 0.0, args.end) if args.start is not None or args.end is not None else None
+        options.update(smoothing=args.smoothing, trim=trim, previews=not args.no_video)
+    if command == "export":
+        options.update(character=args.character, take=args.take, skeleton_only=args.skeleton_only)
+    spec = preset(command, args.source, args.out, **options)
+    _print_report(run_job(spec, progress=_progress(args)))
     return 0
 
 
@@ -155,11 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands")
 
     p = sub.add_parser("retarget", help="retarget a BVH motion onto a character")
-    p.add_argument("--motion", required=True, type=Path, help="source motion (.bvh, or an animated .fbx/.glb)")
+    p.add_argument("--motion", dest="source", required=True, type=Path,
+                   help="source motion (.bvh, or an animated .fbx/.glb)")
     p.add_argument("--character", required=True, help="character name (see `app.py characters`) or .fbx/.glb file")
     p.add_argument("--formats", nargs="*", default=["fbx", "glb"], choices=["fbx", "glb"],
                    help="animated character files to write besides result.bvh (default: fbx glb)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (result.bvh, before_after.mp4)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (result.bvh/.fbx/.glb, result.mp4)")
     p.add_argument("--no-video", action="store_true", help="skip the before/after video")
     p.add_argument("--size", type=int, default=512, help="video panel size in pixels (default 512)")
     p.add_argument("--retargeter", choices=["network", "copy"], default="network",
@@ -168,8 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refine with semantic consistency + penetration (stage II of SMT)")
     p.add_argument("--vlm", default=None, help="BLIP-2 or CLIP weights folder for --semantic (default: "
                    "$SMT_VLM_PATH; without weights the skeletal supervisor runs, and says so)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="most optimisation steps (default: the optimiser's, 120)")
+    p.add_argument("--no-foot-locking", action="store_true", help="let stage II move planted feet")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=_cmd_retarget)
+    p.set_defaults(func=_cmd_job, command="retarget")
 
     p = sub.add_parser("run", help="the whole flow: video (or motion file) -> animated character files")
     p.add_argument("source", type=Path, help="video of one person, or a motion file (.bvh/.fbx)")
@@ -181,18 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=None,
                    help="most optimisation steps (default: the optimiser's, 120)")
     p.add_argument("--trim", type=float, nargs=2, metavar=("START", "END"), help="use only this part (seconds)")
+    p.add_argument("--no-foot-locking", action="store_true", help="let stage II move planted feet")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=_cmd_job, command="run")
 
-    p = sub.add_parser("pose", help="video of a person -> motion.bvh (their own skeleton) and overlay.mp4")
-    p.add_argument("video", type=Path, help="video of one person (mp4, mov, mkv, webm, ...; at most 10 minutes)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (motion.bvh, overlay.mp4)")
+    p = sub.add_parser("pose", help="video of a person -> motion.bvh (their own skeleton) and source_overlay.mp4")
+    p.add_argument("source", metavar="video", type=Path,
+                   help="video of one person (mp4, mov, mkv, webm, ...; at most 10 minutes)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (motion.bvh, source_overlay.mp4)")
     p.add_argument("--smoothing", type=float, default=0.5, help="filter strength 0..1 (default 0.5; 0 = off)")
     p.add_argument("--start", type=float, default=None, help="use the video from this second on")
     p.add_argument("--end", type=float, default=None, help="use the video up to this second")
     p.add_argument("--no-video", action="store_true", help="skip the overlay video")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=_cmd_pose)
+    p.set_defaults(func=_cmd_job, command="pose")
 
     p = sub.add_parser("characters", help="list the characters, or import your own")
     p.add_argument("--import", dest="import_file", type=Path, default=None, metavar="FILE",
@@ -201,12 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_characters)
 
     p = sub.add_parser("export", help="write a motion on a character as .fbx, .glb or .bvh")
-    p.add_argument("motion", type=Path, help="motion (.bvh, or an animated .fbx/.glb); retargeted if needed")
+    p.add_argument("source", metavar="motion", type=Path,
+                   help="motion (.bvh, or an animated .fbx/.glb); retargeted if needed")
     p.add_argument("--character", required=True, help="character name or .fbx/.glb file")
     p.add_argument("--out", required=True, type=Path, help="output file: .fbx, .glb or .bvh")
     p.add_argument("--take", default=None, help="animation to use when the motion file has several")
     p.add_argument("--skeleton-only", action="store_true", help="no mesh, just the animated skeleton")
-    p.set_defaults(func=_cmd_export)
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_job, command="export")
     return parser
 
 

@@ -21,7 +21,7 @@ def _make_clip(path: Path) -> None:
     sys.path.insert(0, str(ROOT / "scripts"))
     from make_sample_clip import wave_turn_squat
 
-    from core.character import load_character
+    from core.character_library import load_character
     from core.render.preview import render_motion_clip
     from core.render.video import write_mp4
 
@@ -47,7 +47,7 @@ def _floor_seconds(path: Path) -> tuple[float, int]:
 
 
 def run() -> list[Row]:
-    from core.pipeline import JobOptions, run_job
+    from jobs import JobSpec, run_job
 
     cache = ROOT / "bench" / "out"
     cache.mkdir(parents=True, exist_ok=True)
@@ -58,12 +58,12 @@ def run() -> list[Row]:
     rows = [Row("floor: decode + MediaPipe pose only", floor, "s", note=f"{frames} frames, {frames / floor:.1f} fps")]
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        result = run_job(clip, "Bob", Path(tmp) / "out", JobOptions(semantic=True))
+        result = run_job(JobSpec(clip, Path(tmp) / "out", character="Bob", semantic=True))
         total = time.perf_counter() - t
-        assert result.fbx_path is not None and result.fbx_path.exists(), "the job wrote no FBX"
-    for stage, seconds in result.seconds.items():
+        assert result.report.files["fbx"].exists(), "the job wrote no FBX"
+    for stage, seconds in result.report.seconds.items():
         rows.append(Row(f"stage: {stage}", seconds, "s"))
     rows.append(Row("whole job: video -> FBX, semantic on", total, "s", target=3 * CLIP_SECONDS, higher_is_better=False,
                     note=f"{total / CLIP_SECONDS:.2f}x the clip; {total / floor:.2f}x the floor; "
-                         f"supervisor: {result.report.get('supervisor', '-')}"))
+                         f"supervisor: {result.report.supervisor or '-'}"))
     return rows

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.character import builtin_character_names, load_character
+from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh, write_bvh
 from core.kinematics import forward_kinematics, linear_blend_skinning, skinning_transforms
 from core.motion import Motion

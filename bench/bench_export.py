@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.character import Character, load_character
+from core.character import Character
+from core.character_library import load_character
 from core.io.blender import run_blender_worker
 from core.io.bvh import read_bvh, write_bvh
 from core.io.character_import import import_file, import_motions

@@ -23,7 +23,8 @@ import warnings
 import numpy as np
 import torch
 
-from core.character import PART_NAMES, Character, builtin_character_names, load_character
+from core.character import PART_NAMES, Character
+from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh
 from core.motion import Motion
 from core.optimize import OptimizeConfig, measure_clip, optimize_motion

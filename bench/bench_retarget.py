@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import torch
 
-from core.character import builtin_character_names, load_character
+from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh
 from core.metrics import foot_contacts, foot_skate, jitter
 from core.motion import Motion, canonical_rest, to_canonical

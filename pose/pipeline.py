@@ -1,6 +1,6 @@
 """Video to motion: read frames, estimate 3D landmarks, clean them, recover the root path, fit the skeleton.
 
-:func:`video_to_motion` is the pose stage of the app (core.pipeline calls it). Its :class:`PoseResult` carries
+:func:`video_to_motion` is the pose stage of the app (the job layer, jobs/, calls it). Its :class:`PoseResult` carries
 the :class:`~core.motion.Motion` on the canonical 22-joint skeleton with the person's own bone lengths (rest =
 canonical T-pose, +Z forward, Y up, metres, floor at y = 0) and everything needed to judge it: per-frame 2D/3D
 landmarks, which frames had a detection, fit and reprojection errors, jitter before and after cleaning, speed.

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.character import ASSETS_DIR, PART_NAMES, Character  # noqa: E402
+from core.character import PART_NAMES, Character
+from core.character_library import ASSETS_DIR
 from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton  # noqa: E402
 
 J = {name: i for i, name in enumerate(CANONICAL_JOINTS)}

@@ -16,7 +16,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.character import load_character  # noqa: E402
+from core.character_library import load_character
 from core.motion import Motion  # noqa: E402
 from core.render.preview import render_motion_clip  # noqa: E402
 from core.render.video import write_mp4  # noqa: E402

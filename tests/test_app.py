@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.character import builtin_character_names, load_character
+from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh, write_bvh
 from core.render.video import probe_video
 from core.skeleton import CANONICAL_JOINTS, Skeleton
@@ -51,13 +51,13 @@ def test_retarget_writes_bvh_and_h264(tmp_path, small_clip):
     out_dir = tmp_path / "out"
     res = run_app("retarget", "--motion", str(small_clip), "--character", name, "--out", str(out_dir), "--size", "256")
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in out_dir.iterdir()) == ["before_after.mp4", "result.bvh", "result.fbx", "result.glb"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["result.bvh", "result.fbx", "result.glb", "result.mp4"]
     result = read_bvh(out_dir / "result.bvh")
     assert result.num_frames == 60 and result.fps == 30
     assert result.skeleton.names == load_character(name).skeleton.names
     heights = result.positions()[..., 1]
     assert 0.3 * load_character(name).height < heights.max() < 1.2 * load_character(name).height
-    info = probe_video(out_dir / "before_after.mp4")
+    info = probe_video(out_dir / "result.mp4")
     assert info.codec == "h264" and info.pix_fmt == "yuv420p"
     assert info.width == 512 and info.height == 256 and info.frames == 60
 

@@ -1,4 +1,4 @@
-"""The Gradio front end. It only orchestrates: every job is one call of :func:`core.pipeline.run_job`.
+"""The Gradio front end. It only orchestrates: every job is one call of :func:`jobs.run_job`.
 
 Each job works in its own folder in the server's workspace (removed when the server stops); a failed job's
 folder is removed at once, finished ones after an hour (Gradio keeps its own copies of what the page shows,
@@ -23,11 +23,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from core.character import builtin_character_names  # noqa: E402
+from core.character_library import builtin_character_names
 from core.errors import InputError  # noqa: E402
+from core.limits import MAX_CLIP_SECONDS  # noqa: E402
 from core.optimize import OptimizeConfig  # noqa: E402
-from core.pipeline import (MAX_CLIP_SECONDS, MOTION_SUFFIXES, SAMPLE_VIDEO, JobOptions, JobResult,  # noqa: E402
-                           run_job)
+from jobs import METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, JobResult, JobSpec, run_job  # noqa: E402
 
 log = logging.getLogger(__name__)
 JOB_MAX_AGE_S = 3600
@@ -89,20 +89,19 @@ def _new_job_dir() -> Path:
 
 def _report_markdown(result: JobResult) -> str:
     r = result.report
-    lines = [f"**{r['frames']} frames** at {r['fps']:g} fps onto **{r['character']}** ({r['height']:.2f} m); "
-             f"retargeter: {r['retargeter']}."]
-    if r.get("supervisor"):
-        lines.append(f"Semantic supervisor: {r['supervisor']}.")
-    for key, label in (("pen_percent", "Penetration (Pen%)"), ("semantic_distance", "Semantic distance"),
-                       ("jdm_error", "JDM error")):
-        if key in r:
-            before, after = r[key]
-            lines.append(f"{label}: {before:.3g} before → {after:.3g} after optimisation." if after is not None
-                         else f"{label}: {before:.3g}.")
-    for note in r.get("notes", []):
+    lines = [f"**{r.frames} frames** at {r.fps:g} fps onto **{r.character}** ({r.height:.2f} m); "
+             f"retargeter: {r.retargeter}."]
+    if r.supervisor:
+        lines.append(f"Semantic supervisor: {r.supervisor}.")
+    for key in ("pen_percent", "semantic_distance", "jdm_error"):
+        if key in r.metrics:
+            m, label = r.metrics[key], METRIC_LABELS[key]
+            lines.append(f"{label}: {m.before:.3g} before → {m.after:.3g} after optimisation." if m.after is not None
+                         else f"{label}: {m.before:.3g}.")
+    for note in r.warnings:
         lines.append(f"Note: {note}")
-    lines.append("Time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-                 + f" (total {sum(result.seconds.values()):.1f} s).")
+    lines.append("Time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
+                 + f" (total {sum(r.seconds.values()):.1f} s).")
     return "\n\n".join(lines)
 
 
@@ -115,13 +114,13 @@ def run_from_page(video: str | None, motion_file: str | None, character: str, ch
     if character_file and Path(character_file).suffix.lower() not in CHARACTER_SUFFIXES:
         raise gr.Error(f"A character must be an .fbx or .glb file, not {Path(character_file).suffix or 'that'}.",
                        duration=None)
-    options = JobOptions(semantic=semantic, smoothing=smoothing, foot_locking=foot_locking,
-                         iterations=int(iterations), vlm_path=_server.vlm_path,
-                         trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
     job = _new_job_dir()
     try:
-        result = run_job(source, character_file or character, job / "out", options,
-                         progress=lambda f, stage: progress(f, desc=stage))
+        spec = JobSpec(source=Path(source), out_dir=job / "out", character=character_file or character,
+                       semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
+                       iterations=int(iterations),
+                       trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
+        result = run_job(spec, progress=lambda f, stage: progress(f, desc=stage))
     except InputError as e:
         shutil.rmtree(job, ignore_errors=True)
         raise gr.Error(str(e), duration=None, title="Cannot use this input") from None
@@ -130,10 +129,11 @@ def run_from_page(video: str | None, motion_file: str | None, character: str, ch
         log.exception("job failed")
         raise gr.Error(f"The job failed unexpectedly ({type(e).__name__}: {e}). The server keeps running; "
                        "please report this with the input file.", duration=None) from None
-    files = [str(p) for p in (result.fbx_path, result.glb_path, result.bvh_path) if p is not None]
-    plots = [result.per_frame_table(name) for name in PLOTS]
-    return (str(result.source_video) if result.source_video else None, str(result.result_video),
-            str(result.glb_path) if result.glb_path else None, files, _report_markdown(result),
+    files = result.report.files
+    downloads = [str(files[k]) for k in ("fbx", "glb", "bvh") if k in files]
+    plots = [result.report.per_frame_table(name) for name in PLOTS]
+    return (str(files["overlay"]) if "overlay" in files else None, str(files["preview"]),
+            str(files["glb"]) if "glb" in files else None, downloads, _report_markdown(result),
             *(gr.LinePlot(value=plot, visible=plot is not None) for plot in plots))
 
 

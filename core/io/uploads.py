@@ -54,8 +54,10 @@ def check_input_file(path: str | os.PathLike, *, what: str = "file", max_bytes: 
     path = Path(path)
     try:
         st = os.lstat(path)
+    except FileNotFoundError:
+        raise UnsafeInputError(f"no such file: {path.name}") from None
     except OSError as exc:
-        raise UnsafeInputError(f"cannot read {what} {path.name!r}: {exc.strerror or 'not found'}") from None
+        raise UnsafeInputError(f"cannot read {what} {path.name!r}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(st.st_mode):
         raise UnsafeInputError(f"{path.name}: the {what} is a symbolic link; give the file itself")
     if not stat.S_ISREG(st.st_mode):

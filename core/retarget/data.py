@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..character import builtin_character_names, load_character
+from ..character_library import builtin_character_names, load_character
 from ..io.bvh import read_bvh
 from ..motion import FOOT_JOINTS, canonical_rest, to_canonical
 from ..rotations import quat_to_matrix

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.character import PART_NAMES, UnknownCharacterError, builtin_character_names, load_character
+from core.character import PART_NAMES
+from core.character_library import UnknownCharacterError, builtin_character_names, load_character
 from core.motion import Motion
 from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
 

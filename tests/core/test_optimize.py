@@ -3,7 +3,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from core.character import PART_NAMES, Character, load_character
+from core.character import PART_NAMES, Character
+from core.character_library import load_character
 from core.motion import Motion
 from core.optimize import OptimizeConfig, optimize_motion, spline_basis
 from core.semantics.base import SemanticEncoder
@@ -166,18 +167,3 @@ def test_out_of_gpu_memory_falls_back_to_skeletal(bob):
                              config=OptimizeConfig(iterations=3), measure=False)
     assert result.supervisor.startswith("skeletal fallback: out of GPU memory")
     assert any("out of GPU memory" in n for n in result.notes)
-
-
-def test_pipeline_semantic_step_reports_supervisor_and_pen(bob, tmp_path, monkeypatch):
-    from core.io.bvh import write_bvh
-    from core.pipeline import retarget_motion_file
-
-    monkeypatch.delenv("SMT_VLM_PATH", raising=False)
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
-    write_bvh(_arms_into_belly(bob), tmp_path / "clip.bvh")
-    out = retarget_motion_file(tmp_path / "clip.bvh", bob, tmp_path / "out", render=False, export_formats=(),
-                               retargeter="copy", semantic=True)
-    opt = out.optimization
-    assert opt is not None and opt.supervisor.startswith("skeletal fallback: no BLIP-2 weights found")
-    assert opt.after.pen_percent < opt.before.pen_percent
-    assert (tmp_path / "out" / "result.bvh").is_file() and "semantic" in out.seconds

@@ -32,7 +32,7 @@ def gradient_frames(n: int, width: int, height: int) -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def rendered_person(tmp_path_factory) -> Path:
     """A built-in character moving its limbs in front of the preview camera: 30 frames, 360x360, 20 fps."""
-    from core.character import builtin_character_names, load_character
+    from core.character_library import builtin_character_names, load_character
     from core.render.preview import render_motion_clip
     from core.retarget.copy import copy_retarget
     from core.skeleton import canonical_skeleton

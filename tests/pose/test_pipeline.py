@@ -68,7 +68,7 @@ def test_cli_writes_bvh_and_overlay(rendered_person, tmp_path, capsys):
     assert "frames had a person" in printed and "fit error" in printed and "frames/s" in printed
     motion = read_bvh(out / "motion.bvh")
     assert motion.num_frames >= 19 and motion.skeleton.num_joints == 22
-    assert probe_video_codec(out / "overlay.mp4") == "h264"
+    assert probe_video_codec(out / "source_overlay.mp4") == "h264"
     assert main(["pose", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "Traceback" not in err

@@ -127,7 +127,7 @@ def test_a_tiled_sample_clip_is_refused_naming_the_people_in_view(tmp_path):
     window search does, and the refusal says so instead of only 'nobody found'."""
     import pytest
 
-    from core.pipeline import SAMPLE_VIDEO
+    from jobs import SAMPLE_VIDEO
     from pose.clean import NobodyError
     from pose.pipeline import video_to_motion
 

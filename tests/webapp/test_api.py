@@ -51,7 +51,7 @@ def test_bad_input_is_reported_and_next_job_runs(client, small_bvh, tmp_path):
 
 def test_video_job_returns_fbx_that_reimports(client):
     from core.io.character_import import import_motions
-    from core.pipeline import SAMPLE_VIDEO
+    from jobs import SAMPLE_VIDEO
 
     source_video, result_video, glb, files, report, *_plots = _run(client, video=SAMPLE_VIDEO, character="Kit",
                                                                    trim_start=0, trim_end=2)
@@ -77,7 +77,7 @@ def test_semantic_job_reports_and_plots_before_and_after(client, small_bvh):
 def test_own_character_file_is_used_and_a_broken_one_is_refused(client, small_bvh, tmp_path):
     from gradio_client.exceptions import AppError
 
-    from core.character import load_character
+    from core.character_library import load_character
     from core.io.export import export_character_motion_files
     from core.motion import Motion
 

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from core.character import load_character
+from core.character_library import load_character
 from core.errors import InputError
 from core.io.blender import blender_available
 from core.io.bvh import read_bvh
@@ -210,18 +210,3 @@ def test_sporty_granny_fbx_matches_its_bvh_twin(shared_data):
     a = motion.positions()[:, [motion.skeleton.index(n) for n in common]]
     b = twin.positions()[:, [twin.skeleton.index(n) for n in common]]
     assert np.linalg.norm(a - b, axis=-1).max() < 1 * MM
-
-
-def test_pipeline_writes_fbx_and_glb(tmp_path):
-    """retarget_motion_file writes result.fbx and result.glb beside result.bvh (rendering off here)."""
-    from core.io.bvh import write_bvh
-    from core.pipeline import retarget_motion_file
-
-    write_bvh(random_motion(canonical_skeleton(tpose_offsets(1.8)), frames=8, fps=30), tmp_path / "clip.bvh")
-    result = retarget_motion_file(tmp_path / "clip.bvh", "Bob", tmp_path / "out", render=False)
-    assert set(result.exports) == {"fbx", "glb"}
-    assert result.exports["fbx"].read_bytes().startswith(b"Kaydara FBX Binary")
-    assert result.exports["glb"].read_bytes().startswith(b"glTF")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["result.bvh", "result.fbx", "result.glb"]
-    with pytest.raises(InputError, match="choose from"):
-        retarget_motion_file(tmp_path / "clip.bvh", "Bob", tmp_path / "out2", render=False, export_formats=("obj",))

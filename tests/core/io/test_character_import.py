@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import app
-from core.character import PART_NAMES, Character, load_character, save_user_character, user_character_names
+from core.character import PART_NAMES, Character
+from core.character_library import load_character, save_user_character, user_character_names
 from core.errors import InputError
 from core.io import character_import
 from core.io.blender import BlenderTimeoutError, BlenderWorkerError, blender_available, run_blender_worker
@@ -189,7 +190,7 @@ def test_cli_export_retargets_and_writes(tmp_path, capsys):
     out = tmp_path / "out" / "result.fbx"
     assert app.main(["export", str(tmp_path / "clip.bvh"), "--character", "Kit", "--out", str(out)]) == 0
     assert out.read_bytes().startswith(b"Kaydara FBX Binary")
-    assert "10 frames at 30 fps on Kit" in capsys.readouterr().out
+    assert "10 frames at 30 fps onto Kit" in capsys.readouterr().out
     assert read_motion_file(tmp_path / "clip.bvh").num_frames == 10
 
 
@@ -237,7 +238,7 @@ def test_files_refused_before_blender_starts(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(InputError, match=message):
             import_character(tmp_path / name)
-    with pytest.raises(InputError, match="No such file"):
+    with pytest.raises(InputError, match="no such file: missing.glb"):
         import_character(tmp_path / "missing.glb")
 
 

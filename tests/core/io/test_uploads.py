@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.character import load_character
+from core.character_library import load_character
 from core.errors import InputError
 from core.io import uploads
 from core.io.blender import BlenderTimeoutError, blender_available, run_blender_worker

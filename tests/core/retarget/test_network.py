@@ -311,19 +311,3 @@ def test_shipped_network_keeps_the_motion_near_copy_on_other_proportions(shipped
     a, b = shipped.retarget(m, tgt).positions(), copy_retarget(m, tgt).positions()
     assert np.isfinite(a).all()
     assert np.abs((a - a[:, :1]) - (b - b[:, :1])).max() < 0.25 * 1.1  # corrections, not a different motion
-
-
-def test_pipeline_reports_which_retargeter_ran(tmp_path):
-    from core.errors import InputError
-    from core.io.bvh import write_bvh
-    from core.pipeline import retarget_motion_file
-
-    path = tmp_path / "clip.bvh"
-    write_bvh(_walkish(canonical_skeleton(tpose_offsets(1.7)), frames=20), path)
-    copy = retarget_motion_file(path, "Ava", tmp_path / "copy", render=False, export_formats=(), retargeter="copy")
-    assert copy.retargeter == "copy" and copy.bvh_path.exists()
-    net = retarget_motion_file(path, "Ava", tmp_path / "net", render=False, export_formats=())
-    expected = "network" if DEFAULT_CHECKPOINT.exists() else "copy"
-    assert net.retargeter == expected and net.retargeter_reason
-    with pytest.raises(InputError, match="unknown retargeter"):
-        retarget_motion_file(path, "Ava", tmp_path / "bad", render=False, export_formats=(), retargeter="magic")

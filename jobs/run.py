@@ -1,0 +1,213 @@
+"""The one function that runs a job, whatever asked for it (page, CLI, bench).
+
+Flow: read the input (a motion file, or a video through :mod:`pose`) → retarget onto the character (stage I)
+→ optimise (stage II, when asked) → write the files. Work that needs no result of the next stage runs beside
+it on the second core: the overlay video (decode, draw, encode) while this thread retargets and optimises,
+then Blender's export while this thread renders the preview.
+"""
+from __future__ import annotations
+
+import functools
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from core.character import Character
+from core.errors import InputError
+from core.io.bvh import write_bvh
+from core.io.files import staged_output_dir
+from core.io.uploads import check_input_file
+from core.limits import MAX_CLIP_SECONDS
+from core.motion import Motion
+
+from .report import BeforeAfter, JobReport, JobResult
+from .spec import JobSpec
+from .stages import Progress, Stage, StageClock
+
+__all__ = ["run_job", "check_clip_length", "REPORT_MESH_FRAMES", "PREVIEW_FPS"]
+
+PREVIEW_FPS = 30.0  # preview videos never need more; a 120 fps mocap clip renders 4x faster
+# The report's Pen% and contacts use this many evenly spaced frames (exact on each; 2.7x faster on 300).
+REPORT_MESH_FRAMES = 120
+
+
+def check_clip_length(motion: Motion) -> None:
+    if motion.duration > MAX_CLIP_SECONDS:
+        raise InputError(f"the clip is {motion.duration / 60:.1f} minutes long; the limit is "
+                         f"{MAX_CLIP_SECONDS / 60:.0f} minutes: trim it first")
+
+
+@functools.lru_cache(maxsize=1)
+def _preview_renderer():
+    """The previews' renderer: no multisampling, which after H.264 at preview size is invisible and cost 2.4x."""
+    from core.render.preview import PreviewRenderer
+
+    return PreviewRenderer(samples=0)
+
+
+@functools.lru_cache(maxsize=2)
+def _retargeter(kind: str):
+    from core.retarget.model import CopyRetargeter, load_retargeter
+
+    return load_retargeter() if kind == "network" else CopyRetargeter("Copy retargeter requested")
+
+
+def _stages(spec: JobSpec) -> list[Stage]:
+    stages = [Stage.READ] + ([Stage.POSE] if spec.is_video else [])
+    if spec.character is not None:
+        stages.append(Stage.RETARGET)
+    if spec.semantic:
+        stages.append(Stage.OPTIMISE)
+    if spec.previews:
+        stages.append(Stage.RENDER)
+    if set(spec.outputs) & {"fbx", "glb"}:
+        stages.append(Stage.EXPORT)
+    return stages
+
+
+def _read_motion_file(spec: JobSpec) -> Motion:
+    from core.io.character_import import read_motion_file
+
+    motion = read_motion_file(spec.source, take=spec.take)
+    if spec.trim:
+        start, end = spec.trim
+        motion = motion.slice(int(round(start * motion.fps)), int(round(end * motion.fps)) if end else None)
+    return motion
+
+
+def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Character, report: JobReport,
+              progress: Progress):
+    """Stage II; fills the report's supervisor, metrics and plots. Returns the optimiser's result."""
+    from core.optimize import OptimizeConfig, optimize_motion
+    from core.semantics import select_supervisor
+
+    supervisor, description = select_supervisor(spec.vlm_path)
+    config = OptimizeConfig() if spec.iterations is None else OptimizeConfig(iterations=spec.iterations)
+    if not spec.foot_locking:
+        config.foot = 0.0
+    opt = optimize_motion(source, retargeted, character, supervisor=supervisor, config=config, progress=progress,
+                          max_mesh_frames=REPORT_MESH_FRAMES)
+    report.supervisor = description
+    report.warnings.extend(opt.notes)
+    if opt.before is not None and opt.after is not None:
+        for key in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate"):
+            report.metrics[key] = BeforeAfter(getattr(opt.before, key), getattr(opt.after, key))
+        if len(opt.after.pen_frames):
+            report.per_frame["pen_percent"] = {"before": (opt.before.pen_frames, opt.before.pen_per_frame),
+                                               "after": (opt.after.pen_frames, opt.after.pen_per_frame)}
+    if opt.semantic is not None:
+        sem = opt.semantic
+        report.metrics["semantic_distance"] = BeforeAfter(float(sem.before.mean()), float(sem.after.mean()))
+        report.per_frame["semantic_distance"] = {"before": (sem.frames, sem.before), "after": (sem.frames, sem.after)}
+    return opt
+
+
+def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
+    """Run one job (see :class:`~jobs.spec.JobSpec` for what it reads and writes).
+
+    Raises:
+        InputError: for any unusable input or option, with a message meant for the user; nothing is left in
+            ``spec.out_dir`` then.
+    """
+    from core.character_library import load_character
+
+    clock = StageClock(_stages(spec), progress)
+    clock.start(Stage.READ)
+    check_input_file(spec.source, what="video" if spec.is_video else "motion file")
+    # The character first: a typo in its name is refused before minutes of pose estimation.
+    character = None
+    if spec.character is not None:
+        character = spec.character if isinstance(spec.character, Character) else load_character(spec.character)
+    pose = None
+    if spec.is_video:
+        from pose.pipeline import video_to_motion
+
+        clock.start(Stage.POSE)
+        pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim,
+                               progress=clock.within(Stage.POSE))
+        source = pose.motion
+        clock.stop()
+        clock.seconds.pop(Stage.POSE.label, None)  # its parts stand in its place
+        for name, seconds in pose.seconds.items():
+            clock.record(f"pose: {name}", seconds)
+    else:
+        source = _read_motion_file(spec)
+    check_clip_length(source)
+    report = JobReport(frames=source.num_frames, fps=source.fps, source="video" if spec.is_video else "motion file",
+                       warnings=list(pose.warnings) if pose is not None else [])
+    result = JobResult(report, source, character=character, pose=pose)
+
+    with staged_output_dir(spec.out_dir) as stage_dir, ThreadPoolExecutor(max_workers=2) as pool:
+        overlay: Future | None = None
+        if spec.previews and pose is not None:
+            from pose.overlay import write_overlay
+
+            overlay = pool.submit(write_overlay, pose, spec.source, stage_dir / "source_overlay.mp4")
+        if "motion" in spec.outputs:
+            write_bvh(source, stage_dir / "motion.bvh")
+            report.files["motion"] = spec.out_dir / "motion.bvh"
+
+        if character is not None:
+            _retarget_and_optimise(spec, result, clock)
+            _write_results(spec, result, clock, stage_dir, pool, overlay)
+        if overlay is not None:
+            clock.start(Stage.RENDER)
+            overlay.result()
+            report.files["overlay"] = spec.out_dir / "source_overlay.mp4"
+        clock.stop()
+    report.seconds = dict(clock.seconds)
+    clock.done()
+    return result
+
+
+def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock) -> None:
+    from core.io.export import same_rig
+
+    character, source, report = result.character, result.source, result.report
+    assert character is not None
+    report.character, report.height = character.name, character.height
+    clock.start(Stage.RETARGET)
+    if same_rig(source.skeleton, character.skeleton):  # already on the character's rig (an export of a result)
+        retargeted = Motion(character.skeleton, source.rotations, source.root_positions, source.fps, source.name)
+        report.retargeter = "none needed: the motion is on the character's rig"
+    else:
+        retargeter = _retargeter(spec.retargeter)
+        retargeted = retargeter.retarget(source, character.skeleton)
+        report.retargeter = retargeter.reason or retargeter.name
+    result.retargeted = result.final = retargeted
+    if spec.semantic:
+        clock.start(Stage.OPTIMISE)
+        result.optimization = _optimise(spec, source, retargeted, character, report, clock.within(Stage.OPTIMISE))
+        result.final = result.optimization.motion
+
+
+def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path, pool: ThreadPoolExecutor,
+                   overlay: Future | None) -> None:
+    from core.io.export import export_character_motion_files
+
+    character, final, report = result.character, result.final, result.report
+    assert character is not None and final is not None and result.retargeted is not None
+    if "bvh" in spec.outputs:
+        write_bvh(final, stage_dir / f"{spec.name}.bvh")
+        report.files["bvh"] = spec.out_dir / f"{spec.name}.bvh"
+    blender_formats = [f for f in ("fbx", "glb") if f in spec.outputs]
+    export: Future | None = None
+    if blender_formats:
+        export = pool.submit(export_character_motion_files, character, final,
+                             [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
+                             skeleton_only=spec.skeleton_only)
+    if spec.previews:
+        from core.render.preview import write_before_after
+
+        clock.start(Stage.RENDER)
+        if spec.semantic:
+            left, labels = (character, result.retargeted), ("without optimisation", "with optimisation")
+        else:
+            left, labels = (None, result.source), ("source", character.name)
+        write_before_after(stage_dir / f"{spec.name}.mp4", left, (character, final), size=spec.preview_size,
+                           fps=min(result.source.fps, PREVIEW_FPS), labels=labels, renderer=_preview_renderer())
+        report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
+    if export is not None:
+        clock.start(Stage.EXPORT)
+        export.result()
+        for f in blender_formats:
+            report.files[f] = spec.out_dir / f"{spec.name}.{f}"

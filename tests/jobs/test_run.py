@@ -1,0 +1,164 @@
+"""The job layer directly: one run_job for every preset, its typed report, its named stages and progress, and
+its refusals (all before anything is written, and before minutes of pose estimation)."""
+from __future__ import annotations
+
+import ast
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.character_library import load_character
+from core.errors import InputError
+from core.io.blender import blender_available
+from core.io.bvh import read_bvh, write_bvh
+from core.retarget.model import DEFAULT_CHECKPOINT
+from core.skeleton import canonical_skeleton
+from jobs import SAMPLE_VIDEO, BeforeAfter, Stage, StageClock, preset, run_job
+
+from ..synthetic import random_motion, tpose_offsets
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_blender = pytest.mark.skipif(not blender_available(), reason="bpy (Blender as a Python module) not installed")
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    path = tmp_path / "clip.bvh"
+    write_bvh(random_motion(canonical_skeleton(tpose_offsets(1.7)), frames=20, fps=30, seed=3), path)
+    return path
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str]] = []
+
+    def __call__(self, fraction: float, what: str) -> None:
+        self.calls.append((fraction, what))
+
+
+def test_retarget_preset_reports_which_retargeter_ran(clip, tmp_path):
+    copy = run_job(preset("retarget", clip, tmp_path / "copy", character="Ava", outputs=("bvh",), previews=False,
+                          retargeter="copy"))
+    assert copy.report.retargeter == "Copy retargeter requested"
+    assert copy.report.files == {"bvh": tmp_path / "copy" / "result.bvh"} and copy.report.files["bvh"].exists()
+    net = run_job(preset("retarget", clip, tmp_path / "net", character="Ava", outputs=("bvh",), previews=False))
+    assert ("graph network" if DEFAULT_CHECKPOINT.exists() else "Copy retargeter") in net.report.retargeter
+    assert read_bvh(net.report.files["bvh"]).skeleton.names == load_character("Ava").skeleton.names
+    with pytest.raises(InputError, match="unknown retargeter"):
+        preset("retarget", clip, tmp_path / "bad", character="Ava", retargeter="magic")
+
+
+def test_semantic_job_fills_the_typed_report(clip, tmp_path, monkeypatch):
+    monkeypatch.delenv("SMT_VLM_PATH", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    progress = Recorder()
+    result = run_job(preset("run", clip, tmp_path / "out", character="Bob", semantic=True, iterations=15,
+                            outputs=("bvh",), previews=False, retargeter="copy"), progress)
+    r = result.report
+    assert r.supervisor.startswith("skeletal fallback: no BLIP-2 weights found")
+    assert {"pen_percent", "jdm_error", "contacts_kept", "jitter", "semantic_distance"} <= set(r.metrics)
+    assert all(isinstance(m, BeforeAfter) and m.after is not None for m in r.metrics.values())
+    assert set(r.per_frame) >= {"semantic_distance"}
+    assert r.frames == 20 and r.fps == 30 and r.character == "Bob" and r.source == "motion file"
+    assert list(r.seconds) == [Stage.READ.label, Stage.RETARGET.label, Stage.OPTIMISE.label]
+    assert result.optimization is not None and result.final is result.optimization.motion
+    fractions = [f for f, _ in progress.calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and progress.calls[-1][1] == "done"
+    assert any(what == Stage.OPTIMISE.label for _, what in progress.calls)
+
+
+@needs_blender
+def test_run_preset_writes_every_file_and_a_bad_format_is_refused(clip, tmp_path):
+    result = run_job(preset("run", clip, tmp_path / "out", character="Bob"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["result.bvh", "result.fbx", "result.glb",
+                                                                   "result.mp4"]
+    files = result.report.files
+    assert files["fbx"].read_bytes().startswith(b"Kaydara FBX Binary") and files["glb"].read_bytes()[:4] == b"glTF"
+    assert list(result.report.seconds)[-2:] == [Stage.RENDER.label, Stage.EXPORT.label]
+    with pytest.raises(InputError, match="choose from"):
+        preset("run", clip, tmp_path / "out2", character="Bob", outputs=("obj",))
+
+
+@needs_blender
+def test_export_preset_writes_one_file_and_skips_retargeting_on_the_same_rig(clip, tmp_path):
+    first = run_job(preset("export", clip, tmp_path / "a" / "walk.bvh", character="Kit"))
+    assert first.report.files == {"bvh": tmp_path / "a" / "walk.bvh"}
+    assert first.report.retargeter == "Copy retargeter requested"
+    again = run_job(preset("export", tmp_path / "a" / "walk.bvh", tmp_path / "b" / "walk.fbx", character="Kit"))
+    assert again.report.retargeter.startswith("none needed")
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["walk.fbx"]
+    with pytest.raises(InputError, match="must end in .fbx, .glb or .bvh"):
+        preset("export", clip, tmp_path / "c" / "walk.obj", character="Kit")
+
+
+def test_pose_preset_needs_no_character_and_writes_the_persons_motion(tmp_path):
+    result = run_job(preset("pose", SAMPLE_VIDEO, tmp_path / "out", trim=(0.0, 1.0), previews=False))
+    assert result.report.files == {"motion": tmp_path / "out" / "motion.bvh"}
+    assert result.pose is not None and result.report.source == "video"
+    assert any(k.startswith("pose: ") for k in result.report.seconds)
+    motion = read_bvh(tmp_path / "out" / "motion.bvh")
+    assert 28 <= motion.num_frames <= 31 and result.retargeted is None
+    with pytest.raises(InputError, match="a character is needed"):
+        preset("pose", SAMPLE_VIDEO, tmp_path / "x", outputs=("bvh",))
+
+
+def test_a_bad_character_is_refused_before_pose_and_nothing_is_written(tmp_path):
+    t = time.perf_counter()
+    with pytest.raises(InputError, match="unknown character 'Nobody'"):
+        run_job(preset("run", SAMPLE_VIDEO, tmp_path / "out", character="Nobody"))
+    assert time.perf_counter() - t < 3.0  # pose estimation of the sample clip takes ~5 s
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="smoothing must be within"):
+        preset("run", SAMPLE_VIDEO, tmp_path / "out", character="Ava", smoothing=2.0)
+
+
+def test_a_failing_job_leaves_nothing_behind(tmp_path):
+    broken = tmp_path / "broken.bvh"
+    broken.write_text("HIERARCHY\nROOT Hips\n{\n")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(InputError, match="broken.bvh"):
+        run_job(preset("run", broken, tmp_path / "out", character="Ava"))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_stage_clock_weights_only_the_stages_a_job_runs():
+    progress = Recorder()
+    clock = StageClock([Stage.READ, Stage.RETARGET, Stage.EXPORT], progress)
+    clock.start(Stage.READ)
+    clock.start(Stage.RETARGET)
+    clock.within(Stage.RETARGET)(0.5, "half way")
+    clock.start(Stage.EXPORT)
+    clock.done()
+    total = Stage.READ.weight + Stage.RETARGET.weight + Stage.EXPORT.weight
+    fractions = dict((what, f) for f, what in progress.calls)
+    assert fractions["reading input"] == 0.0
+    assert fractions["retargeting"] == pytest.approx(Stage.READ.weight / total)
+    assert fractions["half way"] == pytest.approx((Stage.READ.weight + 0.5 * Stage.RETARGET.weight) / total)
+    assert fractions["done"] == 1.0
+    assert list(clock.seconds) == ["reading input", "retargeting", "exporting"]
+    assert np.all(np.array(list(clock.seconds.values())) >= 0)
+
+
+def test_core_imports_nothing_above_it_and_has_no_import_circle():
+    """core/ never imports pose/, jobs/, webapp/ or app; and no two core modules import each other."""
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "core").rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                deps.add(base)
+        assert not {d for d in deps if d.split(".")[0] in ("pose", "jobs", "webapp", "app")}, module
+        graph[module] = {d for d in deps if d.startswith("core")}
+    for a, deps in graph.items():
+        for b in deps:
+            assert a not in graph.get(b, set()), f"{a} and {b} import each other"
