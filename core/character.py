@@ -33,6 +33,8 @@ class Character:
     skin_weights: ``(V, 4)`` skin weights, rows summing to 1.
     parts: ``(V,)`` index into :data:`PART_NAMES` for each vertex.
     colors: optional ``(V, 3)`` vertex colours in [0, 1].
+    source: the FBX/GLB file the character was imported from, if any: exports animate that file itself, so the
+        user gets their own character back whole (meshes, materials, textures, every bone).
     """
 
     name: str
@@ -43,6 +45,7 @@ class Character:
     skin_weights: np.ndarray
     parts: np.ndarray
     colors: np.ndarray | None = None
+    source: Path | None = None
 
     def __post_init__(self) -> None:
         V = len(self.rest_vertices)
@@ -82,6 +85,8 @@ class Character:
     def save(self, path: str | Path) -> None:
         sk = self.skeleton
         extra = {} if self.colors is None else {"colors": self.colors.astype(np.float32)}
+        if self.source is not None:  # by name: the library keeps the file beside the .npz
+            extra["source"] = np.array(Path(self.source).name)
         np.savez_compressed(path, name=self.name, joint_names=np.array(sk.names), parents=np.array(sk.parents),
                             offsets=sk.offsets, rest_rotations=sk.rest_rotations, rest_vertices=self.rest_vertices,
                             faces=self.faces, skin_indices=self.skin_indices, skin_weights=self.skin_weights,
@@ -94,8 +99,15 @@ class Character:
                           z["offsets"], z["rest_rotations"])
             return cls(str(z["name"]), sk, z["rest_vertices"].astype(np.float64), z["faces"].astype(np.int64),
                        z["skin_indices"].astype(np.int64), z["skin_weights"].astype(np.float64),
-                       z["parts"].astype(np.int64), z["colors"].astype(np.float64) if "colors" in z else None)
+                       z["parts"].astype(np.int64), z["colors"].astype(np.float64) if "colors" in z else None,
+                       _source_beside(Path(path), str(z["source"])) if "source" in z else None)
 
     def __repr__(self) -> str:
         return (f"Character({self.name!r}, {self.height:.2f} m, {self.skeleton.num_joints} joints, "
                 f"{len(self.rest_vertices)} vertices)")
+
+
+def _source_beside(npz: Path, name: str) -> Path | None:
+    """The character's source file kept beside its ``.npz`` (a bare file name, never a path), if it is there."""
+    candidate = npz.parent / Path(name).name
+    return candidate if Path(name).name == name and candidate.is_file() else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from .character import Character
@@ -62,8 +63,14 @@ def save_user_character(character: Character, name: str | None = None) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.npz"
         tmp = folder / f".{name}.partial.npz"
+        source = None
+        if character.source is not None and Path(character.source).is_file():  # exports animate this file
+            source = folder / f"{name}{Path(character.source).suffix.lower()}"
+            if Path(character.source).resolve() != source.resolve():
+                shutil.copyfile(character.source, folder / f".{name}.partial{source.suffix}")
+                os.replace(folder / f".{name}.partial{source.suffix}", source)
         Character(name, character.skeleton, character.rest_vertices, character.faces, character.skin_indices,
-                  character.skin_weights, character.parts, character.colors).save(tmp)
+                  character.skin_weights, character.parts, character.colors, source).save(tmp)
         os.replace(tmp, path)
     except OSError as e:
         raise InputError(f"cannot save character {name!r} into {str(folder)!r}: {e.strerror or e}") from None

@@ -178,14 +178,15 @@ def _build_mesh(bpy, arm, req: dict, a: dict, fmt: str):
     return obj
 
 
-def _animate(bpy, arm, req: dict, a: dict, fmt: str) -> None:
+def _key_bones(bpy, arm, take: str, rotations: dict, locations: dict, fps: float, fmt: str) -> None:
+    """One new action ``take`` on ``arm``, keyed on every frame (linear): bone name → ``(T, 4)`` pose quaternions
+    (w, x, y, z) in ``rotations`` and ``(T, 3)`` pose locations in ``locations``; the scene's rate and range."""
     from bpy_extras import anim_utils
 
-    _, s, _ = _layout(fmt)
-    pose, root_loc = a["pose"], a["root_location"] * s
-    T = pose.shape[0]
-    action = bpy.data.actions.new(req["take"])
-    arm.animation_data_create()
+    T = len(next(iter(rotations.values())))
+    action = bpy.data.actions.new(take)
+    if arm.animation_data is None:
+        arm.animation_data_create()
     slot = action.slots.new(id_type="OBJECT", name=arm.name)
     arm.animation_data.action = action
     arm.animation_data.action_slot = slot
@@ -200,21 +201,29 @@ def _animate(bpy, arm, req: dict, a: dict, fmt: str) -> None:
         fc.keyframe_points.foreach_set("interpolation", np.full(T, linear, dtype=np.int32))
         fc.update()
 
-    for j, name in enumerate(req["bone_names"]):
+    for name, q in rotations.items():
+        arm.pose.bones[name].rotation_mode = "QUATERNION"
         base = f'pose.bones["{bpy.utils.escape_identifier(name)}"]'
         for i in range(4):
-            curve(base + ".rotation_quaternion", i, pose[:, j, i], name)
-        if j == 0:
-            for i in range(3):
-                curve(base + ".location", i, root_loc[:, i], name)
+            curve(base + ".rotation_quaternion", i, q[:, i], name)
+    for name, loc in locations.items():
+        base = f'pose.bones["{bpy.utils.escape_identifier(name)}"]'
+        for i in range(3):
+            curve(base + ".location", i, loc[:, i], name)
     scene = bpy.context.scene
-    fps = float(req["fps"])
     scene.render.fps = max(1, int(round(fps)))
     # Blender's rate is fps / fps_base; the glTF add-on (5.0.1) computes times with fps * fps_base instead, so
     # a GLB gets the inverse base (the same for whole rates, right for 29.97 and other fractional ones).
     scene.render.fps_base = scene.render.fps / fps if fmt == "fbx" else fps / scene.render.fps
     scene.frame_start, scene.frame_end = 0, T - 1
     scene.frame_set(0)
+
+
+def _animate(bpy, arm, req: dict, a: dict, fmt: str) -> None:
+    _, s, _ = _layout(fmt)
+    names = req["bone_names"]
+    rotations = {name: a["pose"][:, j] for j, name in enumerate(names)}
+    _key_bones(bpy, arm, req["take"], rotations, {names[0]: a["root_location"] * s}, float(req["fps"]), fmt)
 
 
 def _export(bpy, req: dict, a: dict) -> dict:
@@ -234,31 +243,160 @@ def _export(bpy, req: dict, a: dict) -> dict:
         seconds[f"build_{fmt}"] = time.perf_counter() - t
         t = time.perf_counter()
         if fmt == "fbx":
-            # The global take is named after the scene (see io_scene_fbx fbx_animations): name it like Mixamo.
-            bpy.context.scene.name = req["take"]
-            bpy.ops.export_scene.fbx(
-                filepath=path, check_existing=False, object_types={"ARMATURE", "MESH"},
-                apply_unit_scale=True, apply_scale_options="FBX_SCALE_NONE", global_scale=1.0,
-                axis_forward="-Z", axis_up="Y", bake_space_transform=False,
-                use_mesh_modifiers=False, mesh_smooth_type="FACE", colors_type="SRGB", use_custom_props=False,
-                add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X", armature_nodetype="NULL",
-                use_armature_deform_only=False, bake_anim=True, bake_anim_use_all_bones=True,
-                bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
-                bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
-                path_mode="AUTO", embed_textures=False)
+            _write_fbx(bpy, path, req["take"], embed=False)
         else:
-            bpy.ops.export_scene.gltf(
-                filepath=path, check_existing=False, export_format="GLB", export_yup=True,
-                export_animations=True, export_animation_mode="ACTIONS", export_force_sampling=False,
-                export_frame_step=1, export_anim_slide_to_zero=False, export_def_bones=False,
-                export_leaf_bone=False, export_skins=True, export_influence_nb=4, export_morph=False,
-                export_materials="EXPORT", export_vertex_color="MATERIAL", export_cameras=False,
-                export_lights=False, export_extras=False, export_optimize_animation_size=False,
-                export_optimize_disable_viewport=True)
+            _write_glb(bpy, path, morphs=False)
         seconds[f"write_{fmt}"] = time.perf_counter() - t
         if not Path(path).is_file():
             raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
     return {"seconds": seconds}
+
+
+def _write_fbx(bpy, path: str, take: str, embed: bool) -> None:
+    """Blender's FBX exporter with the layout of core.io.export's docstring; ``embed``: images inside the file."""
+    # The global take is named after the scene (see io_scene_fbx fbx_animations): name it like Mixamo.
+    bpy.context.scene.name = take
+    bpy.ops.export_scene.fbx(
+        filepath=path, check_existing=False, object_types={"ARMATURE", "MESH", "EMPTY"},
+        apply_unit_scale=True, apply_scale_options="FBX_SCALE_NONE", global_scale=1.0,
+        axis_forward="-Z", axis_up="Y", bake_space_transform=False,
+        use_mesh_modifiers=False, mesh_smooth_type="FACE", colors_type="SRGB", use_custom_props=False,
+        add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X", armature_nodetype="NULL",
+        use_armature_deform_only=False, bake_anim=True, bake_anim_use_all_bones=True,
+        bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
+        bake_anim_force_startend_keying=True, bake_anim_step=1.0, bake_anim_simplify_factor=0.0,
+        path_mode="COPY" if embed else "AUTO", embed_textures=embed)
+
+
+def _write_glb(bpy, path: str, morphs: bool) -> None:
+    bpy.ops.export_scene.gltf(
+        filepath=path, check_existing=False, export_format="GLB", export_yup=True,
+        export_animations=True, export_animation_mode="ACTIONS", export_force_sampling=False,
+        export_frame_step=1, export_anim_slide_to_zero=False, export_def_bones=False,
+        export_leaf_bone=False, export_skins=True, export_influence_nb=4, export_morph=morphs,
+        export_materials="EXPORT", export_vertex_color="MATERIAL", export_cameras=False,
+        export_lights=False, export_extras=False, export_optimize_animation_size=False,
+        export_optimize_disable_viewport=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The user's own file, animated
+# ----------------------------------------------------------------------------------------------------------
+
+def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
+    """``(..., 3, 3)`` rotations → ``(..., 4)`` quaternions (w, x, y, z), from the largest of the four
+    candidates (numerically safe for every rotation)."""
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    cand = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    k = np.argmax(cand, axis=-1)
+    q = np.empty(m.shape[:-2] + (4,))
+    r = np.sqrt(np.maximum(np.take_along_axis(cand, k[..., None], -1)[..., 0], 1e-12))
+    w = np.stack([r, (m[..., 2, 1] - m[..., 1, 2]) / r, (m[..., 0, 2] - m[..., 2, 0]) / r,
+                  (m[..., 1, 0] - m[..., 0, 1]) / r], -1)
+    x = np.stack([(m[..., 2, 1] - m[..., 1, 2]) / r, r, (m[..., 0, 1] + m[..., 1, 0]) / r,
+                  (m[..., 0, 2] + m[..., 2, 0]) / r], -1)
+    y = np.stack([(m[..., 0, 2] - m[..., 2, 0]) / r, (m[..., 0, 1] + m[..., 1, 0]) / r, r,
+                  (m[..., 1, 2] + m[..., 2, 1]) / r], -1)
+    z = np.stack([(m[..., 1, 0] - m[..., 0, 1]) / r, (m[..., 0, 2] + m[..., 2, 0]) / r,
+                  (m[..., 1, 2] + m[..., 2, 1]) / r, r], -1)
+    for i, cand_q in enumerate((w, x, y, z)):
+        q[k == i] = cand_q[k == i]
+    q *= 0.5
+    q *= np.where(q[..., :1] < 0, -1.0, 1.0)
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    # Continuous in time (no sign flips between frames) for the linear interpolation of the keys.
+    for t in range(1, q.shape[0]):
+        flip = np.sum(q[t] * q[t - 1], axis=-1) < 0
+        q[t][flip] *= -1
+    return q
+
+
+def _drop_animation(bpy) -> None:
+    """Every action and NLA strip of the file goes (its own takes); drivers and shape keys stay."""
+    for datablocks in (bpy.data.objects, bpy.data.shape_keys):
+        for item in datablocks:
+            if item.animation_data is not None:
+                item.animation_data.action = None
+                for track in list(item.animation_data.nla_tracks):
+                    item.animation_data.nla_tracks.remove(track)
+    for act in list(bpy.data.actions):
+        bpy.data.actions.remove(act)
+
+
+def _pose_from_world(arm, names: list[str], W: np.ndarray, P: np.ndarray, rest_P: np.ndarray):
+    """Pose quaternions and locations for the file's bones from our joints' world transforms.
+
+    ``W (T, J, 3, 3)`` world rotations, ``P (T, J, 3)`` world positions and ``rest_P (J, 3)`` rest positions, in
+    our Y-up metres with the character standing on y = 0; ``names[0]`` is the hips. Our joints are the file's
+    bones under the same names, with the same bone frames (both sides read the file with the same settings), so
+    a joint's armature-space matrix follows from its world transform; every other bone keeps its rest relative
+    to its parent. A bone's pose (basis) is then ``rel_rest⁻¹ · pose_parent⁻¹ · pose`` in Blender's terms.
+    """
+    A = np.array(arm.matrix_world)
+    A_inv = np.linalg.inv(A)
+    scale = np.linalg.norm(A[:3, :3], axis=0)
+    R_A = A[:3, :3] / scale
+    joint_of = {n: j for j, n in enumerate(names)}
+    T = W.shape[0]
+    # Where the file stands its hips at rest, against ours (we stand characters on the floor).
+    hips_rest = A @ np.array(arm.data.bones[names[0]].matrix_local)[:, 3]
+    shift = hips_rest[:3] - C @ rest_P[0]
+    pose: dict[str, np.ndarray] = {}
+    rotations: dict[str, np.ndarray] = {}
+    locations: dict[str, np.ndarray] = {}
+    for bone in _bones_parents_first(arm):
+        rest = np.array(bone.matrix_local)
+        rel = rest if bone.parent is None else np.linalg.inv(np.array(bone.parent.matrix_local)) @ rest
+        parent_pose = None if bone.parent is None else pose[bone.parent.name]
+        j = joint_of.get(bone.name)
+        if j is None:  # fingers, props, bones above the hips: at rest relative to their parent
+            pose[bone.name] = np.broadcast_to(rest if parent_pose is None else parent_pose @ rel, (T, 4, 4))
+            continue
+        M = np.zeros((T, 4, 4))
+        M[:, 3, 3] = 1.0
+        M[:, :3, :3] = R_A.T @ (C @ W[:, j])
+        M[:, :3, 3] = (P[:, j] @ C.T + shift) @ A_inv[:3, :3].T + A_inv[:3, 3]
+        pose[bone.name] = M
+        basis = np.linalg.inv(rest if parent_pose is None else parent_pose @ rel) @ M
+        rotations[bone.name] = _matrix_to_quat(basis[:, :3, :3])
+        loc = basis[:, :3, 3]
+        if np.abs(loc).max() > 1e-5 * max(1.0, float(np.abs(rest[:3, 3]).max())):  # the hips, re-parented bones
+            locations[bone.name] = loc
+    return rotations, locations
+
+
+def _animate_file(bpy, req: dict, a: dict) -> dict:
+    """The user's own character file, untouched but for a new take: import it, drop its animations, key its
+    bones from our motion, and write each requested format (FBX with its images embedded)."""
+    seconds: dict[str, float] = {}
+    for out in req["outputs"]:
+        fmt, path = out["format"], out["path"]
+        t = time.perf_counter()
+        _reset(bpy)
+        _read_file(bpy, req["source"], req["source_format"])
+        arm = _pick_armature(bpy)
+        _drop_animation(bpy)
+        if req.get("skeleton_only"):
+            for ob in list(bpy.data.objects):
+                if ob.type == "MESH":
+                    bpy.data.objects.remove(ob)
+        rotations, locations = _pose_from_world(arm, req["joint_names"], a["world_rotations"],
+                                                a["world_positions"], a["rest_positions"])
+        _key_bones(bpy, arm, req["take"], rotations, locations, float(req["fps"]), fmt)
+        seconds[f"build_{fmt}"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if fmt == "fbx":
+            for ob in bpy.data.objects:  # the bake steps through frames: no need to deform meshes on each
+                for mod in ob.modifiers:
+                    if mod.type == "ARMATURE":
+                        mod.show_viewport = mod.show_render = False
+            _write_fbx(bpy, path, req["take"], embed=True)
+        else:
+            _write_glb(bpy, path, morphs=True)
+        seconds[f"write_{fmt}"] = time.perf_counter() - t
+        if not Path(path).is_file():
+            raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
+    return {"seconds": seconds, "keyed": sorted(rotations), "located": sorted(locations)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -495,10 +633,10 @@ def _images_from_the_file_only() -> None:
     image_utils.load_image = load_image
 
 
-def _import(bpy, req: dict) -> tuple[dict, dict]:
-    path, fmt = req["path"], req["format"]
+def _read_file(bpy, path: str, fmt: str, gltf_fps: int = 30) -> None:
+    """Import a character or animation file with the settings every reader and writer here relies on (bone
+    frames as the file has them: FBX ``automatic_bone_orientation`` off, glTF's "BLENDER" bone heuristic)."""
     scene = bpy.context.scene
-    t = time.perf_counter()
     _images_from_the_file_only()
     try:
         if fmt == "fbx":
@@ -507,7 +645,7 @@ def _import(bpy, req: dict) -> tuple[dict, dict]:
                 ignore_leaf_bones=False, automatic_bone_orientation=False, force_connect_children=False,
                 primary_bone_axis="Y", secondary_bone_axis="X", axis_forward="-Z", axis_up="Y")
         else:
-            scene.render.fps, scene.render.fps_base = int(req.get("gltf_fps", 30)), 1.0
+            scene.render.fps, scene.render.fps_base = int(gltf_fps), 1.0
             result = bpy.ops.import_scene.gltf(filepath=path, bone_heuristic="BLENDER", disable_bone_shape=True,
                                                import_pack_images=False,
                                                import_scene_extras=False, import_shading="NORMALS")
@@ -516,25 +654,34 @@ def _import(bpy, req: dict) -> tuple[dict, dict]:
                           f"{_importer_message(exc, path)}") from None
     if "FINISHED" not in result:
         raise WorkerError(f"Blender cannot read this {fmt.upper()} file (the importer gave up)")
-    seconds = {"read_file": time.perf_counter() - t}
 
-    arm = _pick_armature(bpy)
+
+def _bones_parents_first(arm) -> list:
     bones = list(arm.data.bones)
-    names = [b.name for b in bones]
-    order: list[int] = []  # topological: parents first
+    order: list = []
     placed: set[str] = set()
-    pending = list(range(len(bones)))
+    pending = bones
     while pending:
         rest = []
-        for i in pending:
-            parent = bones[i].parent
-            if parent is None or parent.name in placed:
-                order.append(i)
-                placed.add(bones[i].name)
+        for b in pending:
+            if b.parent is None or b.parent.name in placed:
+                order.append(b)
+                placed.add(b.name)
             else:
-                rest.append(i)
+                rest.append(b)
         pending = rest
-    bones = [bones[i] for i in order]
+    return order
+
+
+def _import(bpy, req: dict) -> tuple[dict, dict]:
+    path, fmt = req["path"], req["format"]
+    t = time.perf_counter()
+    _read_file(bpy, path, fmt, int(req.get("gltf_fps", 30)))
+    seconds = {"read_file": time.perf_counter() - t}
+    scene = bpy.context.scene
+
+    arm = _pick_armature(bpy)
+    bones = _bones_parents_first(arm)
     names = [b.name for b in bones]
     bone_index = {n: j for j, n in enumerate(names)}
     parents = [bone_index[b.parent.name] if b.parent else -1 for b in bones]
@@ -704,10 +851,10 @@ def main(argv: list[str]) -> int:
             raise WorkerError(f"Blender could not start ({exc})", "memory" if low_memory else "input") from None
         _reset(bpy)
         start = time.perf_counter() - t
-        if req["op"] == "export":
+        if req["op"] in ("export", "animate_file"):
             with np.load(req["arrays"]) as z:
                 arrays = {k: z[k] for k in z.files}
-            result = _export(bpy, req, arrays)
+            result = (_export if req["op"] == "export" else _animate_file)(bpy, req, arrays)
             out_arrays: dict = {}
         elif req["op"] == "import":
             result, out_arrays = _import(bpy, req)

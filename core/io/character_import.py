@@ -363,7 +363,7 @@ def _character(path: Path, name: str, skeleton: Skeleton, arrays: dict, order: l
                                    "(wrong units in the file?)")
     colors = arrays.get("colors")
     return Character(name, skeleton, verts, faces, idx, w, _parts(skeleton, idx, w),
-                     None if colors is None else np.asarray(colors, dtype=np.float64))
+                     None if colors is None else np.asarray(colors, dtype=np.float64), source=path.resolve())
 
 
 def import_character(path: str | os.PathLike, *, name: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,

@@ -48,6 +48,7 @@ from ..rotations import matrix_to_quat, quat_conjugate, quat_make_continuous, qu
 from ..skeleton import CANONICAL_JOINTS, Skeleton, SkeletonMappingError, canonical_main_child, map_to_canonical
 from .blender import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, run_blender_worker
 from .bvh import write_bvh
+from .uploads import check_glb_self_contained
 
 __all__ = ["export_character_motion", "export_character_motion_files", "export_bone_names", "bone_frames", "same_rig",
            "EXPORT_FORMATS", "TAKE_NAME", "MIXAMO_PREFIX"]
@@ -170,6 +171,37 @@ def _pose_channels(motion: Motion, frames: np.ndarray) -> tuple[np.ndarray, np.n
     return pose.numpy(), root
 
 
+def _build_request(character: Character | None, motion: Motion) -> tuple[dict, dict[str, np.ndarray]]:
+    """The worker builds the file from our data: one armature, one merged mesh with vertex colours."""
+    sk = motion.skeleton
+    frames, lengths = bone_frames(sk)
+    pose, root = _pose_channels(motion, frames)
+    arrays: dict[str, np.ndarray] = {"heads": sk.rest_positions(), "frames": frames, "lengths": lengths,
+                                     "pose": pose, "root_location": root}
+    if character is not None:
+        arrays.update(vertices=character.rest_vertices, faces=character.faces, skin_indices=character.skin_indices,
+                      skin_weights=character.skin_weights)
+        if character.colors is not None:
+            arrays["colors"] = np.clip(character.colors, 0.0, 1.0)
+    request = {"op": "export", "bone_names": list(export_bone_names(sk)), "parents": list(sk.parents),
+               "fps": float(motion.fps), "take": TAKE_NAME, "has_mesh": character is not None}
+    return request, arrays
+
+
+def _animate_file_request(source: Path, motion: Motion, skeleton_only: bool) -> tuple[dict, dict[str, np.ndarray]]:
+    """The worker animates the user's own file: our joints' world transforms key its bones of the same names."""
+    fmt = source.suffix.lower().lstrip(".")
+    if fmt == "glb":
+        check_glb_self_contained(source)  # checked at import already; the file may have been swapped since
+    pose = motion.fk(torch.float64)
+    arrays = {"world_rotations": pose.rotations.numpy(), "world_positions": pose.positions.numpy(),
+              "rest_positions": motion.skeleton.rest_positions()}
+    request = {"op": "animate_file", "source": str(source.resolve()), "source_format": fmt,
+               "joint_names": list(motion.skeleton.names), "fps": float(motion.fps), "take": TAKE_NAME,
+               "skeleton_only": skeleton_only}
+    return request, arrays
+
+
 def same_rig(a: Skeleton, b: Skeleton, tolerance_m: float = 1e-4) -> bool:
     """Whether two skeletons are the same rig: names, hierarchy, rest offsets (the root's aside) and orientations."""
     return (a.names == b.names and a.parents == b.parents
@@ -228,6 +260,9 @@ def export_character_motion_files(character: Character | None, motion: Motion,
     """Like :func:`export_character_motion` for several files at once (one Blender start for all of them)."""
     outputs = [Path(p) for p in paths]
     formats = [_format_of(p) for p in outputs]
+    source = character.source if character is not None and character.source is not None else None
+    if source is not None and not Path(source).is_file():
+        source = None  # a library entry whose file went missing: rebuild the character instead
     if skeleton_only:
         character = None
     _check(character, motion)
@@ -242,20 +277,12 @@ def export_character_motion_files(character: Character | None, motion: Motion,
     if not blender_jobs:
         return outputs
 
-    sk = motion.skeleton
-    frames, lengths = bone_frames(sk)
-    pose, root = _pose_channels(motion, frames)
-    arrays: dict[str, np.ndarray] = {"heads": sk.rest_positions(), "frames": frames, "lengths": lengths,
-                                     "pose": pose, "root_location": root}
-    if character is not None:
-        arrays.update(vertices=character.rest_vertices, faces=character.faces, skin_indices=character.skin_indices,
-                      skin_weights=character.skin_weights)
-        if character.colors is not None:
-            arrays["colors"] = np.clip(character.colors, 0.0, 1.0)
     staged = [p.with_name(f".{p.stem}.{os.getpid()}.partial{p.suffix}") for p, _ in blender_jobs]
-    request = {"op": "export", "bone_names": list(export_bone_names(sk)), "parents": list(sk.parents),
-               "fps": float(motion.fps), "take": TAKE_NAME, "has_mesh": character is not None,
-               "outputs": [{"path": str(s.resolve()), "format": f} for s, (_, f) in zip(staged, blender_jobs)]}
+    if source is not None:
+        request, arrays = _animate_file_request(Path(source), motion, skeleton_only)
+    else:
+        request, arrays = _build_request(character, motion)
+    request["outputs"] = [{"path": str(s.resolve()), "format": f} for s, (_, f) in zip(staged, blender_jobs)]
     names = ", ".join(p.name for p, _ in blender_jobs)
     try:
         run_blender_worker(request, arrays, what=f"writing {names}", timeout=timeout, memory_mb=memory_mb)
