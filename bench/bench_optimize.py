@@ -193,7 +193,7 @@ def _blip2_gpu_rows() -> list[Row]:
                       text_config=text.to_dict(), num_query_tokens=32)
     with torch.device("cuda"):
         model = Blip2ForConditionalGeneration(cfg).half().eval()
-    from tests.core.semantics.tiny_models import tiny_tokenizer  # word-level; ids are valid in any vocabulary
+    from core.semantics.tiny_models import tiny_tokenizer  # word-level; ids are valid in any vocabulary
 
     encoder = Blip2Encoder(model, tiny_tokenizer(), "FlanT5-XL-sized random BLIP-2", "cuda", num_beams=5)
     character = load_character("Bob")

@@ -9,7 +9,7 @@ from core.optimize import OptimizeConfig, optimize_motion, spline_basis
 from core.semantics.base import SemanticEncoder
 from core.semantics.blip2 import Blip2Encoder
 from core.skeleton import CANONICAL_JOINTS
-from tests.core.semantics.tiny_models import tiny_blip2, tiny_tokenizer
+from core.semantics.tiny_models import tiny_blip2, tiny_tokenizer
 
 J = {n: i for i, n in enumerate(CANONICAL_JOINTS)}
 
@@ -103,8 +103,7 @@ def test_a_fist_sunk_into_a_huge_head_comes_out_still_touching_it(shared_data):
 def test_the_jitter_hinge_keeps_a_slow_dance_calm(shared_data):
     # Bandai's short dance (0.11 m/s² mean acceleration) on Sporty_Granny: the hands sweep through the hips and
     # bust, and the correction's small added accelerations are a large share of so slow a clip's jitter.
-    from core.metrics import jitter
-    from core.optimize import canonical_positions
+    from core.metrics import canonical_positions, jitter
 
     source, start, granny = _bench_case(shared_data, "Sporty_Granny", "dance")
 
