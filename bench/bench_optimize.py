@@ -1,4 +1,4 @@
-"""Stage II (semantics + penetration, core/optimize.py) beside the Copy retargeter it starts from, same run.
+"""Stage II (semantics + penetration, core/optimize/) beside the Copy retargeter it starts from, same run.
 
 Targets (issue 7): on the bulky characters, Pen% after optimisation <= 30 % of Copy's (a >= 70 % cut) with JDM
 error, contact preservation and jitter not worse than Copy's; 300 frames optimised with the skeletal
@@ -25,8 +25,9 @@ import torch
 
 from core.character import PART_NAMES, Character, builtin_character_names, load_character
 from core.io.bvh import read_bvh
+from core.metrics import SourceClip, measure_clip
 from core.motion import Motion
-from core.optimize import OptimizeConfig, measure_clip, optimize_motion
+from core.optimize import OptimizeConfig, optimize_motion
 from core.retarget.copy import copy_retarget
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 
@@ -116,8 +117,9 @@ def _quality_rows() -> list[Row]:
             t = time.perf_counter()
             result = optimize_motion(source, start, character, measure=False)
             secs.append(time.perf_counter() - t)
-            before.append(measure_clip(source, start, character))
-            after.append(measure_clip(source, result.motion, character))
+            reference = SourceClip.of(source)
+            before.append(measure_clip(reference, start, character))
+            after.append(measure_clip(reference, result.motion, character))
         pen_b, pen_a = np.mean([m.pen_percent for m in before]), np.mean([m.pen_percent for m in after])
         jdm_b, jdm_a = np.mean([m.jdm_error for m in before]), np.mean([m.jdm_error for m in after])
         jit_b, jit_a = np.mean([m.jitter for m in before]), np.mean([m.jitter for m in after])

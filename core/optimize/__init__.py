@@ -43,7 +43,7 @@ It stops early once the loss has stopped improving for 30 steps after the ramp a
 
 Layout (lower modules never import higher ones):
 
-* :mod:`.config`: :class:`OptimizeConfig`, the joints that move;
+* :mod:`.config`: :class:`OptimizeConfig`, the joints that move; :mod:`.request`: a call's inputs, checked;
 * :mod:`.terms`: the loss terms as pure tensor functions; :mod:`.semantic`: the λ_sem term per supervisor;
 * :mod:`.posing`: spline controls → 6D angles → joints, skinning transforms, hand–body gaps;
 * :mod:`.loop`: the fixed :class:`~.loop.Problem`, the total loss at a step, Adam's loop;
@@ -53,8 +53,8 @@ The metrics it reports (:class:`ClipMetrics`, :func:`measure_clip`) are :mod:`co
 """
 from __future__ import annotations
 
-from ..metrics import ClipMetrics, canonical_positions, measure_clip
 from ..geometry.mesh import farthest_points
+from ..metrics import ClipMetrics, canonical_positions, measure_clip
 from ..semantics.skeletal import character_proxy, source_proxy
 from .config import UPPER_BODY, OptimizeConfig
 from .posing import spline_basis

@@ -105,7 +105,8 @@ class NearBody:
         self.active: tuple[Tensor, Tensor] | None = None
 
     def distances(self, transforms: Tensor, step: int) -> Tensor:
-        """``(P,)`` signed distances of the active pairs to the posed body, from ``(T, J, 3, 4)`` transforms."""
+        """``(P,)`` signed distances of the active pairs to the posed body, from ``(T, J, 3, 4)`` transforms
+        (differentiable; P may be 0)."""
         model, limbs = self.model, self.limbs
         if self.active is None or step % self.refresh == 0:
             with torch.no_grad():
@@ -132,9 +133,7 @@ def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None) ->
     posed = problem.posed(x)
     loss_pen = x.new_zeros(())
     if near is not None:
-        phi = near.distances(posed.transforms, step)
-        if phi.numel():
-            loss_pen = terms.penetration(phi, near.margin, T, height)
+        loss_pen = terms.penetration(near.distances(posed.transforms, step), near.margin, T, height)
     loss_sem = problem.semantic(posed, step)
     dx = x - problem.x0
     loss_close = terms.stay_close(dx, problem.close_weights)

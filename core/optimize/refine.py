@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-import numpy as np
 import torch
 
 from ..character import Character
@@ -18,42 +16,15 @@ from ..skeleton import CANONICAL_JOINTS, map_to_canonical
 from .config import ARM_AND_HAND_JOINTS, UPPER_BODY, OptimizeConfig
 from .loop import Problem, Progress, StartReference, descend
 from .posing import HandSamples, LimbSamples, Rig, spline_basis
+from .request import Request
 from .result import OptimizeResult, SemanticDistance
 from .semantic import semantic_term
 
-__all__ = ["optimize_motion", "Request"]
+__all__ = ["optimize_motion"]
 
 
 def _no_progress(fraction: float, stage: str) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class Request:
-    """What :func:`optimize_motion` was asked, see its arguments. supervisor: an encoder (None: the skeletal
-    one); description: plain words on it from :func:`core.semantics.select_supervisor`, if any."""
-
-    source: Motion
-    start: Motion
-    character: Character
-    supervisor: Any
-    description: str | None
-    config: OptimizeConfig
-    device: torch.device
-    measure: bool
-    max_mesh_frames: int | None
-    source_frames: Any = None
-    source_camera: Any = None
-
-    def check(self) -> None:
-        """Raises ValueError for inputs the optimiser cannot use."""
-        sk = self.character.skeleton
-        if self.start.skeleton.names != sk.names or not np.allclose(self.start.skeleton.offsets, sk.offsets, atol=1e-6):
-            raise ValueError(f"the start motion is not on character {self.character.name!r}'s skeleton")
-        if self.source.num_frames != self.start.num_frames:
-            raise ValueError(f"source and start differ in length: {self.source.num_frames} vs "
-                             f"{self.start.num_frames} frames")
-        self.config.validate()
 
 
 def optimize_motion(source: Motion, start: Motion, character: Character, *, supervisor=None,
@@ -151,8 +122,7 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str])
     x0 = matrix_to_rot6d(rig.start[:, rig.free])  # (T, F, 6)
     dense = character.dense_weights(dtype).to(device)
     proxy = character_proxy(character)
-    semantic = semantic_term(supervisor, source, character, proxy, start, config, device, request.source_frames,
-                             request.source_camera)
+    semantic = semantic_term(supervisor, request, source, proxy)
     limbs = hands = None
     if model is not None:
         limbs = LimbSamples.of(character, model, dense, config.max_limb_vertices)

@@ -12,13 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..character import Character
 from ..kinematics import linear_blend_skinning
 from ..metrics import SourceClip
-from ..motion import Motion
 from ..semantics.skeletal import FigureProxy, SkeletalEncoder
-from .config import OptimizeConfig
 from .posing import Posed
+from .request import Request
 
 __all__ = ["SemanticTerm", "SkeletalTerm", "ImageTerm", "semantic_term"]
 
@@ -29,10 +27,9 @@ class SemanticTerm(Protocol):
     def distances(self, posed: Posed) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def semantic_term(supervisor, source: SourceClip, character: Character, character_proxy: FigureProxy, start: Motion,
-                  config: OptimizeConfig, device: torch.device, source_frames=None, source_camera=None) -> SemanticTerm:
+def semantic_term(supervisor, request: Request, source: SourceClip, character_proxy: FigureProxy) -> SemanticTerm:
     """The λ_sem term for the supervisor (a :class:`SkeletalEncoder` or a
-    :class:`~core.semantics.base.SemanticEncoder`).
+    :class:`~core.semantics.base.SemanticEncoder`), ``source`` being ``request.source`` measured.
 
     Skeletal: squared distance of the per-frame embeddings, averaged over frames. Image encoders: each step
     renders ``frames_per_step`` random frames of the character from the front, left and right (or from
@@ -41,9 +38,9 @@ def semantic_term(supervisor, source: SourceClip, character: Character, characte
     own, so λ_sem means the same for any model width).
     """
     if getattr(supervisor, "kind", None) == "skeleton":
-        positions = source.positions.to(dtype=torch.float32, device=device)
+        positions = source.positions.to(dtype=torch.float32, device=request.device)
         return SkeletalTerm(supervisor, positions, source.proxy, character_proxy)
-    return ImageTerm(supervisor, source.motion, character, start, config, device, source_frames, source_camera)
+    return ImageTerm(supervisor, request)
 
 
 class SkeletalTerm:
@@ -73,11 +70,12 @@ class SkeletalTerm:
 class ImageTerm:
     """Semantic consistency through renders and an image encoder (see :func:`semantic_term`)."""
 
-    def __init__(self, encoder, source: Motion, character: Character, start: Motion, config: OptimizeConfig,
-                 device: torch.device, source_frames=None, source_camera=None) -> None:
+    def __init__(self, encoder, request: Request) -> None:
         from ..render.soft import SoftRasterSettings, clip_cameras, mannequin, render_views
 
-        self.encoder, self.config, self.device = encoder, config, device
+        source, character, start, device = request.source, request.character, request.start, request.device
+        source_frames, source_camera = request.source_frames, request.source_camera
+        self.encoder, self.config, self.device = encoder, request.config, device
         self.settings = SoftRasterSettings()
         self.render = render_views
         self.faces = torch.as_tensor(character.faces, device=device)
