@@ -2,12 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.character import PART_NAMES, Character
 from core.geometry.penetration import MissingPartsError
 from core.metrics import acceleration, foot_contacts, foot_skate, jdm_error, jitter, penetration_percent
 from core.motion import FOOT_JOINTS, Motion
 from core.skeleton import CANONICAL_JOINTS
-from tests.core.geometry.shapes import BOX, box_and_ball, turn_joint
+from tests.core.geometry.shapes import BOX, box_and_ball, torso_only, turn_joint
 
 FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
 SPINE = CANONICAL_JOINTS.index("Spine")
@@ -76,8 +75,6 @@ def test_pen_percent_is_exact_on_a_ball_in_a_box():
 
 
 def test_pen_percent_needs_part_labels():
-    c = box_and_ball()
-    no_limb = Character("blob", c.skeleton, c.rest_vertices, c.faces, c.skin_indices, c.skin_weights,
-                        np.full(len(c.parts), PART_NAMES.index("torso")))
+    no_limb = torso_only(box_and_ball())
     with pytest.raises(MissingPartsError, match="blob"):
         penetration_percent(no_limb, Motion.rest(no_limb.skeleton))

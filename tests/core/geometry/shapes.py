@@ -94,3 +94,9 @@ def turn_joint(character: Character, joint: int, angles) -> Motion:
     half = np.asarray(angles) / 2
     m.rotations[:, joint] = np.stack([np.cos(half), 0 * half, 0 * half, np.sin(half)], -1)
     return m
+
+
+def torso_only(character: Character) -> Character:
+    """The same character, named "blob", with every vertex labelled torso (no limbs for penetration)."""
+    return Character("blob", character.skeleton, character.rest_vertices, character.faces, character.skin_indices,
+                     character.skin_weights, np.full(len(character.parts), PART_NAMES.index("torso")))

@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.character import PART_NAMES, Character
 from core.geometry.penetration import MissingPartsError, PenetrationModel, body_and_limb_masks
 from core.kinematics import skinning_transforms
 from core.skeleton import CANONICAL_JOINTS
-from tests.core.geometry.shapes import box_and_ball, turn_joint
+from tests.core.geometry.shapes import box_and_ball, torso_only, turn_joint
 
 SPINE = CANONICAL_JOINTS.index("Spine")
 ARM = CANONICAL_JOINTS.index("LeftArm")
@@ -61,9 +60,7 @@ def test_per_point_and_per_pose_sdf_agree_and_resume_from_their_weights():
 
 
 def test_missing_labels_give_a_clear_error():
-    c = box_and_ball()
-    no_limb = Character("blob", c.skeleton, c.rest_vertices, c.faces, c.skin_indices, c.skin_weights,
-                        np.full(len(c.parts), PART_NAMES.index("torso")))
+    no_limb = torso_only(box_and_ball())
     with pytest.raises(MissingPartsError, match="no vertices labelled as arm/hand"):
         body_and_limb_masks(no_limb)
     with pytest.raises(MissingPartsError, match="blob"):

@@ -3,13 +3,14 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from core.character import PART_NAMES, Character, load_character
+from core.character import Character, load_character
 from core.motion import Motion
 from core.optimize import OptimizeConfig, optimize_motion, spline_basis
 from core.semantics.base import SemanticEncoder
 from core.semantics.blip2 import Blip2Encoder
 from core.skeleton import CANONICAL_JOINTS
 from core.semantics.tiny_models import tiny_blip2, tiny_tokenizer
+from tests.core.geometry.shapes import torso_only
 
 J = {n: i for i, n in enumerate(CANONICAL_JOINTS)}
 
@@ -126,8 +127,7 @@ def test_all_joints_free_keeps_the_feet_planted(bob):
 
 
 def test_character_without_limb_labels_is_refined_for_semantics_only(bob):
-    blob = Character("blob", bob.skeleton, bob.rest_vertices, bob.faces, bob.skin_indices, bob.skin_weights,
-                     np.full(len(bob.parts), PART_NAMES.index("torso")))
+    blob = torso_only(bob)
     start = _arms_into_belly(blob, frames=8)
     result = optimize_motion(start, start, blob, config=OptimizeConfig(iterations=5), measure=False)
     assert any("penetration not corrected" in n and "arm/hand" in n for n in result.notes)
