@@ -1,4 +1,4 @@
-"""Stage II (semantics + penetration, core/optimize.py) beside the Copy retargeter it starts from, same run.
+"""Stage II (semantics + penetration, core/optimize/) beside the Copy retargeter it starts from, same run.
 
 Targets (issue 7): on the bulky characters, Pen% after optimisation <= 30 % of Copy's (a >= 70 % cut) with JDM
 error, contact preservation and jitter not worse than Copy's; 300 frames optimised with the skeletal
@@ -26,8 +26,9 @@ import torch
 from core.character import PART_NAMES, Character
 from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh
+from core.metrics import SourceClip, measure_clip
 from core.motion import Motion
-from core.optimize import OptimizeConfig, measure_clip, optimize_motion
+from core.optimize import OptimizeConfig, optimize_motion
 from core.retarget.copy import copy_retarget
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 
@@ -117,8 +118,9 @@ def _quality_rows() -> list[Row]:
             t = time.perf_counter()
             result = optimize_motion(source, start, character, measure=False)
             secs.append(time.perf_counter() - t)
-            before.append(measure_clip(source, start, character))
-            after.append(measure_clip(source, result.motion, character))
+            reference = SourceClip.of(source)
+            before.append(measure_clip(reference, start, character))
+            after.append(measure_clip(reference, result.motion, character))
         pen_b, pen_a = np.mean([m.pen_percent for m in before]), np.mean([m.pen_percent for m in after])
         jdm_b, jdm_a = np.mean([m.jdm_error for m in before]), np.mean([m.jdm_error for m in after])
         jit_b, jit_a = np.mean([m.jitter for m in before]), np.mean([m.jitter for m in after])
@@ -194,7 +196,7 @@ def _blip2_gpu_rows() -> list[Row]:
                       text_config=text.to_dict(), num_query_tokens=32)
     with torch.device("cuda"):
         model = Blip2ForConditionalGeneration(cfg).half().eval()
-    from tests.core.semantics.tiny_models import tiny_tokenizer  # word-level; ids are valid in any vocabulary
+    from core.semantics.tiny_models import tiny_tokenizer  # word-level; ids are valid in any vocabulary
 
     encoder = Blip2Encoder(model, tiny_tokenizer(), "FlanT5-XL-sized random BLIP-2", "cuda", num_beams=5)
     character = load_character("Bob")

@@ -27,11 +27,10 @@ import torch
 
 from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh
-from core.metrics import foot_contacts, foot_skate, jitter
+from core.metrics import foot_contacts, foot_skate, jdm_error, jitter
 from core.motion import Motion, canonical_rest, to_canonical
 from core.retarget.copy import copy_retarget
 from core.retarget.data import SHARED_DATA, corpus_files, is_held_back, r2et_skeleton, random_skeleton
-from core.retarget.losses import jdm_error
 from core.retarget.model import DEFAULT_CHECKPOINT, NetworkRetargeter
 from core.retarget.network import edge_features, node_features, skeleton_height
 from core.rotations import quat_to_matrix

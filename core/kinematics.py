@@ -78,16 +78,37 @@ def dense_skin_weights(indices: Tensor, weights: Tensor, num_joints: int) -> Ten
     return dense.scatter_add_(1, indices.long(), weights)
 
 
-def linear_blend_skinning(rest_vertices: Tensor, dense_weights: Tensor, transforms: Tensor) -> Tensor:
-    """Posed vertices ``(..., V, 3)``.
+def linear_blend_skinning(rest_vertices: Tensor, weights: Tensor, transforms: Tensor, *,
+                          per_vertex: bool = False) -> Tensor:
+    """Posed vertices ``(..., V, 3)``: each rest vertex moved by the skin-weighted blend of its bones' transforms.
+
+    Two layouts of the same sum ``v' = (Σ_j w_j T_j) v``:
+
+    * shared bones (default): ``weights (V, J)`` dense skin weights (rows sum to 1, see
+      :func:`dense_skin_weights`) and ``transforms (..., J, 3, 4)`` from :func:`skinning_transforms`, one set
+      per pose; every vertex blends the same J transforms.
+    * ``per_vertex=True``: ``weights (..., V, K)`` and ``transforms (..., V, K, 3, 4)``: each vertex blends its
+      own K transforms, gathered by the caller (e.g. its top-k bones in the frame that vertex belongs to), for
+      sparse sets of (frame, vertex) pairs where gathering every bone of every frame would cost V × J × 12.
 
     Args:
-        rest_vertices: ``(V, 3)`` vertices in the rest pose.
-        dense_weights: ``(V, J)`` skin weights (rows sum to 1), see :func:`dense_skin_weights`.
-        transforms: ``(..., J, 3, 4)`` from :func:`skinning_transforms`.
+        rest_vertices: ``(V, 3)`` or ``(..., V, 3)`` vertices in the rest pose.
     """
+    if rest_vertices.shape[-1] != 3 or transforms.shape[-2:] != (3, 4):
+        raise ValueError(f"rest_vertices must be (..., V, 3) and transforms (..., 3, 4), got "
+                         f"{tuple(rest_vertices.shape)} and {tuple(transforms.shape)}")
+    if per_vertex:
+        if weights.shape != transforms.shape[:-2]:
+            raise ValueError(f"per-vertex weights must be (..., V, K) matching transforms (..., V, K, 3, 4), got "
+                             f"{tuple(weights.shape)} and {tuple(transforms.shape)}")
+        # An elementwise product and sum: as a matmul, torch would run V tiny (1, K) x (K, 12) products.
+        blended = (weights[..., None] * transforms.flatten(-2)).sum(-2).unflatten(-1, (3, 4))  # (..., V, 3, 4)
+        return (blended[..., :3] * rest_vertices[..., None, :]).sum(-1) + blended[..., 3]
+    if weights.dim() != 2 or weights.shape[1] != transforms.shape[-3]:
+        raise ValueError(f"weights must be (V, J) with J = transforms' {transforms.shape[-3]} joints, got "
+                         f"{tuple(weights.shape)}")
     # Blending the 12 matrix entries first (one matmul) is far cheaper than transforming per joint.
-    blended = torch.matmul(dense_weights.to(transforms), transforms.flatten(-2))  # (..., V, 12)
+    blended = torch.matmul(weights.to(transforms), transforms.flatten(-2))  # (..., V, 12)
     blended = blended.unflatten(-1, (3, 4))
     v = rest_vertices.to(transforms)
     return (blended[..., :3] @ v[..., None])[..., 0] + blended[..., 3]

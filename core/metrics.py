@@ -1,17 +1,40 @@
-"""Motion-quality metrics of DESIGN §5 that every stage and benchmark reports the same way.
+"""Motion-quality metrics of DESIGN §5: the numbers every stage, the app and the benchmarks report, measured one way.
 
-Positions are ``(T, J, 3)`` in metres, Y up; for the foot metrics they are canonical 22-joint positions.
-(Pen% lives with the geometry in core/geometry/penetration.py; JDM error with the losses in
-core/retarget/losses.py.)
+* jitter: mean joint acceleration, m/s² (:func:`jitter`);
+* foot skate: mean horizontal foot-joint speed while planted, m/s (:func:`foot_skate`);
+* JDM error: L1 of row-normalised joint distance matrices, per row, averaged (:func:`jdm_error`);
+* Pen%: limb vertices inside the posed torso+head / all vertices × 100 (:func:`penetration_percent`, paper
+  Eq. 13), by an exact inside test (ray parity), never with stage II's SDF grid;
+* contacts kept: share of the source's hand contacts (hand–body, hand–hand) the result keeps
+  (:func:`source_contacts` for a bare skeleton, :func:`mesh_contacts` for a character);
+* :func:`measure_clip`: all of them for a retargeted clip against its source (:class:`ClipMetrics`).
+
+Conventions: positions are ``(T, J, 3)`` in metres, Y up; the foot, JDM and contact metrics take canonical
+22-joint positions (:func:`canonical_positions`), so rigs with different joints compare. The losses that
+optimise some of these live with their optimisers (core/retarget/losses.py, core/optimize/terms.py); the
+geometry they stand on (SDF, inside tests) in core/geometry.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+import torch
+from torch import Tensor
 
-from .motion import FOOT_JOINTS
-from .skeleton import CANONICAL_JOINTS
+from .character import Character
+from .geometry.mesh import ray_parity_inside, submesh_faces
+from .geometry.penetration import MissingPartsError, body_and_limb_masks, capped_body
+from .geometry.sdf import mesh_distance
+from .motion import FOOT_JOINTS, Motion, _canonical_tracks
+from .retarget.losses import normalized_jdm
+from .semantics.skeletal import (FigureProxy, character_proxy, contact_tolerance, hand_vertex_samples,
+                                 skeletal_features, source_proxy)
+from .skeleton import CANONICAL_JOINTS, map_to_canonical
 
-__all__ = ["acceleration", "jitter", "foot_contacts", "foot_skate"]
+__all__ = ["acceleration", "jitter", "foot_contacts", "foot_skate", "jdm_error", "canonical_positions", "PenStats",
+           "spread_frames", "penetration_percent", "source_contacts", "mesh_contacts", "SourceClip", "ClipMetrics",
+           "measure_clip"]
 
 _FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
 
@@ -48,3 +71,206 @@ def foot_skate(positions: np.ndarray, fps: float, contacts: np.ndarray | None = 
     speed = np.linalg.norm(np.diff(p[:, _FEET][..., [0, 2]], axis=0), axis=-1) * fps  # (T-1, 4)
     both = contacts[1:] & contacts[:-1]
     return float(speed[both].mean()) if both.any() else 0.0
+
+
+def jdm_error(positions_a: Tensor, positions_b: Tensor) -> Tensor:
+    """JDM error: L1 of each row of ``η(D_A) − η(D_B)``, averaged over rows and frames (a scalar tensor).
+
+    ``positions (..., J, 3)``; ``η`` divides each row of the joint distance matrix by its L1 norm, so bone
+    lengths cancel to some extent (paper Eq. 6). Mixamo's own versions of one motion on different characters
+    score 0.06-0.14.
+    """
+    return (normalized_jdm(positions_a) - normalized_jdm(positions_b)).abs().sum(-1).mean()
+
+
+def canonical_positions(motion: Motion, dtype: torch.dtype = torch.float64) -> Tensor:
+    """``(T, 22, 3)`` canonical joint positions of a motion on any mappable rig (synthesised joints midway)."""
+    return _canonical_tracks(motion.fk(dtype).positions, map_to_canonical(motion.skeleton).indices)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pen%
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PenStats:
+    """Pen% of a clip. per_frame: ``(N,)`` percentages; mean: their mean; frames: ``(N,)`` the frames measured."""
+
+    per_frame: np.ndarray
+    frames: np.ndarray
+
+    @property
+    def mean(self) -> float:
+        return float(self.per_frame.mean()) if len(self.per_frame) else 0.0
+
+
+def spread_frames(num_frames: int, count: int | None) -> np.ndarray:
+    """``(N,)`` at most ``count`` frame indices spread evenly over ``num_frames`` (all when None)."""
+    if count is None or count >= num_frames:
+        return np.arange(num_frames)
+    return np.unique(np.linspace(0, num_frames - 1, count).round().astype(np.int64))
+
+
+def _frames_of(motion: Motion, frames: np.ndarray) -> Motion:
+    return Motion(motion.skeleton, motion.rotations[frames], motion.root_positions[frames], motion.fps)
+
+
+def penetration_percent(character: Character, motion: Motion, max_frames: int | None = None,
+                        chunk: int = 64) -> PenStats:
+    """Exact Pen% (paper Eq. 13): limb vertices inside the posed torso+head / all vertices × 100, per frame.
+
+    Args:
+        max_frames: measure at most this many evenly spaced frames (all when None).
+        chunk: frames per batch (bounds memory).
+
+    Raises:
+        MissingPartsError: the character has no limb or body labels.
+    """
+    _, limb = body_and_limb_masks(character)
+    capped = capped_body(character)
+    faces = torch.as_tensor(capped.faces)
+    frames = spread_frames(motion.num_frames, max_frames)
+    limb_t = torch.as_tensor(limb)
+    counts = []
+    with torch.no_grad():
+        for s in range(0, len(frames), chunk):
+            verts = character.posed_vertices(_frames_of(motion, frames[s:s + chunk]), torch.float64)
+            inside = ray_parity_inside(verts[:, limb_t], capped.vertices(verts), faces)
+            counts.append(inside.sum(1))
+    per_frame = torch.cat(counts).double().numpy() / len(character.rest_vertices) * 100
+    return PenStats(per_frame, frames)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hand contacts
+# ----------------------------------------------------------------------------------------------------------
+
+def source_contacts(positions: Tensor, proxy: FigureProxy) -> np.ndarray:
+    """``(T, 3)`` hard contacts (left hand–body, right hand–body, hands) of a bare skeleton's ``(T, 22, 3)``
+    canonical positions: its capsule proxy's surfaces within the contact tolerance."""
+    return (skeletal_features(positions, proxy).gaps < contact_tolerance(proxy.height)).numpy()
+
+
+def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None = None,
+                  chunk: int = 32) -> np.ndarray:
+    """``(T, 3)`` hard contacts of a character's motion: each hand's mesh with its torso+head mesh, and the hands.
+
+    A hand touches the body when one of its vertices (an even spread of 48) is within the contact tolerance of
+    the body's surface or inside the body (ray parity); the hands touch when their spheres do (see
+    :mod:`core.semantics.skeletal`). Distances are to the surface, not to its vertices: on coarse meshes (the
+    R2ET shapes' body triangles reach 10-20 cm) a hand lying on a big triangle is far from all its corners.
+
+    Args:
+        positions: the motion's ``(T, 22, 3)`` canonical positions when the caller has them already.
+    """
+    proxy = character_proxy(character)
+    tol = contact_tolerance(proxy.height)
+    if positions is None:
+        positions = canonical_positions(motion)
+    gaps = skeletal_features(positions, proxy).gaps.numpy()
+    try:
+        body, _ = body_and_limb_masks(character)
+    except MissingPartsError:
+        return gaps < tol  # no labels: the capsule proxy decides
+    capped = capped_body(character)
+    faces = torch.as_tensor(capped.faces)
+    body_faces = submesh_faces(character.faces, body)
+    corners = character.rest_vertices[body_faces]
+    # A point within tol of the surface is within tol + (longest edge) of one of the triangle's corners.
+    reach = tol + float(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=-1).max())
+    body_idx = torch.as_tensor(np.nonzero(body)[0])
+    samples = [torch.as_tensor(h) for h in hand_vertex_samples(character, per_hand=48)]
+    with torch.no_grad():
+        for s in range(0, motion.num_frames, chunk):
+            verts = character.posed_vertices(motion.slice(s, s + chunk), torch.float64)
+            closed = capped.vertices(verts)
+            for k, h in enumerate(samples):
+                if not len(h):
+                    continue
+                corner = torch.cdist(verts[:, h], verts[:, body_idx]).amin((1, 2))
+                near = corner < tol
+                for t in torch.nonzero(~near & (corner < reach))[:, 0].tolist():
+                    near[t] = bool(mesh_distance(verts[t, h], verts[t], body_faces)[0].min() < tol)
+                inside = ray_parity_inside(verts[:, h], closed, faces).any(1)
+                gaps[s:s + chunk, k] = np.where((near | inside).numpy(), -1.0, np.inf)
+    return gaps < tol
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A clip against its source
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class SourceClip:
+    """A source motion with what every measurement against it needs, computed once (:meth:`of`).
+
+    motion: the source (any mappable rig). positions: ``(T, 22, 3)`` its canonical joint positions, float64.
+    proxy: its human-proportioned capsule body (:func:`~core.semantics.skeletal.source_proxy`).
+    contacts: ``(T, 3)`` its hard hand contacts (:func:`source_contacts`).
+    """
+
+    motion: Motion
+    positions: Tensor
+    proxy: FigureProxy
+    contacts: np.ndarray
+
+    @classmethod
+    def of(cls, motion: Motion) -> "SourceClip":
+        positions, proxy = canonical_positions(motion), source_proxy(motion)
+        return cls(motion, positions, proxy, source_contacts(positions, proxy))
+
+
+@dataclass(frozen=True)
+class ClipMetrics:
+    """Quality of a retargeted clip (DESIGN §5).
+
+    pen_percent: exact Pen%, limb vertices inside the body / all vertices × 100, mean over frames.
+    jdm_error: L1 of row-normalised joint distance matrices of source and result, averaged over rows and frames.
+    contacts_kept: share of the source's hand contacts (hand–body, hand–hand frames) the result keeps
+        (NaN when the source has none).
+    jitter: mean joint acceleration, m/s². foot_skate: mean horizontal foot-joint speed while in contact, m/s.
+    pen_frames, pen_per_frame: ``(N,)`` the frames Pen% was measured on and its value there (empty when the
+        character has no part labels).
+    """
+
+    pen_percent: float
+    jdm_error: float
+    contacts_kept: float
+    jitter: float
+    foot_skate: float
+    pen_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), compare=False, repr=False)
+    pen_per_frame: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate")}
+
+
+def measure_clip(source: Motion | SourceClip, result: Motion, character: Character,
+                 max_mesh_frames: int | None = None) -> ClipMetrics:
+    """Metrics of ``result`` (on ``character``) against its ``source``, see :class:`ClipMetrics`.
+
+    ``source`` is the motion that was retargeted (any mappable rig), or its :class:`SourceClip` when the
+    caller measures several results against it. Source contacts come from the skeletal capsule proxy (a bare
+    skeleton has no mesh), the result's from its mesh (:func:`mesh_contacts`). The mesh metrics (Pen% and
+    contacts, the costly ones) use at most ``max_mesh_frames`` evenly spaced frames; the others use all.
+
+    Raises:
+        ValueError: source and result differ in length.
+    """
+    src = source if isinstance(source, SourceClip) else SourceClip.of(source)
+    res = canonical_positions(result)
+    if src.positions.shape != res.shape:
+        raise ValueError(f"source and result differ in length: {src.positions.shape[0]} vs {res.shape[0]} frames")
+    try:
+        pen = penetration_percent(character, result, max_frames=max_mesh_frames)
+        pen_percent, pen_frames, pen_per_frame = pen.mean, pen.frames, pen.per_frame
+    except MissingPartsError:
+        pen_percent, pen_frames, pen_per_frame = float("nan"), np.zeros(0, dtype=np.int64), np.zeros(0)
+    frames = spread_frames(result.num_frames, max_mesh_frames)
+    src_contacts = src.contacts[frames]
+    res_contacts = mesh_contacts(character, _frames_of(result, frames), res[frames])
+    kept = float(res_contacts[src_contacts].mean()) if src_contacts.any() else float("nan")
+    p = res.numpy()
+    return ClipMetrics(pen_percent=pen_percent, jdm_error=float(jdm_error(src.positions, res)), contacts_kept=kept,
+                       jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height),
+                       pen_frames=pen_frames, pen_per_frame=pen_per_frame)

@@ -19,7 +19,7 @@ from torch import Tensor
 from ..rotations import quat_to_matrix
 
 __all__ = ["CappedMesh", "submesh_faces", "boundary_loops", "cap_holes", "face_normals", "vertex_normals",
-           "winding_number", "inside_mask", "ray_parity_inside"]
+           "winding_number", "inside_mask", "ray_parity_inside", "farthest_points"]
 
 # Pairs of points and triangles evaluated at once by winding_number (bounds memory to ~ this × 100 bytes).
 _WINDING_CHUNK = 2_000_000
@@ -278,3 +278,18 @@ def ray_parity_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: in
                 break
         inside[frame, index] = result
     return inside[0] if squeeze else inside
+
+
+def farthest_points(points: np.ndarray, count: int) -> np.ndarray:
+    """Sorted indices of up to ``count`` of ``points (N, 3)`` spread evenly over them (farthest-point sampling
+    from point 0; all of them when ``count >= N``)."""
+    p = torch.as_tensor(points, dtype=torch.float64)
+    if count >= len(p):
+        return np.arange(len(p))
+    chosen = [0]
+    d = (p - p[0]).norm(dim=1)
+    for _ in range(count - 1):
+        i = int(d.argmax())
+        chosen.append(i)
+        d = torch.minimum(d, (p - p[i]).norm(dim=1))
+    return np.sort(np.array(chosen))

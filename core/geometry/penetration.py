@@ -1,20 +1,19 @@
-"""Limb-into-body penetration: the loss of SMT's stage II and the exact Pen% metric.
+"""Limb-into-body penetration: which vertices are limb and body, and the fast signed distance stage II needs.
 
 Which vertices: the *limb* is the character's arm and hand vertices (``Character.limb_mask``); the *body* they
 must stay out of is the torso and the head (``PART_NAMES`` "torso", "head"). Legs are neither: hands resting on
 thighs are fine, and the legs' own crossings are another problem.
 
-Loss (paper Eq. 11): ``L_pen = Σ_t Σ_v ReLU(−Φ_body(v_t))`` over limb vertices ``v``, where ``Φ_body`` is the
-signed distance to the posed body. It must run every iteration on whole clips, so Φ comes from one signed
-distance grid of the *rest* body, built once per character, plus a grid of the body's skin weights (those of
-the nearest body vertex): a posed point is carried back into the rest pose by inverting linear blend skinning
+The loss (paper Eq. 11, :func:`core.optimize.terms.penetration`) is ``Σ_t Σ_v ReLU(−Φ_body(v_t))`` over limb
+vertices ``v``, where ``Φ_body`` is the signed distance to the posed body. It must run every iteration on whole
+clips, so Φ (:class:`PenetrationModel`) comes from one signed distance grid of the *rest* body, built once per
+character, plus a grid of the body's skin weights (those of the nearest body vertex): a posed point is carried back into the rest pose by inverting linear blend skinning
 (a few fixed-point rounds, see :meth:`PenetrationModel.body_sdf`) and the SDF is sampled trilinearly there. On
 the posed body surface this is within a few millimetres of the exact distance; deeper inside it is the rest
 depth, which is what a correction needs.
 
-Metric (paper Eq. 13, DESIGN §5): Pen% = limb vertices inside the posed body mesh / all vertices × 100 per
-frame, with an exact inside test (ray parity on the posed torso+head surface, its openings at the shoulders and
-hips capped), never with the loss's grid.
+The metric (paper Eq. 13, :func:`core.metrics.penetration_percent`) counts limb vertices inside the posed
+:func:`capped_body` with an exact inside test, never with this grid.
 """
 from __future__ import annotations
 
@@ -27,12 +26,10 @@ from torch import Tensor
 from ..character import PART_NAMES, Character
 from ..errors import InputError
 from ..kinematics import linear_blend_skinning
-from ..motion import Motion
-from .mesh import CappedMesh, cap_holes, ray_parity_inside, submesh_faces
+from .mesh import CappedMesh, cap_holes, submesh_faces
 from .sdf import SDFGrid, build_sdf_grid, sample_grid, to_grid_coords
 
-__all__ = ["BODY_PARTS", "MissingPartsError", "body_and_limb_masks", "capped_body", "PenetrationModel",
-           "penetration_loss", "PenStats", "penetration_percent"]
+__all__ = ["BODY_PARTS", "MissingPartsError", "body_and_limb_masks", "capped_body", "PenetrationModel"]
 
 BODY_PARTS: tuple[str, ...] = ("torso", "head")
 
@@ -213,57 +210,3 @@ def _solve3(m: Tensor, b: Tensor) -> Tensor:
     det = (c0 * r0).sum(-1, keepdim=True)
     return torch.cat([(b * r0).sum(-1, keepdim=True), (b * r1).sum(-1, keepdim=True),
                       (b * r2).sum(-1, keepdim=True)], dim=-1) / det
-
-
-def penetration_loss(limb_sdf: Tensor, margin: float = 0.0) -> Tensor:
-    """Paper Eq. 11 per frame: ``(...,)`` = Σ over limb vertices of ReLU(margin − Φ), metres."""
-    return torch.relu(margin - limb_sdf).sum(-1)
-
-
-@dataclass(frozen=True)
-class PenStats:
-    """Pen% of a clip. per_frame: ``(T,)`` percentages; mean: their mean; frames: the frame indices measured."""
-
-    per_frame: np.ndarray
-    frames: np.ndarray
-
-    @property
-    def mean(self) -> float:
-        return float(self.per_frame.mean()) if len(self.per_frame) else 0.0
-
-
-def spread_frames(num_frames: int, count: int | None) -> np.ndarray:
-    """``(N,)`` at most ``count`` frame indices spread evenly over ``num_frames`` (all when None)."""
-    if count is None or count >= num_frames:
-        return np.arange(num_frames)
-    return np.unique(np.linspace(0, num_frames - 1, count).round().astype(np.int64))
-
-
-def penetration_percent(character: Character, motion: Motion, max_frames: int | None = None,
-                        chunk: int = 64) -> PenStats:
-    """Exact Pen% (paper Eq. 13): limb vertices inside the posed torso+head / all vertices × 100, per frame.
-
-    Args:
-        max_frames: measure at most this many evenly spaced frames (all when None).
-        chunk: frames per batch (bounds memory).
-
-    Raises:
-        MissingPartsError: the character has no limb or body labels.
-    """
-    body, limb = body_and_limb_masks(character)
-    capped = capped_body(character)
-    faces = torch.as_tensor(capped.faces)
-    T = motion.num_frames
-    frames = spread_frames(T, max_frames)
-    sub = motion.slice(0) if len(frames) == T else Motion(motion.skeleton, motion.rotations[frames],
-                                                           motion.root_positions[frames], motion.fps, motion.name)
-    limb_t = torch.as_tensor(limb)
-    counts = []
-    with torch.no_grad():
-        for s in range(0, len(frames), chunk):
-            part = Motion(sub.skeleton, sub.rotations[s:s + chunk], sub.root_positions[s:s + chunk], sub.fps)
-            verts = character.posed_vertices(part, torch.float64)
-            inside = ray_parity_inside(verts[:, limb_t], capped.vertices(verts), faces)
-            counts.append(inside.sum(1))
-    per_frame = torch.cat(counts).double().numpy() / len(character.rest_vertices) * 100
-    return PenStats(per_frame, frames)

@@ -1,12 +1,11 @@
-"""Losses of SMT stage I (paper Eqs. 2-6) and the joint-distance-matrix metric (DESIGN §5), pure tensor functions.
+"""Losses of SMT stage I (paper Eqs. 2-6), pure tensor functions.
 
 ``L = 10·L_rec + 1·L_cyc + 0.1·L_adv + 1·L_jdm`` (paper supplement). As in the paper each term is a per-frame
 squared norm (summed over the frame's entries: 22 × 9 node features for L_rec and L_cyc, 22 × 22 matrix
 entries for L_jdm); we average over frames and batch instead of summing, which scales every term alike.
 
 Joint distance matrix: ``D_ij = ||p_i − p_j||``; ``η`` divides each row by its L1 norm, so bone lengths cancel
-to some extent (paper Eq. 6). The metric (:func:`jdm_error`) is the L1 difference of ``η`` per row, averaged
-over rows and frames: Mixamo's own versions of one motion on different characters score 0.06-0.14 with it.
+to some extent (paper Eq. 6). The JDM error metric built on it is :func:`core.metrics.jdm_error`.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-__all__ = ["joint_distance_matrix", "normalized_jdm", "jdm_loss", "jdm_error", "feature_loss",
+__all__ = ["joint_distance_matrix", "normalized_jdm", "jdm_loss", "feature_loss",
            "generator_adversarial_loss", "discriminator_loss", "Stage1Weights", "Stage1Losses", "stage1_total"]
 
 
@@ -39,11 +38,6 @@ def jdm_loss(positions_a: Tensor, positions_b: Tensor) -> Tensor:
     """L_jdm: ``||η(D_A) − η(D_B)||²`` per frame, averaged over frames. Positions ``(..., J, 3)``."""
     diff = normalized_jdm(positions_a) - normalized_jdm(positions_b)
     return (diff * diff).sum((-1, -2)).mean()
-
-
-def jdm_error(positions_a: Tensor, positions_b: Tensor) -> Tensor:
-    """JDM error (DESIGN §5): L1 of each row of ``η(D_A) − η(D_B)``, averaged over rows and frames (scalar)."""
-    return (normalized_jdm(positions_a) - normalized_jdm(positions_b)).abs().sum(-1).mean()
 
 
 def feature_loss(predicted: Tensor, target: Tensor) -> Tensor:

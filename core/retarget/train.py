@@ -31,9 +31,10 @@ import torch
 from torch import Tensor
 
 from .data import CACHE_DIR, HELD_BACK_STYLES, SHARED_DATA, Batch, BatchSampler, Clip, load_clips, place_by_copy, skeleton_pool
+from ..metrics import jdm_error
 from ..rotations import quat_to_matrix
 from .losses import (Stage1Losses, Stage1Weights, discriminator_loss, feature_loss, generator_adversarial_loss,
-                     jdm_error, jdm_loss, stage1_total)
+                     jdm_loss, stage1_total)
 from .model import DEFAULT_CHECKPOINT, NetworkRetargeter, save_checkpoint
 from .network import (GraphRetargeter, MotionDiscriminator, NetworkConfig, compose_correction, edge_features,
                       heading_rotation, node_features, root_velocity, skeleton_height, world_rotations)

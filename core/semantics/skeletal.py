@@ -10,8 +10,9 @@ checkpoint). Per frame, from the canonical 22 joints ``(T, 22, 3)`` it builds:
 * soft contacts: each hand with the body (torso or head), and the hands with each other.
 
 Contacts need surfaces, not joints: a :class:`FigureProxy` gives them. For a bare skeleton (a BVH source, a video
-person) it is a human-proportioned capsule body; for a character the optimiser passes the distance of the
-hand's mesh to its body mesh instead (``body_gap``), so a hand resting on a round belly is "touching" there too.
+person) it is a human-proportioned capsule body (:func:`source_proxy`); a character's has its mesh's height and
+hand size (:func:`character_proxy`), and the optimiser passes the distance of the hand's mesh to its body mesh
+(``body_gap``) instead of the capsules', so a hand resting on a round belly is "touching" there too.
 
 A hand's *point* is its palm centre: the wrist carried on along the forearm by 35 % of the forearm's length
 (the canonical skeleton ends at the wrist).
@@ -24,11 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..character import Character
+from ..geometry.mesh import farthest_points
+from ..motion import Motion, _canonical_tracks, canonical_rest
 from ..retarget.losses import normalized_jdm
-from ..skeleton import CANONICAL_JOINTS
+from ..skeleton import CANONICAL_JOINTS, map_to_canonical
 
 __all__ = ["FigureProxy", "SkeletalFeatures", "SkeletalEncoder", "hand_points", "skeletal_features",
-           "contact_tolerance", "HAND_REACH"]
+           "contact_tolerance", "HAND_REACH", "character_proxy", "source_proxy", "hand_vertex_samples"]
 
 _J = {n: i for i, n in enumerate(CANONICAL_JOINTS)}
 HAND_REACH = 0.35  # palm centre beyond the wrist, as a fraction of the forearm's length
@@ -170,3 +174,48 @@ class SkeletalEncoder:
 
     def __repr__(self) -> str:
         return "SkeletalEncoder()"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Proxies of a bare source skeleton and of a character
+# ----------------------------------------------------------------------------------------------------------
+
+def source_proxy(source: Motion) -> FigureProxy:
+    """Human proportions for a bare source skeleton (its T-pose, whatever the rig's own rest pose is)."""
+    return FigureProxy.human(canonical_rest(source.skeleton).rest_positions())
+
+
+def _descendants(parents: tuple[int, ...], root: int) -> list[int]:
+    out = [root]
+    for j, p in enumerate(parents):
+        if p in out:
+            out.append(j)
+    return out
+
+
+def hand_vertex_samples(character: Character, per_hand: int = 16) -> list[np.ndarray]:
+    """``[left (n,), right (n,)]``: up to ``per_hand`` vertex indices of each hand (vertices whose main bone is
+    the hand or a finger), spread evenly over it (empty where the rig's hand leads no vertex)."""
+    sk = character.skeleton
+    idx = map_to_canonical(sk).indices
+    main = character.skin_indices[np.arange(len(character.skin_indices)), character.skin_weights.argmax(1)]
+    out = []
+    for side in ("Left", "Right"):
+        bones = _descendants(sk.parents, idx[CANONICAL_JOINTS.index(f"{side}Hand")])
+        verts = np.nonzero(np.isin(main, bones))[0]
+        out.append(verts[farthest_points(character.rest_vertices[verts], per_hand)] if len(verts) else verts)
+    return out
+
+
+def character_proxy(character: Character) -> FigureProxy:
+    """The character's own sizes: mesh height; radii measured on the rest mesh around its joints."""
+    sk = character.skeleton
+    rest = torch.as_tensor(_canonical_tracks(sk.rest_pose().positions, map_to_canonical(sk).indices))
+    v = character.rest_vertices
+    hands = hand_vertex_samples(character, per_hand=10_000)
+    palm = hand_points(rest).numpy()
+    hand_r = [float(np.median(np.linalg.norm(v[h] - palm[k], axis=1))) for k, h in enumerate(hands) if len(h)]
+    human = FigureProxy.human(rest.numpy())
+    return FigureProxy(character.height, human.torso_radius * character.height / human.height,
+                       human.head_radius * character.height / human.height,
+                       float(np.mean(hand_r)) if hand_r else human.hand_radius)

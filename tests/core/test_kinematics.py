@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from core.kinematics import dense_skin_weights, forward_kinematics, linear_blend_skinning, skinning_transforms
@@ -71,3 +72,23 @@ def test_lbs_gradcheck():
 
     q = quat_normalize(torch.randn(2, 3, 4, dtype=torch.float64)).requires_grad_()
     assert torch.autograd.gradcheck(skin, (q,))
+
+
+def test_lbs_per_vertex_gathered_bones_equal_the_shared_layout():
+    torch.manual_seed(0)
+    parents, offsets = _chain()
+    rest = forward_kinematics(parents, offsets, quat_identity(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+    pose = forward_kinematics(parents, offsets, quat_normalize(torch.randn(4, 3, 4, dtype=torch.float64)),
+                              torch.zeros(3, dtype=torch.float64))
+    transforms = skinning_transforms(pose, rest)  # (4, 3, 3, 4)
+    verts = torch.randn(5, 3, dtype=torch.float64)
+    top = torch.tensor([[0, 1], [1, 2], [2, 0], [0, 2], [1, 0]])
+    top_w = torch.softmax(torch.randn(5, 2, dtype=torch.float64), -1)
+    shared = linear_blend_skinning(verts, dense_skin_weights(top, top_w, 3), transforms)  # (4, 5, 3)
+    frame = torch.tensor([3, 0, 2, 2, 1])  # one (frame, vertex) pair each
+    each = linear_blend_skinning(verts, top_w, transforms[frame[:, None], top], per_vertex=True)
+    assert each.shape == (5, 3) and torch.allclose(each, shared[frame, torch.arange(5)], atol=1e-12)
+    with pytest.raises(ValueError, match="per-vertex"):
+        linear_blend_skinning(verts, top_w[:, :1], transforms[frame[:, None], top], per_vertex=True)
+    with pytest.raises(ValueError, match="weights must be"):
+        linear_blend_skinning(verts, top_w, transforms)

@@ -1,11 +1,15 @@
 import numpy as np
+import pytest
 import torch
 
-from core.metrics import acceleration, foot_contacts, foot_skate, jitter
-from core.motion import FOOT_JOINTS
+from core.geometry.penetration import MissingPartsError
+from core.metrics import acceleration, foot_contacts, foot_skate, jdm_error, jitter, penetration_percent
+from core.motion import FOOT_JOINTS, Motion
 from core.skeleton import CANONICAL_JOINTS
+from tests.core.geometry.shapes import BOX, box_and_ball, torso_only, turn_joint
 
 FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
+SPINE = CANONICAL_JOINTS.index("Spine")
 
 
 def test_jitter_is_zero_for_constant_velocity_and_exact_for_known_acceleration():
@@ -39,3 +43,38 @@ def test_acceleration_is_the_same_on_arrays_and_tensors_and_differentiable():
     assert np.allclose(a[3], (p[5] - 2 * p[4] + p[3]) * 900)
     x = torch.as_tensor(p[:5, :2], dtype=torch.float64).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda q: acceleration(q, 24.0).norm(dim=-1), (x,))
+
+
+def test_jdm_error_ignores_scale_and_translation_and_sees_a_pose_change():
+    p = torch.randn(3, 22, 3, dtype=torch.float64)
+    assert jdm_error(p, 2.5 * p + 1.0) < 1e-5  # up to the diagonal's eps
+    assert jdm_error(p, p + 0.1 * torch.randn_like(p)) > 0.01
+
+
+# ---------------------------------------------------------------------------------------------- Pen%
+
+def _inside_box(p: np.ndarray) -> np.ndarray:
+    lo, hi = np.asarray(BOX[0]), np.asarray(BOX[1])
+    return ((p > lo) & (p < hi)).all(-1)
+
+
+def test_pen_percent_is_exact_on_a_ball_in_a_box():
+    c = box_and_ball(ball_joint=SPINE)
+    limb = c.limb_mask
+    expected = _inside_box(c.rest_vertices[limb]).sum() / len(c.rest_vertices) * 100
+    assert 0 < expected < 100 * limb.sum() / len(limb)  # partly inside
+    stats = penetration_percent(c, Motion.rest(c.skeleton))
+    assert stats.per_frame.shape == (1,) and stats.mean == pytest.approx(expected)
+
+    motion = turn_joint(c, SPINE, [0.0, 0.4, -0.9])
+    posed = c.posed_vertices(motion).numpy()
+    exact = _inside_box(posed[:, limb]).sum(1) / len(c.rest_vertices) * 100
+    stats = penetration_percent(c, motion)
+    assert np.allclose(stats.per_frame, exact)
+    assert penetration_percent(c, motion, max_frames=2).frames.tolist() == [0, 2]
+
+
+def test_pen_percent_needs_part_labels():
+    no_limb = torso_only(box_and_ball())
+    with pytest.raises(MissingPartsError, match="blob"):
+        penetration_percent(no_limb, Motion.rest(no_limb.skeleton))

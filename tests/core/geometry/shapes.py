@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.character import PART_NAMES, Character
+from core.motion import Motion
 from core.skeleton import canonical_skeleton
 from tests.synthetic import tpose_offsets
 
@@ -84,3 +85,18 @@ def box_and_ball(ball_centre=(0.0, 1.0, 0.103), ball_radius: float = 0.08, ball_
     w = np.zeros((len(verts), 4))
     w[:, 0] = 1.0
     return Character("box_and_ball", sk, verts, faces, idx, w, parts)
+
+
+def turn_joint(character: Character, joint: int, angles) -> Motion:
+    """Frames that turn one joint about z by ``angles`` (radians): a ball bound to it swings; the box, bound to
+    the hips, stays."""
+    m = Motion.rest(character.skeleton, len(angles))
+    half = np.asarray(angles) / 2
+    m.rotations[:, joint] = np.stack([np.cos(half), 0 * half, 0 * half, np.sin(half)], -1)
+    return m
+
+
+def torso_only(character: Character) -> Character:
+    """The same character, named "blob", with every vertex labelled torso (no limbs for penetration)."""
+    return Character("blob", character.skeleton, character.rest_vertices, character.faces, character.skin_indices,
+                     character.skin_weights, np.full(len(character.parts), PART_NAMES.index("torso")))

@@ -2,49 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.character import PART_NAMES, Character
-from core.geometry.penetration import (MissingPartsError, PenetrationModel, body_and_limb_masks, penetration_loss,
-                                       penetration_percent)
+from core.geometry.penetration import MissingPartsError, PenetrationModel, body_and_limb_masks
 from core.kinematics import skinning_transforms
-from core.motion import Motion
 from core.skeleton import CANONICAL_JOINTS
-from tests.core.geometry.shapes import BOX, box_and_ball
+from tests.core.geometry.shapes import box_and_ball, torso_only, turn_joint
 
 SPINE = CANONICAL_JOINTS.index("Spine")
 ARM = CANONICAL_JOINTS.index("LeftArm")
-
-
-def _inside_box(p: np.ndarray) -> np.ndarray:
-    lo, hi = np.asarray(BOX[0]), np.asarray(BOX[1])
-    return ((p > lo) & (p < hi)).all(-1)
-
-
-def _rest(character: Character, frames: int = 1) -> Motion:
-    return Motion.rest(character.skeleton, frames)
-
-
-def _turn(character: Character, joint: int, angles) -> Motion:
-    """Frames that turn one joint about z (a ball bound to it swings; the box, bound to the hips, stays)."""
-    m = _rest(character, len(angles))
-    half = np.asarray(angles) / 2
-    m.rotations[:, joint] = np.stack([np.cos(half), 0 * half, 0 * half, np.sin(half)], -1)
-    return m
-
-
-def test_pen_percent_is_exact_on_a_ball_in_a_box():
-    c = box_and_ball(ball_joint=SPINE)
-    limb = c.limb_mask
-    expected = _inside_box(c.rest_vertices[limb]).sum() / len(c.rest_vertices) * 100
-    assert 0 < expected < 100 * limb.sum() / len(limb)  # partly inside
-    stats = penetration_percent(c, _rest(c))
-    assert stats.per_frame.shape == (1,) and stats.mean == pytest.approx(expected)
-
-    motion = _turn(c, SPINE, [0.0, 0.4, -0.9])
-    posed = c.posed_vertices(motion).numpy()
-    exact = _inside_box(posed[:, limb]).sum(1) / len(c.rest_vertices) * 100
-    stats = penetration_percent(c, motion)
-    assert np.allclose(stats.per_frame, exact)
-    assert penetration_percent(c, motion, max_frames=2).frames.tolist() == [0, 2]
 
 
 def test_penetration_model_sdf_at_rest_and_posed():
@@ -59,17 +23,16 @@ def test_penetration_model_sdf_at_rest_and_posed():
     assert phi[4] >= 0.05  # beyond the grid: its border's value, positive (a lower bound of the distance)
 
     # The limb's own SDF follows the pose: swinging the arm (and the ball) up out of the box ends the penetration.
-    motion = _turn(c, ARM, [0.0, np.pi / 2])
+    motion = turn_joint(c, ARM, [0.0, np.pi / 2])
     t = skinning_transforms(motion.fk(), rest)
     phi = model.limb_sdf(t)
     assert (phi[0] < 0).any() and (phi[1] > 0).all()
-    assert penetration_loss(phi)[0] > 0 and penetration_loss(phi)[1] == 0
 
 
 def test_body_sdf_gradcheck():
     c = box_and_ball(ball_joint=SPINE)
     model = PenetrationModel.from_character(c, cell=0.03, dtype=torch.float64)
-    motion = _turn(c, SPINE, [0.3])
+    motion = turn_joint(c, SPINE, [0.3])
     t = skinning_transforms(motion.fk(), c.skeleton.rest_pose())[0]
     g = torch.Generator().manual_seed(0)
     pts = (torch.rand(6, 3, generator=g, dtype=torch.float64) - 0.5) * torch.tensor([0.3, 0.4, 0.2],
@@ -83,7 +46,7 @@ def test_body_sdf_gradcheck():
 def test_per_point_and_per_pose_sdf_agree_and_resume_from_their_weights():
     c = box_and_ball(ball_joint=ARM)
     model = PenetrationModel.from_character(c, cell=0.02, dtype=torch.float64)
-    t = skinning_transforms(_turn(c, ARM, [0.0, 0.5, 1.2]).fk(), c.skeleton.rest_pose())  # (3, J, 3, 4)
+    t = skinning_transforms(turn_joint(c, ARM, [0.0, 0.5, 1.2]).fk(), c.skeleton.rest_pose())  # (3, J, 3, 4)
     points = model.limb_vertices(t)[:, :40]  # (3, 40, 3)
     bones = t[:, model.bones].flatten(-2)  # (3, K, 12)
     phi, w = model.sdf_per_pose(points, bones)
@@ -97,10 +60,8 @@ def test_per_point_and_per_pose_sdf_agree_and_resume_from_their_weights():
 
 
 def test_missing_labels_give_a_clear_error():
-    c = box_and_ball()
-    no_limb = Character("blob", c.skeleton, c.rest_vertices, c.faces, c.skin_indices, c.skin_weights,
-                        np.full(len(c.parts), PART_NAMES.index("torso")))
+    no_limb = torso_only(box_and_ball())
     with pytest.raises(MissingPartsError, match="no vertices labelled as arm/hand"):
         body_and_limb_masks(no_limb)
     with pytest.raises(MissingPartsError, match="blob"):
-        penetration_percent(no_limb, _rest(no_limb))
+        PenetrationModel.from_character(no_limb)

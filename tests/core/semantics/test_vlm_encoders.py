@@ -11,7 +11,7 @@ from core.semantics.base import frames_to_tensor
 from core.semantics.blip2 import Blip2Encoder
 from core.semantics.clip import ClipEncoder
 from core.skeleton import canonical_skeleton
-from tests.core.semantics.tiny_models import tiny_blip2, tiny_clip, tiny_tokenizer
+from core.semantics.tiny_models import tiny_blip2, tiny_clip, tiny_tokenizer
 from tests.synthetic import tpose_offsets
 
 

@@ -3,14 +3,15 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from core.character import PART_NAMES, Character
+from core.character import Character
 from core.character_library import load_character
 from core.motion import Motion
 from core.optimize import OptimizeConfig, optimize_motion, spline_basis
 from core.semantics.base import SemanticEncoder
 from core.semantics.blip2 import Blip2Encoder
 from core.skeleton import CANONICAL_JOINTS
-from tests.core.semantics.tiny_models import tiny_blip2, tiny_tokenizer
+from core.semantics.tiny_models import tiny_blip2, tiny_tokenizer
+from tests.core.geometry.shapes import torso_only
 
 J = {n: i for i, n in enumerate(CANONICAL_JOINTS)}
 
@@ -104,8 +105,7 @@ def test_a_fist_sunk_into_a_huge_head_comes_out_still_touching_it(shared_data):
 def test_the_jitter_hinge_keeps_a_slow_dance_calm(shared_data):
     # Bandai's short dance (0.11 m/s² mean acceleration) on Sporty_Granny: the hands sweep through the hips and
     # bust, and the correction's small added accelerations are a large share of so slow a clip's jitter.
-    from core.metrics import jitter
-    from core.optimize import canonical_positions
+    from core.metrics import canonical_positions, jitter
 
     source, start, granny = _bench_case(shared_data, "Sporty_Granny", "dance")
 
@@ -128,8 +128,7 @@ def test_all_joints_free_keeps_the_feet_planted(bob):
 
 
 def test_character_without_limb_labels_is_refined_for_semantics_only(bob):
-    blob = Character("blob", bob.skeleton, bob.rest_vertices, bob.faces, bob.skin_indices, bob.skin_weights,
-                     np.full(len(bob.parts), PART_NAMES.index("torso")))
+    blob = torso_only(bob)
     start = _arms_into_belly(blob, frames=8)
     result = optimize_motion(start, start, blob, config=OptimizeConfig(iterations=5), measure=False)
     assert any("penetration not corrected" in n and "arm/hand" in n for n in result.notes)

@@ -1,4 +1,8 @@
-"""Tiny random BLIP-2 and CLIP models and an in-memory tokenizer, built from configs (nothing downloaded)."""
+"""Tiny random BLIP-2 and CLIP models and an in-memory tokenizer, built from configs (nothing downloaded).
+
+For tests and benchmarks: they exercise the real encoder code paths (and give a full-size random model a
+tokenizer) on machines without downloaded weights. Their embeddings mean nothing.
+"""
 from __future__ import annotations
 
 import torch

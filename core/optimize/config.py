@@ -1,0 +1,80 @@
+"""Weights and schedule of stage II, and which joints it may move (see :mod:`core.optimize` for the why)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["OptimizeConfig", "UPPER_BODY", "ARM_AND_HAND_JOINTS", "FREE_JOINTS"]
+
+UPPER_BODY: tuple[str, ...] = ("Spine", "Spine1", "Spine2", "Neck", "Head", "LeftShoulder", "LeftArm", "LeftForeArm",
+                               "LeftHand", "RightShoulder", "RightArm", "RightForeArm", "RightHand")
+# Canonical joints whose stay-close weight is ``stay_close_arm``: the arms are what penetration must move.
+ARM_AND_HAND_JOINTS: frozenset[str] = frozenset({"LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand",
+                                                 "RightShoulder", "RightArm", "RightForeArm", "RightHand"})
+FREE_JOINTS = ("upper", "all")
+
+
+@dataclass
+class OptimizeConfig:
+    """Weights and schedule of the per-clip optimisation (see :mod:`core.optimize`).
+
+    lambda_sem, lambda_pen: the paper's λ_s and λ_p (0.1, 1). pen_peak: λ_pen is ramped from lambda_pen to this
+    over the first ``ramp`` fraction of the iterations, then held at pen_final. pen_margin: limb vertices are
+    pushed this far out of the body, in figure heights (covers the grid's approximation). stay_close /
+    stay_close_arm: weight of the 6D distance to the start for trunk and arm joints. smooth: weight of the
+    correction's second difference in time. jitter: weight of the hinge on each joint's acceleration magnitude
+    rising above the start's. contact: weight that keeps sunk hand contacts within ``contact_slack`` × the
+    contact tolerance of the surface. foot: weight of the foot joints' displacement on contact frames.
+    iterations: the most Adam steps; lr: Adam's step size on the correction's spline controls (6D entries).
+    knot_seconds: spacing of the correction's B-spline knots in time. patience / tolerance: stop when the
+    loss improved by less than ``tolerance`` (relative) over the last ``patience`` steps (after the ramp).
+    free_joints: "upper" or "all". refresh: steps between re-selecting which limb vertices are near the body.
+    max_limb_vertices: the loss uses at most this many limb vertices, spread evenly (Pen% counts them all).
+    frames_per_step: frames rendered per step by image supervisors (the paper's batch of 4).
+    threads: torch's intra-op threads during the call (restored after; None leaves them alone). One is the
+    default because the tensors are small: with two threads on a shared 2-core machine every operation waits
+    for the other thread to be scheduled (measured: 8 ms instead of 10 µs for a 75k-element product).
+    skeletal_weights: keyword arguments of the default :class:`~core.semantics.skeletal.SkeletalEncoder`.
+    """
+
+    lambda_sem: float = 0.1
+    lambda_pen: float = 1.0
+    pen_peak: float = 10.0
+    pen_final: float = 10.0
+    ramp: float = 0.3
+    pen_margin: float = 0.003
+    stay_close: float = 1.0
+    stay_close_arm: float = 0.05
+    smooth: float = 5.0
+    jitter: float = 1.0
+    contact: float = 0.5
+    contact_slack: float = 0.5
+    foot: float = 1e4
+    iterations: int = 120
+    lr: float = 0.02
+    knot_seconds: float = 0.25
+    patience: int = 30
+    tolerance: float = 2e-3
+    free_joints: str = "upper"
+    refresh: int = 10
+    max_limb_vertices: int = 384
+    frames_per_step: int = 4
+    threads: int | None = 1
+    skeletal_weights: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raises ValueError for a setting the optimiser cannot use (checked when a call starts, so a config
+        can be built field by field)."""
+        if self.free_joints not in FREE_JOINTS:
+            raise ValueError(f"free_joints must be 'upper' or 'all', got {self.free_joints!r}")
+
+    @property
+    def ramp_steps(self) -> int:
+        """Steps over which λ_pen ramps up; the loss's weights are final from then on."""
+        return max(1, int(self.ramp * self.iterations))
+
+    def pen_weight(self, step: int) -> float:
+        """λ_pen at ``step``: lambda_pen ramped linearly to pen_peak over :attr:`ramp_steps`, then pen_final."""
+        ramp_steps = self.ramp_steps
+        if step >= ramp_steps:
+            return self.pen_final
+        return self.lambda_pen + (self.pen_peak - self.lambda_pen) * step / ramp_steps

@@ -1,0 +1,196 @@
+"""The optimisation itself: the problem (fixed for a run), the total loss at one step, and Adam's loop."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..geometry.penetration import PenetrationModel
+from ..kinematics import linear_blend_skinning
+from ..metrics import acceleration
+from ..motion import FOOT_JOINTS
+from ..semantics.skeletal import FigureProxy, contact_tolerance, skeletal_features
+from ..skeleton import CANONICAL_JOINTS
+from . import terms
+from .config import OptimizeConfig
+from .posing import HandSamples, LimbSamples, Posed, Rig
+from .semantic import SemanticTerm
+
+__all__ = ["StartReference", "Problem", "NearBody", "Descent", "total_loss", "descend"]
+
+Progress = Callable[[float, str], None]
+FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
+
+
+@dataclass(frozen=True, eq=False)
+class StartReference:
+    """The start motion as the terms compare against it.
+
+    feet: ``(T, 4, 3)`` foot-joint positions, metres; planted: ``(T, 4)`` 1 where a foot joint is within 3 % of
+    the height of the clip's lowest (else 0). acc: ``(T - 2, 22, 3)`` joint accelerations, heights / s²;
+    acc_norm: ``(T - 2, 22)`` their magnitudes. sunk: ``(T, 3)`` 1 where the source's hand touches the body
+    (or the other hand) and the start's is inside it.
+    """
+
+    feet: Tensor
+    planted: Tensor
+    acc: Tensor
+    acc_norm: Tensor
+    sunk: Tensor
+
+    @classmethod
+    def of(cls, posed: Posed, source_contacts: Tensor, proxy: FigureProxy, fps: float) -> "StartReference":
+        """From the start ``posed``, the source's ``(T, 3)`` bool hard contacts and the character's proxy."""
+        height = proxy.height
+        with torch.no_grad():
+            positions = posed.positions
+            feet = positions[:, FEET]
+            planted = (feet[..., 1] < feet[..., 1].min() + 0.03 * height).to(positions.dtype)
+            acc = acceleration(positions, fps) / height
+            sunk = source_contacts & (skeletal_features(positions, proxy, posed.body_gap).gaps < 0)
+        return cls(feet, planted, acc, acc.norm(dim=-1), sunk.to(positions.dtype))
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Everything one optimisation needs, fixed for the run.
+
+    x0: ``(T, F, 6)`` the start's 6D angles of the free joints; basis: ``(T, K)`` the correction's spline
+    basis (:func:`~core.optimize.posing.spline_basis`); close_weights: ``(F,)`` each free joint's stay-close
+    weight. proxy: the character's :class:`FigureProxy` (height, hand radius). model, limbs, hands: the
+    penetration SDF and the vertices it is evaluated at (None for a character without limb/body labels).
+    """
+
+    config: OptimizeConfig
+    rig: Rig
+    x0: Tensor
+    basis: Tensor
+    close_weights: Tensor
+    fps: float
+    proxy: FigureProxy
+    semantic: SemanticTerm
+    start: StartReference
+    model: PenetrationModel | None = None
+    limbs: LimbSamples | None = None
+    hands: HandSamples | None = None
+
+    @property
+    def height(self) -> float:
+        return self.proxy.height
+
+    def posed(self, x: Tensor) -> Posed:
+        """The clip at the free joints' 6D angles ``x (T, F, 6)``."""
+        return self.rig.posed(x, self.model, self.hands)
+
+
+class NearBody:
+    """The (frame, limb vertex) pairs the penetration term evaluates, and where each one's inversion of skinning
+    left off (:meth:`PenetrationModel.sdf_at`). Mutable: one per run.
+
+    Every ``refresh`` steps it skins all sampled limb vertices in all frames and keeps those within
+    ``margin + 3 %`` of the height of the body (close enough to get there before the next refresh); in
+    between it evaluates only those, which is what makes a 300-frame clip take seconds.
+    """
+
+    def __init__(self, model: PenetrationModel, limbs: LimbSamples, frames: int, margin: float, height: float,
+                 refresh: int) -> None:
+        self.model, self.limbs, self.margin, self.refresh = model, limbs, margin, refresh
+        self.reach = margin + 0.03 * height
+        K = len(model.bones)
+        dtype, device = limbs.rest.dtype, limbs.rest.device
+        self.blend = torch.full((frames, len(limbs), K), 1.0 / K, dtype=dtype, device=device)  # (T, L, K)
+        self.active: tuple[Tensor, Tensor] | None = None
+
+    def distances(self, transforms: Tensor, step: int) -> Tensor:
+        """``(P,)`` signed distances of the active pairs to the posed body, from ``(T, J, 3, 4)`` transforms
+        (differentiable; P may be 0)."""
+        model, limbs = self.model, self.limbs
+        if self.active is None or step % self.refresh == 0:
+            with torch.no_grad():
+                tf = transforms.detach()
+                phi, self.blend = model.sdf_per_pose(linear_blend_skinning(limbs.rest, limbs.weights, tf),
+                                                     tf[:, model.bones].flatten(-2), weights=self.blend)
+                self.active = torch.nonzero(phi < self.reach, as_tuple=True)
+        frame, vert = self.active
+        if not frame.numel():
+            return transforms.new_zeros(0)
+        v = linear_blend_skinning(limbs.rest[vert], limbs.top_weights[vert],
+                                  transforms[frame[:, None], limbs.top_joints[vert]], per_vertex=True)
+        # Selecting the bones first, then the frames, gathers half as much as both at once.
+        phi, w = model.sdf_at(v, transforms[:, model.bones][frame].flatten(-2), exact_grad=False,
+                              weights=self.blend[frame, vert])
+        self.blend[frame, vert] = w.detach()  # the next step resumes the inversion from here
+        return phi
+
+
+def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None) -> Tensor:
+    """The weighted sum of every term at the free joints' 6D angles ``x (T, F, 6)`` (a scalar tensor)."""
+    c, start, height = problem.config, problem.start, problem.height
+    T = x.shape[0]
+    posed = problem.posed(x)
+    loss_pen = x.new_zeros(())
+    if near is not None:
+        loss_pen = terms.penetration(near.distances(posed.transforms, step), near.margin, T, height)
+    loss_sem = problem.semantic(posed, step)
+    dx = x - problem.x0
+    loss_close = terms.stay_close(dx, problem.close_weights)
+    loss_smooth = loss_jitter = dx.new_zeros(())
+    if T > 2:
+        acc = acceleration(posed.positions, problem.fps) / height  # heights / s²
+        loss_smooth = terms.added_acceleration(acc, start.acc)
+        loss_jitter = terms.acceleration_hinge(acc, start.acc_norm)
+    loss_contact = dx.new_zeros(())
+    if c.contact and start.sunk.any():
+        gaps = skeletal_features(posed.positions, problem.proxy, posed.body_gap).gaps
+        loss_contact = terms.sunk_contacts(gaps, start.sunk, c.contact_slack * contact_tolerance(height), height)
+    loss_foot = terms.foot_slide(posed.positions[:, FEET], start.feet, start.planted, height)
+    return (c.lambda_sem * loss_sem + c.pen_weight(step) * loss_pen + loss_close + c.smooth * loss_smooth
+            + c.jitter * loss_jitter + c.contact * loss_contact + c.foot * loss_foot)
+
+
+@dataclass
+class Descent:
+    """What the loop ends with: best: ``(T, F, 6)`` the angles of the best step (the last one during the
+    ramp), steps: Adam steps taken, history: the total loss per step."""
+
+    best: Tensor
+    steps: int
+    history: list[float] = field(default_factory=list)
+
+
+def descend(problem: Problem, progress: Progress) -> Descent:
+    """Adam on the correction's spline controls until ``config.iterations`` or the loss stalls after the ramp
+    (less than ``tolerance`` relative improvement over ``patience`` steps); keeps the best step."""
+    config, x0 = problem.config, problem.x0
+    controls = torch.zeros(problem.basis.shape[1], *x0.shape[1:], dtype=x0.dtype, device=x0.device,
+                           requires_grad=True)
+    optimizer = torch.optim.Adam([controls], lr=config.lr)
+    near = None
+    if problem.model is not None:
+        near = NearBody(problem.model, problem.limbs, x0.shape[0], config.pen_margin * problem.height,
+                        problem.height, config.refresh)
+    out = Descent(x0.clone(), 0)
+    best = math.inf
+    for step in range(config.iterations):
+        out.steps = step + 1
+        x = x0 + torch.einsum("tk,kfc->tfc", problem.basis, controls)
+        total = total_loss(problem, x, step, near)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        value = float(total.detach())
+        out.history.append(value)
+        if step < config.ramp_steps:
+            out.best = x.detach().clone()
+        else:  # the loss's weights are final from here on: keep the best, stop when it stalls
+            if value < best:
+                best, out.best = value, x.detach().clone()
+            if len(out.history) > config.ramp_steps + config.patience:
+                old = out.history[-1 - config.patience]
+                if old - value < config.tolerance * abs(old):
+                    break
+        progress(0.05 + 0.9 * out.steps / config.iterations, "semantic refinement")
+    return out

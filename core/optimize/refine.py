@@ -1,0 +1,138 @@
+"""Stage II's entry point, :func:`optimize_motion`: check the request, build the problem, descend, measure."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import torch
+
+from ..character import Character
+from ..geometry.penetration import MissingPartsError, PenetrationModel
+from ..metrics import SourceClip, measure_clip
+from ..motion import Motion
+from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous
+from ..semantics.skeletal import SkeletalEncoder, character_proxy
+from ..skeleton import CANONICAL_JOINTS, map_to_canonical
+from .config import ARM_AND_HAND_JOINTS, UPPER_BODY, OptimizeConfig
+from .loop import Problem, Progress, StartReference, descend
+from .posing import HandSamples, LimbSamples, Rig, spline_basis
+from .request import Request
+from .result import OptimizeResult, SemanticDistance
+from .semantic import semantic_term
+
+__all__ = ["optimize_motion"]
+
+
+def _no_progress(fraction: float, stage: str) -> None:
+    pass
+
+
+def optimize_motion(source: Motion, start: Motion, character: Character, *, supervisor=None,
+                    config: OptimizeConfig | None = None, progress: Progress = _no_progress,
+                    device: str | torch.device | None = None, measure: bool = True,
+                    max_mesh_frames: int | None = None, source_frames=None, source_camera=None) -> OptimizeResult:
+    """Refine ``start`` (a motion on ``character``'s skeleton) against ``source``.
+
+    Args:
+        source: the motion that was retargeted (any mappable rig), same frames as ``start``.
+        start: the retargeter's output on ``character.skeleton``.
+        supervisor: a semantic encoder or a :class:`core.semantics.Supervisor`; the skeletal one when None.
+        config: weights and schedule (:class:`OptimizeConfig`; its defaults when None).
+        progress: called with (fraction in [0, 1], stage name).
+        device: "cpu", "cuda", ... (default: CPU).
+        measure: compute before/after metrics (a few seconds on long clips).
+        max_mesh_frames: measure Pen% and contacts on at most this many evenly spaced frames.
+        source_frames: for a video source, its frames ``(T, H, W, 3)`` uint8: image supervisors embed these
+            instead of renders of a mannequin. source_camera: the video's camera (a preview ``Camera``).
+
+    Raises:
+        ValueError: start is not on the character's skeleton, the clips differ in length, a bad config.
+
+    Out of GPU memory with an image supervisor, it starts again with the skeletal one and says so in notes.
+    """
+    description = None
+    if isinstance(supervisor, tuple) and hasattr(supervisor, "encoder"):  # a core.semantics.Supervisor
+        supervisor, description = supervisor.encoder, supervisor.description
+    request = Request(source, start, character, supervisor, description, config or OptimizeConfig(),
+                      torch.device(device or "cpu"), measure, max_mesh_frames, source_frames, source_camera)
+    request.check()
+    threads = torch.get_num_threads()
+    if request.config.threads:
+        torch.set_num_threads(request.config.threads)
+    try:
+        try:
+            return _optimize(request, progress)
+        except torch.cuda.OutOfMemoryError:
+            if getattr(supervisor, "kind", None) == "skeleton":
+                raise
+            torch.cuda.empty_cache()
+            result = _optimize(replace(request, supervisor=None, description=None, source_frames=None,
+                                       source_camera=None), progress)
+            result.notes.append(f"out of GPU memory with {description or supervisor}: used the skeletal "
+                                "supervisor instead")
+            result.supervisor = "skeletal fallback: out of GPU memory with the vision-language model"
+            return result
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _optimize(request: Request, progress: Progress) -> OptimizeResult:
+    """The work of :func:`optimize_motion` for a checked request."""
+    supervisor = request.supervisor or SkeletalEncoder(**request.config.skeletal_weights)
+    described = request.description or getattr(supervisor, "description", None) or f"{supervisor.name} supervisor"
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    progress(0.0, "preparing semantic refinement")
+    source = SourceClip.of(request.source)  # its canonical positions serve the loss and both measurements
+    problem = _problem(request, supervisor, source, notes)
+    descent = descend(problem, progress)
+    start = request.start
+    with torch.no_grad():
+        R = problem.rig.local_rotations(descent.best)
+        q = quat_make_continuous(matrix_to_quat(R.double()), dim=0).cpu().numpy()
+    result = Motion(start.skeleton, q, start.root_positions.copy(), start.fps, start.name)
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        frames, sem_before = problem.semantic.distances(problem.posed(problem.x0))
+        _, sem_after = problem.semantic.distances(problem.posed(descent.best))
+    before = after = None
+    if request.measure:
+        progress(0.96, "measuring")
+        before = measure_clip(source, start, request.character, request.max_mesh_frames)
+        after = measure_clip(source, result, request.character, request.max_mesh_frames)
+    progress(1.0, "semantic refinement done")
+    return OptimizeResult(result, before, after, described, descent.steps, seconds, descent.history, notes,
+                          SemanticDistance(frames, sem_before, sem_after))
+
+
+def _problem(request: Request, supervisor, source: SourceClip, notes: list[str]) -> Problem:
+    """Everything the loop needs, on the request's device (float32: plenty for angles and a few mm)."""
+    character, start, config, device = request.character, request.start, request.config, request.device
+    dtype = torch.float32
+    mapping = map_to_canonical(character.skeleton).indices
+    wanted = CANONICAL_JOINTS if config.free_joints == "all" else UPPER_BODY
+    free = sorted({mapping[CANONICAL_JOINTS.index(n)] for n in wanted} - {-1})
+    arm = {mapping[CANONICAL_JOINTS.index(n)] for n in ARM_AND_HAND_JOINTS}
+    try:
+        model = PenetrationModel.from_character(character, dtype=dtype, device=device)
+    except MissingPartsError as e:
+        model = None
+        notes.append(f"penetration not corrected: {e}")
+    rig = Rig.of(start, mapping, free, dtype, device)
+    x0 = matrix_to_rot6d(rig.start[:, rig.free])  # (T, F, 6)
+    dense = character.dense_weights(dtype).to(device)
+    proxy = character_proxy(character)
+    semantic = semantic_term(supervisor, request, source, proxy)
+    limbs = hands = None
+    if model is not None:
+        limbs = LimbSamples.of(character, model, dense, config.max_limb_vertices)
+        hands = HandSamples.of(character, dense)
+    with torch.no_grad():
+        posed0 = rig.posed(x0, model, hands)
+    reference = StartReference.of(posed0, torch.as_tensor(source.contacts, device=device), proxy, start.fps)
+    return Problem(
+        config=config, rig=rig, x0=x0,
+        basis=spline_basis(start.num_frames, config.knot_seconds * start.fps, dtype).to(device),
+        close_weights=torch.tensor([config.stay_close_arm if j in arm else config.stay_close for j in free],
+                                   dtype=dtype, device=device),
+        fps=start.fps, proxy=proxy, semantic=semantic, start=reference, model=model, limbs=limbs, hands=hands)

@@ -1,0 +1,42 @@
+"""What :func:`~core.optimize.optimize_motion` was asked, checked up front."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..character import Character
+from ..motion import Motion
+from .config import OptimizeConfig
+
+__all__ = ["Request"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What :func:`~core.optimize.optimize_motion` was asked, see its arguments. supervisor: an encoder (None: the skeletal
+    one); description: plain words on it from :func:`core.semantics.select_supervisor`, if any."""
+
+    source: Motion
+    start: Motion
+    character: Character
+    supervisor: Any
+    description: str | None
+    config: OptimizeConfig
+    device: torch.device
+    measure: bool
+    max_mesh_frames: int | None
+    source_frames: Any = None
+    source_camera: Any = None
+
+    def check(self) -> None:
+        """Raises ValueError for inputs the optimiser cannot use."""
+        sk = self.character.skeleton
+        if self.start.skeleton.names != sk.names or not np.allclose(self.start.skeleton.offsets, sk.offsets, atol=1e-6):
+            raise ValueError(f"the start motion is not on character {self.character.name!r}'s skeleton")
+        if self.source.num_frames != self.start.num_frames:
+            raise ValueError(f"source and start differ in length: {self.source.num_frames} vs "
+                             f"{self.start.num_frames} frames")
+        self.config.validate()
