@@ -1,0 +1,90 @@
+"""The user's own character comes back whole: exports animate the uploaded file itself (its meshes, materials,
+images and every bone under its own name), and the animated bones land where the result motion puts them."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+
+from core.character_library import load_character, save_user_character
+from core.io.blender import blender_available
+from core.io.character_import import import_character, import_file
+from core.io.export import export_character_motion_files
+from core.retarget.copy import copy_retarget
+from core.skeleton import canonical_skeleton, map_to_canonical
+
+from ...conftest import SHARED_DATA, SHARED_DATA_MISSING
+from ...synthetic import random_motion, tpose_offsets
+
+pytestmark = pytest.mark.skipif(not blender_available(), reason="bpy (Blender as a Python module) not installed")
+
+
+def _shared(name: str):
+    path = SHARED_DATA / "characters" / name
+    if not path.exists():
+        pytest.skip(SHARED_DATA_MISSING if not SHARED_DATA.is_dir() else f"{name} absent from the shared data")
+    return path
+
+
+def _assimp_counts(path) -> dict[str, int]:
+    """Meshes, materials and embedded textures as an independent reader (assimp) sees them."""
+    out = subprocess.run(["assimp", "info", str(path)], capture_output=True, text=True, timeout=120).stdout
+    return {key: int(re.search(rf"^{key}:\s+(\d+)", out, re.M).group(1))
+            for key in ("Meshes", "Materials", "Textures \\(embed.\\)")}
+
+
+def _imported(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return import_file(path, want_mesh=True)
+
+
+@pytest.mark.parametrize("name", ["Xbot.glb", "Samba_Dancing.fbx", "Soldier.glb"])
+def test_own_character_is_animated_whole(name, tmp_path):
+    src = _shared(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        character = import_character(src)
+    assert character.source == src.resolve()
+    motion = copy_retarget(random_motion(canonical_skeleton(tpose_offsets(1.7)), frames=24, seed=2),
+                           character.skeleton)
+    paths = export_character_motion_files(character, motion, [tmp_path / "own.fbx", tmp_path / "own.glb"])
+    original = _imported(src)
+    file_frame = import_file(src, want_mesh=False, want_animations=False).skeleton
+    mapped = [k for k in map_to_canonical(character.skeleton).indices if k >= 0]
+    for path in paths:
+        back = _imported(path)
+        # Every bone of the upload, under its own name, in the same hierarchy; the mesh moves with them.
+        assert back.skeleton.names == original.skeleton.names
+        assert back.skeleton.parents == original.skeleton.parents
+        assert len(back.meshes) == len(original.meshes)
+        assert [m.name for m in back.motions] == ["mixamo.com"] and back.motions[0].num_frames == 24
+        # The canonical joints land where the result puts them, in the file's own frame: a character stands on
+        # y = 0 here, a file keeps its origin where its author put it (animations are read in that frame).
+        got = back.motions[0].positions()[:, mapped] - (file_frame.offsets[0] - character.skeleton.offsets[0])
+        assert np.abs(got - motion.positions()[:, mapped]).max() < 1e-3, path.name
+        if shutil.which("assimp"):
+            got, want = _assimp_counts(path), _assimp_counts(src)
+            if path.suffix == ".fbx":  # Blender's FBX exporter embeds base-colour maps, not normal maps
+                key = "Textures \\(embed.\\)"
+                assert (got.pop(key) > 0) == (want.pop(key) > 0), path.name
+            assert got == want, path.name
+
+
+def test_own_character_skeleton_only_and_the_library_keeps_the_file(tmp_path, monkeypatch):
+    src = _shared("Xbot.glb")
+    monkeypatch.setenv("SMT_HOME", str(tmp_path / "home"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = save_user_character(import_character(src), "bot")
+        character = load_character("bot")
+    assert saved.with_suffix(".glb").is_file() and character.source == saved.with_suffix(".glb")
+    motion = copy_retarget(random_motion(canonical_skeleton(tpose_offsets(1.7)), frames=6, seed=1),
+                           character.skeleton)
+    (path,) = export_character_motion_files(character, motion, [tmp_path / "bones.fbx"], skeleton_only=True)
+    back = import_file(path, want_mesh=False)
+    assert back.meshes == [] and len(back.skeleton.names) == len(character.skeleton.names)
