@@ -40,14 +40,31 @@ def _cmd_characters(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace):
-    if args.quiet:
-        return None
+class _ProgressDisplay:
+    """What the CLI shows while a job runs: in a terminal one bar (stage, elapsed, an estimate of what is left);
+    elsewhere (a log, a pipe) one ``[ 42%] stage`` line each time the stage changes."""
 
-    def show(fraction: float, stage: str) -> None:
-        print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
+    def __init__(self) -> None:
+        self.bar = None
+        self.last = ""
+        if sys.stderr.isatty():
+            from tqdm import tqdm
 
-    return show
+            self.bar = tqdm(total=1000, file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{desc:<28.28} {percentage:3.0f}%|{bar}| {elapsed} elapsed, ~{remaining} left")
+
+    def __call__(self, fraction: float, stage: str) -> None:
+        if self.bar is None:
+            if stage != self.last:
+                print(f"[{fraction:4.0%}] {stage}", file=sys.stderr)
+                self.last = stage
+            return
+        self.bar.set_description_str(stage, refresh=False)
+        self.bar.update(max(0, int(round(1000 * min(fraction, 1.0))) - self.bar.n))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _print_report(result) -> None:
@@ -64,7 +81,7 @@ def _print_report(result) -> None:
     if r.supervisor:
         print(f"semantic supervisor: {r.supervisor}")
     for key, value in r.metrics.items():
-        if value.after is not None:
+        if value.after is not None and value.before == value.before:  # NaN: nothing to measure (no contacts)
             print(f"{METRIC_LABELS.get(key, key)}: {value.before:.3g} -> {value.after:.3g}")
     if result.pose is not None:
         pose = result.pose
@@ -95,9 +112,18 @@ def _cmd_job(args: argparse.Namespace) -> int:
         trim = (args.start or 0.0, args.end) if args.start is not None or args.end is not None else None
         options.update(smoothing=args.smoothing, trim=trim, previews=not args.no_video)
     if command == "export":
-        options.update(character=args.character, take=args.take, skeleton_only=args.skeleton_only)
+        options.update(character=args.character, take=args.take)
+    if command != "pose":
+        options.update(skeleton_only=args.skeleton_only)
+    options.update(root=args.root)
     spec = preset(command, args.source, args.out, **options)
-    _print_report(run_job(spec, progress=_progress(args)))
+    progress = None if args.quiet else _ProgressDisplay()
+    try:
+        result = run_job(spec, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    _print_report(result)
     return 0
 
 
@@ -106,6 +132,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     serve(host=args.host, port=args.port, vlm_path=args.vlm)
     return 0
+
+
+def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
+    from core.motion import ROOT_PLACEMENTS
+
+    p.add_argument("--root", choices=ROOT_PLACEMENTS, default="origin",
+                   help="root path in the files: origin (as captured, starting over the origin; default), "
+                        "in_place (no travel) or world (coordinates as they came)")
+    if skeleton:
+        p.add_argument("--skeleton-only", action="store_true",
+                       help="FBX/GLB with the animated skeleton only, no mesh (for your own rig)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most optimisation steps (default: the optimiser's, 120)")
     p.add_argument("--no-foot-locking", action="store_true", help="let stage II move planted feet")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _output_options(p)
     p.set_defaults(func=_cmd_job, command="retarget")
 
     p = sub.add_parser("run", help="the whole flow: video (or motion file) -> animated character files")
@@ -151,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trim", type=float, nargs=2, metavar=("START", "END"), help="use only this part (seconds)")
     p.add_argument("--no-foot-locking", action="store_true", help="let stage II move planted feet")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _output_options(p)
     p.set_defaults(func=_cmd_job, command="run")
 
     p = sub.add_parser("pose", help="video of a person -> motion.bvh (their own skeleton) and source_overlay.mp4")
@@ -162,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=float, default=None, help="use the video up to this second")
     p.add_argument("--no-video", action="store_true", help="skip the overlay video")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _output_options(p, skeleton=False)
     p.set_defaults(func=_cmd_job, command="pose")
 
     p = sub.add_parser("characters", help="list the characters, or import your own")
@@ -176,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--character", required=True, help="character name or .fbx/.glb file")
     p.add_argument("--out", required=True, type=Path, help="output file: .fbx, .glb or .bvh")
     p.add_argument("--take", default=None, help="animation to use when the motion file has several")
-    p.add_argument("--skeleton-only", action="store_true", help="no mesh, just the animated skeleton")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _output_options(p)
     p.set_defaults(func=_cmd_job, command="export")
     return parser
 

@@ -17,7 +17,7 @@ from core.io.bvh import write_bvh
 from core.io.files import staged_output_dir
 from core.io.uploads import check_input_file
 from core.limits import MAX_CLIP_SECONDS
-from core.motion import Motion
+from core.motion import Motion, place_root
 
 from .report import BeforeAfter, JobReport, JobResult
 from .spec import JobSpec
@@ -132,6 +132,8 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     else:
         source = _read_motion_file(spec)
     check_clip_length(source)
+    if spec.character is None:
+        source = place_root(source, spec.root)  # the person's own motion is the result of a pose job
     report = JobReport(frames=source.num_frames, fps=source.fps, source="video" if spec.is_video else "motion file",
                        warnings=list(pose.warnings) if pose is not None else [])
     result = JobResult(report, source, character=character, pose=pose)
@@ -178,6 +180,9 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock) 
         clock.start(Stage.OPTIMISE)
         result.optimization = _optimise(spec, source, retargeted, character, report, clock.within(Stage.OPTIMISE))
         result.final = result.optimization.motion
+    # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
+    result.retargeted = place_root(result.retargeted, spec.root)
+    result.final = place_root(result.final, spec.root)
 
 
 def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path, pool: ThreadPoolExecutor,

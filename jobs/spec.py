@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.character import Character
 from core.errors import InputError
+from core.motion import ROOT_PLACEMENTS
 
 __all__ = ["JobSpec", "OUTPUTS", "MOTION_SUFFIXES", "preset"]
 
@@ -43,7 +44,9 @@ class JobSpec:
         excluded (0 or None: to the end). take: the animation to use when a motion file has several.
     retargeter: "network" (the shipped graph network; Copy when its checkpoint does not load) or "copy".
     outputs: any of "motion", "bvh", "fbx", "glb". previews: write the preview videos; preview_size: one
-        panel's side in pixels. skeleton_only: FBX/GLB without the mesh. name: the result files' stem.
+        panel's side in pixels. skeleton_only: FBX/GLB without the mesh (the animation for the user's own rig).
+    root: where the root's path goes in every file (:func:`core.motion.place_root`): "origin" (as captured,
+        starting over the origin), "in_place" (no travel) or "world" (as it came). name: the result files' stem.
     """
 
     source: Path
@@ -61,6 +64,7 @@ class JobSpec:
     previews: bool = True
     preview_size: int = 384
     skeleton_only: bool = False
+    root: str = "origin"
     name: str = "result"
 
     def __post_init__(self) -> None:
@@ -77,6 +81,8 @@ class JobSpec:
             raise InputError(f"iterations must be at least 1, got {self.iterations}")
         if self.character is None and (self.semantic or set(self.outputs) - {"motion"}):
             raise InputError("a character is needed to write a result or to optimise")
+        if self.root not in ROOT_PLACEMENTS:
+            raise InputError(f"unknown root placement {self.root!r}: choose {', '.join(ROOT_PLACEMENTS)}")
         if not 16 <= self.preview_size <= 2048:
             raise InputError(f"preview size must be 16..2048 pixels, got {self.preview_size}")
 

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 JOB_MAX_AGE_S = 3600
 MAX_UPLOAD = "200mb"
 CHARACTER_SUFFIXES = (".fbx", ".glb")
+# The page's words for core.motion.place_root's placements.
+ROOT_CHOICES = {"Starts at the origin": "origin", "In place (no travel)": "in_place",
+                "As captured (world coordinates)": "world"}
 # The per-frame plots under the report: JobResult.per_frame's key → (title, y-axis title).
 PLOTS = {"pen_percent": ("Penetration per frame, before / after optimisation", "Pen%"),
          "semantic_distance": ("Semantic distance per frame, before / after", "distance to the source")}
@@ -107,7 +110,8 @@ def _report_markdown(result: JobResult) -> str:
 
 def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
                   semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
-                  trim_start: float, trim_end: float, progress: gr.Progress = gr.Progress()):
+                  trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
+                  progress: gr.Progress = gr.Progress()):
     source = motion_file or video
     if not source:
         raise gr.Error("Upload a video (or a BVH/FBX motion file), or press 'Use the sample clip'.", duration=None)
@@ -118,7 +122,8 @@ def run_from_page(video: str | None, motion_file: str | None, character: str, ch
     try:
         spec = JobSpec(source=Path(source), out_dir=job / "out", character=character_file or character,
                        semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
-                       iterations=int(iterations),
+                       iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
+                       skeleton_only=bool(skeleton_only),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=lambda f, stage: progress(f, desc=stage))
     except InputError as e:
@@ -165,6 +170,10 @@ def build_app() -> gr.Blocks:
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
                     iterations = gr.Slider(10, 500, value=OptimizeConfig.iterations, step=10,
                                            label="Optimisation iterations (most; it stops early once converged)")
+                    root = gr.Dropdown(list(ROOT_CHOICES), value=next(iter(ROOT_CHOICES)), label="Root motion",
+                                       elem_id="root")
+                    skeleton_only = gr.Checkbox(value=False, label="Animation only (skeleton, no mesh) in FBX/GLB",
+                                                elem_id="skeleton-only")
                     with gr.Row():
                         trim_start = gr.Number(value=0, label="Trim start (s)", minimum=0)
                         trim_end = gr.Number(value=0, label="Trim end (s, 0 = whole clip)", minimum=0)
@@ -185,7 +194,7 @@ def build_app() -> gr.Blocks:
                              for name, (title, y_title) in PLOTS.items()]
         sample.click(lambda: str(SAMPLE_VIDEO), None, video)
         run.click(run_from_page, [video, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                                  iterations, trim_start, trim_end],
+                                  iterations, trim_start, trim_end, root, skeleton_only],
                   [source_video, result_video, model3d, downloads, report, *plots], api_name="run")
     return demo
 

@@ -82,3 +82,25 @@ def test_resample_and_slice():
     assert r.num_frames == 61 and r.fps == 60
     assert np.abs(r.positions()[::2] - m.positions()).max() < 1e-9
     assert m.slice(5, 10).num_frames == 5
+
+
+def test_place_root_starts_over_the_origin_or_stays_in_place():
+    from core.motion import place_root
+    from core.skeleton import canonical_skeleton
+
+    from ..synthetic import tpose_offsets
+
+    sk = canonical_skeleton(tpose_offsets(1.7))
+    T = 90
+    t = np.arange(T) / 30.0
+    walk = np.stack([3.0 + 1.4 * t, 0.9 + 0.03 * np.sin(12 * t), -2.0 + 0.04 * np.sin(6 * t)], axis=1)
+    m = Motion(sk, np.tile([1.0, 0, 0, 0], (T, 22, 1)), walk, 30.0)
+    origin = place_root(m, "origin")
+    assert np.allclose(origin.root_positions[0], [0.0, walk[0, 1], 0.0])
+    assert np.allclose(np.diff(origin.root_positions, axis=0), np.diff(walk, axis=0))  # the path itself is kept
+    still = place_root(m, "in_place")
+    assert np.abs(still.root_positions[:, 0]).max() < 0.15  # 4.2 m of travel gone; the sway stays
+    assert np.ptp(still.root_positions[:, 2]) > 0.03 and np.allclose(still.root_positions[:, 1], walk[:, 1])
+    assert np.array_equal(place_root(m, "world").root_positions, walk)
+    with pytest.raises(ValueError, match="root placement"):
+        place_root(m, "moon")

@@ -63,7 +63,9 @@ def test_semantic_job_fills_the_typed_report(clip, tmp_path, monkeypatch):
     assert set(r.per_frame) >= {"semantic_distance"}
     assert r.frames == 20 and r.fps == 30 and r.character == "Bob" and r.source == "motion file"
     assert list(r.seconds) == [Stage.READ.label, Stage.RETARGET.label, Stage.OPTIMISE.label]
-    assert result.optimization is not None and result.final is result.optimization.motion
+    assert result.optimization is not None
+    assert np.array_equal(result.final.rotations, result.optimization.motion.rotations)  # only the root was placed
+    assert np.allclose(result.final.root_positions[0, [0, 2]], 0.0)
     fractions = [f for f, _ in progress.calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and progress.calls[-1][1] == "done"
     assert any(what == Stage.OPTIMISE.label for _, what in progress.calls)

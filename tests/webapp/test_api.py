@@ -11,7 +11,8 @@ def _run(client, **overrides):
     from gradio_client import handle_file
 
     args = dict(video=None, motion_file=None, character="Ava", character_file=None, semantic=False, smoothing=0.5,
-                foot_locking=True, iterations=30, trim_start=0, trim_end=0)
+                foot_locking=True, iterations=30, trim_start=0, trim_end=0,
+                root="Starts at the origin", skeleton_only=False)
     args.update(overrides)
     for key in ("video", "motion_file", "character_file"):
         if args[key] is not None:
