@@ -88,3 +88,28 @@ def test_own_character_skeleton_only_and_the_library_keeps_the_file(tmp_path, mo
     (path,) = export_character_motion_files(character, motion, [tmp_path / "bones.fbx"], skeleton_only=True)
     back = import_file(path, want_mesh=False)
     assert back.meshes == [] and len(back.skeleton.names) == len(character.skeleton.names)
+
+
+def test_an_fbx_made_from_an_r2et_shape_is_animated_in_place_of_its_bones(tmp_path):
+    """Nothing Mixamo-specific: a character written by our own exporter from an R2ET test shape, then uploaded."""
+    from bench.bench_optimize import load_r2et_character
+    from core.io.export import export_character_motion
+    from core.motion import Motion
+
+    shape = SHARED_DATA / "characters" / "r2et_shapes" / "Sporty_Granny.npz"
+    if not shape.exists():
+        pytest.skip(SHARED_DATA_MISSING if not SHARED_DATA.is_dir() else "Sporty_Granny.npz absent")
+    made = load_r2et_character(shape)
+    upload = tmp_path / "granny.fbx"
+    export_character_motion(made, Motion.rest(made.skeleton, 2), upload)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        character = import_character(upload)
+    motion = copy_retarget(random_motion(canonical_skeleton(tpose_offsets(1.7)), frames=12, seed=4),
+                           character.skeleton)
+    (path,) = export_character_motion_files(character, motion, [tmp_path / "animated.fbx"])
+    back = _imported(path)
+    file_frame = import_file(upload, want_mesh=False, want_animations=False).skeleton
+    assert back.skeleton.names == character.skeleton.names
+    got = back.motions[0].positions() - (file_frame.offsets[0] - character.skeleton.offsets[0])
+    assert np.abs(got - motion.positions()).max() < 1e-3
