@@ -376,6 +376,10 @@ def _animate_file(bpy, req: dict, a: dict) -> dict:
         _read_file(bpy, req["source"], req["source_format"])
         arm = _pick_armature(bpy)
         _drop_animation(bpy)
+        # A file's static pose (glTF node transforms that differ from the bind pose) goes too: bones the motion
+        # does not drive stand at rest, as _pose_from_world assumes.
+        for pb in arm.pose.bones:
+            pb.matrix_basis.identity()
         if req.get("skeleton_only"):
             for ob in list(bpy.data.objects):
                 if ob.type == "MESH":

@@ -43,8 +43,14 @@ def _imported(path):
         return import_file(path, want_mesh=True)
 
 
-@pytest.mark.parametrize("name", ["Xbot.glb", "Samba_Dancing.fbx", "Soldier.glb"])
-def test_own_character_is_animated_whole(name, tmp_path):
+@pytest.mark.parametrize("name,fmt", [(n, f) for n in ("Xbot.glb", "Samba_Dancing.fbx", "Soldier.glb")
+                                      for f in ("fbx", "glb")] + [
+    ("RobotExpressive.glb", "fbx"),
+    pytest.param("RobotExpressive.glb", "glb", marks=pytest.mark.xfail(
+        strict=True, reason="open: this rig's IK foot (hung from its root bone, re-parented here) lands ~60 cm off "
+                            "after Blender's glTF exporter; its FBX is exact")),
+])
+def test_own_character_is_animated_whole(name, fmt, tmp_path):
     src = _shared(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -52,7 +58,7 @@ def test_own_character_is_animated_whole(name, tmp_path):
     assert character.source == src.resolve()
     motion = copy_retarget(random_motion(canonical_skeleton(tpose_offsets(1.7)), frames=24, seed=2),
                            character.skeleton)
-    paths = export_character_motion_files(character, motion, [tmp_path / "own.fbx", tmp_path / "own.glb"])
+    paths = export_character_motion_files(character, motion, [tmp_path / f"own.{fmt}"])
     original = _imported(src)
     file_frame = import_file(src, want_mesh=False, want_animations=False).skeleton
     mapped = [k for k in map_to_canonical(character.skeleton).indices if k >= 0]
@@ -72,6 +78,10 @@ def test_own_character_is_animated_whole(name, tmp_path):
             if path.suffix == ".fbx":  # Blender's FBX exporter embeds base-colour maps, not normal maps
                 key = "Textures \\(embed.\\)"
                 assert (got.pop(key) > 0) == (want.pop(key) > 0), path.name
+            # assimp counts glTF primitives as meshes: Blender joins a mesh's primitives that share a material
+            # (RobotExpressive: 21 -> 19), the mesh objects themselves are all there (checked above).
+            if src.suffix == ".glb":
+                got.pop("Meshes"), want.pop("Meshes")
             assert got == want, path.name
 
 
