@@ -7,6 +7,7 @@
     python app.py characters                        list the built-in characters (and your imported ones)
     python app.py characters --import hero.fbx      add your own character (Mixamo FBX, GLB) to your library
     python app.py export clip.bvh --character Ava --out out/result.fbx   animated character as .fbx/.glb/.bvh
+    python app.py batch takes/ --character Ava --out out/ [--workers N] [--address HOST:PORT] [--resume]
 """
 from __future__ import annotations
 
@@ -127,6 +128,38 @@ def _cmd_job(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_batch(args: argparse.Namespace) -> int:
+    """Every clip of the inputs as one job each, on a local Ray or a cluster; a summary as clips finish."""
+    from jobs.batch import run_batch
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=1, unit="clip", file=sys.stderr, dynamic_ncols=True,
+                   bar_format="{n}/{total} clips |{bar}| {elapsed} elapsed, ~{remaining} left {postfix}")
+
+    def progress(done: int, total: int, row) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_postfix_str(f"{Path(row.clip).name}: {row.status}", refresh=False)
+            bar.update(done - bar.n)
+
+    try:
+        rows = run_batch(args.inputs, args.out, workers=args.workers, address=args.address, resume=args.resume,
+                         progress=progress, character=args.character, semantic=args.semantic, vlm_path=args.vlm,
+                         root=args.root, skeleton_only=args.skeleton_only)
+    finally:
+        if bar is not None:
+            bar.close()
+    failed = [r for r in rows if r.status == "failed"]
+    print(f"{len(rows) - len(failed)} of {len(rows)} clips done "
+          f"({sum(r.status == 'skipped' for r in rows)} from an earlier run); summary: {args.out / 'summary.csv'}")
+    for r in failed:
+        print(f"failed: {Path(r.clip).name}: {r.error}")
+    return 1 if failed else 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from webapp.ui import serve
 
@@ -203,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _output_options(p, skeleton=False)
     p.set_defaults(func=_cmd_job, command="pose")
+
+    p = sub.add_parser("batch", help="many clips (files and folders) at once, locally or on a Ray cluster")
+    p.add_argument("inputs", nargs="+", type=Path, help="videos, motion files (.bvh/.fbx/.glb) and folders of them")
+    p.add_argument("--character", required=True, help="built-in character name, or a .fbx/.glb file")
+    p.add_argument("--out", required=True, type=Path, help="output folder: one subfolder per clip, summary.csv/json")
+    p.add_argument("--semantic", action="store_true", help="semantic + penetration optimisation")
+    p.add_argument("--vlm", default=None, help="BLIP-2 or CLIP weights folder for --semantic (default: $SMT_VLM_PATH)")
+    p.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray (default: all cores)")
+    p.add_argument("--address", default=None, help="join this Ray cluster (e.g. 10.0.0.5:6379) instead")
+    p.add_argument("--resume", action="store_true", help="skip clips whose outputs are complete")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _output_options(p)
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("characters", help="list the characters, or import your own")
     p.add_argument("--import", dest="import_file", type=Path, default=None, metavar="FILE",
