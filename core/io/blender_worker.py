@@ -233,23 +233,30 @@ def _export(bpy, req: dict, a: dict) -> dict:
         t = time.perf_counter()
         _clear_scene(bpy)
         arm = _build_armature(bpy, req, a, fmt)
-        mesh = _build_mesh(bpy, arm, req, a, fmt) if req["has_mesh"] else None
+        if req["has_mesh"]:
+            _build_mesh(bpy, arm, req, a, fmt)
         _animate(bpy, arm, req, a, fmt)
-        if mesh is not None and fmt == "fbx":
-            # The exporter bakes the animation by stepping through the frames; a skinned mesh would be deformed
-            # on every step for nothing. It finds the skin from the modifier whether it is shown or not.
-            mesh.modifiers["Armature"].show_viewport = False
-            mesh.modifiers["Armature"].show_render = False
         seconds[f"build_{fmt}"] = time.perf_counter() - t
         t = time.perf_counter()
-        if fmt == "fbx":
-            _write_fbx(bpy, path, req["take"], embed=False)
-        else:
-            _write_glb(bpy, path, morphs=False)
+        _write(bpy, fmt, path, req["take"], whole_file=False)
         seconds[f"write_{fmt}"] = time.perf_counter() - t
-        if not Path(path).is_file():
-            raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
     return {"seconds": seconds}
+
+
+def _write(bpy, fmt: str, path: str, take: str, whole_file: bool) -> None:
+    """Write the scene as FBX or GLB; ``whole_file``: the user's own file (its images embedded, shape keys kept)."""
+    if fmt == "fbx":
+        # The exporter bakes the animation by stepping through the frames; skinned meshes would be deformed on
+        # every step for nothing. It finds the skin from the modifier whether it is shown or not.
+        for ob in bpy.data.objects:
+            for mod in ob.modifiers:
+                if mod.type == "ARMATURE":
+                    mod.show_viewport = mod.show_render = False
+        _write_fbx(bpy, path, take, embed=whole_file)
+    else:
+        _write_glb(bpy, path, morphs=whole_file)
+    if not Path(path).is_file():
+        raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
 
 
 def _write_fbx(bpy, path: str, take: str, embed: bool) -> None:
@@ -389,17 +396,8 @@ def _animate_file(bpy, req: dict, a: dict) -> dict:
         _key_bones(bpy, arm, req["take"], rotations, locations, float(req["fps"]), fmt)
         seconds[f"build_{fmt}"] = time.perf_counter() - t
         t = time.perf_counter()
-        if fmt == "fbx":
-            for ob in bpy.data.objects:  # the bake steps through frames: no need to deform meshes on each
-                for mod in ob.modifiers:
-                    if mod.type == "ARMATURE":
-                        mod.show_viewport = mod.show_render = False
-            _write_fbx(bpy, path, req["take"], embed=True)
-        else:
-            _write_glb(bpy, path, morphs=True)
+        _write(bpy, fmt, path, req["take"], whole_file=True)
         seconds[f"write_{fmt}"] = time.perf_counter() - t
-        if not Path(path).is_file():
-            raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
     return {"seconds": seconds, "keyed": sorted(rotations), "located": sorted(locations)}
 
 
