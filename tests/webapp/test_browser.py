@@ -1,12 +1,15 @@
 """A real browser (Debian's chromium driven by Playwright) uses the page like a person would."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists() and os.environ.get("CI") == "true":  # CI installs it: a missing browser is a failure
+    raise RuntimeError("CI=true but Debian's chromium is missing: .ci/run should have installed it")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="Debian's chromium is not installed (apt-get install chromium)")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
