@@ -195,7 +195,8 @@ def build_app() -> gr.Blocks:
         sample.click(lambda: str(SAMPLE_VIDEO), None, video)
         run.click(run_from_page, [video, motion_file, character, character_file, semantic, smoothing, foot_locking,
                                   iterations, trim_start, trim_end, root, skeleton_only],
-                  [source_video, result_video, model3d, downloads, report, *plots], api_name="run")
+                  [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
+                  show_progress_on=result_video)  # one progress display (stage, elapsed, estimate), not one per panel
     return demo
 
 
