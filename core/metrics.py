@@ -4,7 +4,8 @@
 * foot skate: mean horizontal foot-joint speed while planted, m/s (:func:`foot_skate`);
 * JDM error: L1 of row-normalised joint distance matrices, per row, averaged (:func:`jdm_error`);
 * Pen%: limb vertices inside the posed torso+head / all vertices × 100 (:func:`penetration_percent`, paper
-  Eq. 13), by an exact inside test (ray parity), never with stage II's SDF grid;
+  Eq. 13), by an exact inside test (:func:`~core.geometry.mesh.ray_inside`: inside any closed shell, as a
+  winding number counts; not parity, which calls overlapping shells outside), never with stage II's SDF grid;
 * contacts kept: share of the source's hand contacts (hand–body, hand–hand) the result keeps
   (:func:`source_contacts` for a bare skeleton, :func:`mesh_contacts` for a character);
 * :func:`measure_clip`: all of them for a retargeted clip against its source (:class:`ClipMetrics`).
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .character import Character
-from .geometry.mesh import ray_parity_inside, submesh_faces
+from .geometry.mesh import ray_inside, submesh_faces
 from .geometry.penetration import MissingPartsError, body_and_limb_masks, capped_body
 from .geometry.sdf import mesh_distance
 from .motion import FOOT_JOINTS, Motion, _canonical_tracks
@@ -135,7 +136,7 @@ def penetration_percent(character: Character, motion: Motion, max_frames: int | 
     with torch.no_grad():
         for s in range(0, len(frames), chunk):
             verts = character.posed_vertices(_frames_of(motion, frames[s:s + chunk]), torch.float64)
-            inside = ray_parity_inside(verts[:, limb_t], capped.vertices(verts), faces)
+            inside = ray_inside(verts[:, limb_t], capped.vertices(verts), faces)
             counts.append(inside.sum(1))
     per_frame = torch.cat(counts).double().numpy() / len(character.rest_vertices) * 100
     return PenStats(per_frame, frames)
@@ -156,7 +157,7 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
     """``(T, 3)`` hard contacts of a character's motion: each hand's mesh with its torso+head mesh, and the hands.
 
     A hand touches the body when one of its vertices (an even spread of 48) is within the contact tolerance of
-    the body's surface or inside the body (ray parity); the hands touch when their spheres do (see
+    the body's surface or inside the body (:func:`ray_inside`); the hands touch when their spheres do (see
     :mod:`core.semantics.skeletal`). Distances are to the surface, not to its vertices: on coarse meshes (the
     R2ET shapes' body triangles reach 10-20 cm) a hand lying on a big triangle is far from all its corners.
 
@@ -191,7 +192,7 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
                 near = corner < tol
                 for t in torch.nonzero(~near & (corner < reach))[:, 0].tolist():
                     near[t] = bool(mesh_distance(verts[t, h], verts[t], body_faces)[0].min() < tol)
-                inside = ray_parity_inside(verts[:, h], closed, faces).any(1)
+                inside = ray_inside(verts[:, h], closed, faces).any(1)
                 gaps[s:s + chunk, k] = np.where((near | inside).numpy(), -1.0, np.inf)
     return gaps < tol
 
