@@ -19,8 +19,8 @@ of Measuring and Recording" (1965), as tabulated by Norkin & White, "Measurement
 2016), Appendix A. Wrist flexion 80, extension 70, radial deviation 20, ulnar deviation 30; forearm pronation
 and supination 80 each (90 with the hand's own play: 90 used, the rest pose's palm-down forearm is half-pronated
 and rigs put the twist on either the forearm or the hand bone, so the twist is read from the rest, symmetric);
-elbow flexion 150, extension 0 (10 of hyperextension allowed, and 15 of the side play rigs' straight elbows have);
-shoulder internal rotation 70, external 90 (90 both ways); cervical spine, read as head against chest: flexion
+elbow flexion 150, extension 0 (read either way, see the table; 15 of side play, which rigs' straight elbows have);
+shoulder: not limited yet (see the table); cervical spine, read as head against chest: flexion
 45, extension 55, lateral bending 45, rotation 80.
 """
 from __future__ import annotations
@@ -65,12 +65,14 @@ def _arm_limits(side: str) -> tuple[JointLimit, ...]:
         # Wrist: flexion towards the palm (−Y), extension 70; radial deviation towards the thumb (+Z) 20, ulnar 30.
         JointLimit(f"{side}Hand", f"{side}ForeArm", f"{side}ForeArm", f"{side}Hand", _DOWN, _FORWARD,
                    90.0, 80.0, 70.0, 20.0, 30.0),
-        # Elbow: a hinge flexing forwards (+Z) 150, 10 of hyperextension, 15 of side play; forearm twist 90.
+        # Elbow: a hinge, 150 of flexion, 15 of side play; forearm twist 90. Hyperextension (10) is not checked:
+        # on Copy starts the flexion's sign is not the same on both arms of every rig (Bandai bow on Brute: left
+        # +16..+105, right -109..-28 with the crease taken as +Z), so the hinge allows 150 either way.
         JointLimit(f"{side}ForeArm", f"{side}Arm", f"{side}ForeArm", f"{side}Hand", _FORWARD, _DOWN,
-                   90.0, 150.0, 10.0, 15.0, 15.0),
-        # Shoulder: humeral rotation only (its swing reaches nearly a sphere).
-        JointLimit(f"{side}Arm", "Spine2", f"{side}Arm", f"{side}ForeArm", _FORWARD, _DOWN,
-                   90.0, 180.0, 180.0, 180.0, 180.0),
+                   90.0, 150.0, 150.0, 15.0, 15.0),
+        # Shoulder: none. Read from the T-pose, a hanging arm is a swing near 90-180 degrees, where the twist and
+        # the bend wrap (measured on Slim's bow: start twists up to 179, bends to 145): a shoulder cone needs a
+        # reference axis pointing down, not done yet.
     )
 
 
@@ -136,9 +138,11 @@ def limit_angles(world_rotations: Tensor, frames: LimitFrames) -> Tensor:
 
     D = rest⁻¹ · (reference⁻¹ · child) is the child's rotation away from its rest relative to the reference,
     in the child's rest frame. twist = 2·atan2(2 u·a, 1 + tr D) with u the axial vector of (D − Dᵀ)/2 (the
-    quaternion's twist about the bone axis a, without a quaternion); bend, side = atan2(b·n, b·a) with b = D a,
-    the tilt of the bone seen in the (a, n) plane: exact for a pure tilt, smooth everywhere the bone does not
-    point straight back.
+    quaternion's twist about the bone axis a, without a quaternion); with b = D a the turned bone, bend =
+    atan2(b·n, b·a), its angle in the (a, n) plane (a hinge angle: continuous up to 180°, so an elbow's 150° reads
+    150°), and side = atan2(b·s, |(b·a, b·n)|), its elevation out of that plane (bounded by 90°, continuous
+    however far the bone bends: measured in the (a, s) plane instead, an elbow bent past 90° read ±180° of side
+    play). Both are exact for a pure tilt.
     """
     W = world_rotations
     rel = W[:, frames.reference].transpose(-1, -2) @ W[:, frames.child]  # (T, P, 3, 3)
@@ -148,9 +152,9 @@ def limit_angles(world_rotations: Tensor, frames: LimitFrames) -> Tensor:
     trace = D.diagonal(dim1=-2, dim2=-1).sum(-1)
     twist = 2 * torch.atan2(2 * (u * a).sum(-1), (1 + trace).clamp_min(1e-6))
     b = (D @ a[..., None])[..., 0]  # (T, P, 3)
-    along = (b * a).sum(-1)
-    bend = torch.atan2((b * n).sum(-1), along)
-    side = torch.atan2((b * s).sum(-1), along)
+    along, towards = (b * a).sum(-1), (b * n).sum(-1)
+    bend = torch.atan2(towards, along)
+    side = torch.atan2((b * s).sum(-1), torch.sqrt(along * along + towards * towards + 1e-12))
     return torch.stack([twist, bend, side], -1)
 
 
