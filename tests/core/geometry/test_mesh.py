@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.geometry.mesh import (boundary_loops, cap_holes, inside_mask, ray_inside, ray_parity_inside, submesh_faces,
+from core.geometry.mesh import (boundary_loops, cap_holes, inside_mask, ray_inside, ray_parity_inside, submesh_faces, weld_faces,
                                 vertex_normals, winding_number)
 from tests.core.geometry.shapes import box, sphere
 
@@ -94,3 +94,19 @@ def test_ray_inside_counts_overlapping_shells_like_the_winding_number():
     # A shell with flipped faces (winding -1) is still inside.
     flipped = torch.as_tensor(fa[:, ::-1].copy())
     assert ray_inside(_t([[0.1, 0.2, 0.0]]), _t(va), flipped).all()
+
+
+def test_weld_faces_closes_a_mesh_split_along_a_uv_seam():
+    """Exported meshes duplicate vertices along seams: unwelded, the seam is a 'hole' whose cap would cut through
+    the body (Soldier.glb: Pen% 6.3 % where a winding number on the welded mesh says 7.2 %)."""
+    v, f = sphere(1.0)
+    upper = (v[f][:, :, 2] > -1e-9).all(1)  # faces of the upper hemisphere get their own copies of its vertices
+    dup = np.concatenate([v, v])
+    split = f.copy()
+    split[upper] += len(v)
+    assert len(boundary_loops(split)) >= 1
+    welded = weld_faces(split, dup)
+    assert boundary_loops(welded) == []
+    assert welded.max() < len(v)  # representatives are the first copies: posed vertices still index them
+    pts = _t([[0, 0, 0.5], [0, 0, -0.5], [0, 0, 1.5]])
+    assert ray_inside(pts, _t(dup), torch.as_tensor(cap_holes(welded, len(dup)).faces)).tolist() == [True, True, False]
