@@ -13,6 +13,11 @@ body), at most 200 frames each. Metrics (DESIGN §5): exact Pen% (limb vertices 
 ray parity, share of all vertices), JDM error against the source, contacts kept (source hand contacts from a
 capsule body, the result's from its mesh), jitter (mean joint acceleration, m/s²). Rows pool the clips:
 Pen%, JDM and jitter are means over clips, contacts are pooled over all contact frames.
+
+Issue 18 (hands and head): how far stage II turns each hand relative to its forearm and the head relative to the
+chest, against the Copy start (degrees; mean and 95th percentile over frames and hands, averaged over clips;
+targets mean <= 15, p95 <= 35, head <= 5), and the wrist-to-wrist distance error against the source (share of
+each figure's height; target: not above Copy's).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import torch
 from core.character import PART_NAMES, Character
 from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh
-from core.metrics import SourceClip, measure_clip
+from core.metrics import SourceClip, measure_clip, rotation_change
 from core.motion import Motion
 from core.optimize import OptimizeConfig, optimize_motion
 from core.retarget.copy import copy_retarget
@@ -111,8 +116,8 @@ def _quality_rows() -> list[Row]:
     for name, character in _characters().items():
         bulky = name in BULKY
         use = clips if bulky else {k: clips[k] for k in list(clips)[:2]}
-        before, after, secs = [], [], []
-        for clip in use.values():
+        before, after, secs, turns = [], [], [], []
+        for clip_name, clip in use.items():
             source = clip.slice(0, MAX_FRAMES)
             start = copy_retarget(source, character.skeleton)
             t = time.perf_counter()
@@ -121,10 +126,18 @@ def _quality_rows() -> list[Row]:
             reference = SourceClip.of(source)
             before.append(measure_clip(reference, start, character))
             after.append(measure_clip(reference, result.motion, character))
+            turns.append((clip_name, rotation_change(start, result.motion)))
         pen_b, pen_a = np.mean([m.pen_percent for m in before]), np.mean([m.pen_percent for m in after])
         jdm_b, jdm_a = np.mean([m.jdm_error for m in before]), np.mean([m.jdm_error for m in after])
         jit_b, jit_a = np.mean([m.jitter for m in before]), np.mean([m.jitter for m in after])
         kept_b, kept_a = _pooled_contacts(before), _pooled_contacts(after)
+        hd_b, hd_a = np.mean([m.hand_distance for m in before]), np.mean([m.hand_distance for m in after])
+        hand_mean = np.mean([r.hand_mean for _, r in turns])
+        hand_p95 = np.mean([r.hand_p95 for _, r in turns])
+        head_mean = np.mean([r.head_mean for _, r in turns])
+        worst = max(turns, key=lambda t: t[1].hand_p95)
+        turn_note = (f"clip means; worst clip {worst[0]}: hand mean {worst[1].hand_mean:.1f}, p95 "
+                     f"{worst[1].hand_p95:.1f}, head {worst[1].head_mean:.1f}")
         where = f"{name}, {len(use)} clips"
         if bulky:
             ratio = pen_a / pen_b if pen_b > 0 else 0.0
@@ -137,11 +150,17 @@ def _quality_rows() -> list[Row]:
                     f"{kept_b:.3f} -> {kept_a:.3f} of the source's hand-contact frames"),
                 Row(f"{name}: jitter change from Copy's", 100 * (jit_a / jit_b - 1), "%", 0.0, False,
                     f"{jit_b:.3f} -> {jit_a:.3f} m/s²"),
+                Row(f"{name}: hand-hand distance error after - Copy's", hd_a - hd_b, "", 0.0, False,
+                    f"{hd_b:.4f} -> {hd_a:.4f} of the height"),
+                Row(f"{name}: hand rotation change (vs forearm), mean", hand_mean, "deg", 15.0, False, turn_note),
+                Row(f"{name}: hand rotation change (vs forearm), p95", hand_p95, "deg", 35.0, False),
+                Row(f"{name}: head rotation change (vs chest), mean", head_mean, "deg", 5.0, False),
             ]
         else:
             rows.append(Row(f"{name}: Pen% before -> after", pen_a, "%", note=(
                 f"Copy {pen_b:.3f} -> {pen_a:.3f}; JDM {jdm_b:.4f} -> {jdm_a:.4f}; jitter {jit_b:.2f} -> {jit_a:.2f}; "
-                f"contacts {kept_b:.2f} -> {kept_a:.2f} ({where})")))
+                f"contacts {kept_b:.2f} -> {kept_a:.2f}; hand-hand {hd_b:.3f} -> {hd_a:.3f}; hand turn mean "
+                f"{hand_mean:.1f}, p95 {hand_p95:.1f}, head {head_mean:.1f} deg ({where})")))
     return rows
 
 

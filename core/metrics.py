@@ -4,7 +4,8 @@
 * foot skate: mean horizontal foot-joint speed while planted, m/s (:func:`foot_skate`);
 * JDM error: L1 of row-normalised joint distance matrices, per row, averaged (:func:`jdm_error`);
 * Pen%: limb vertices inside the posed torso+head / all vertices × 100 (:func:`penetration_percent`, paper
-  Eq. 13), by an exact inside test (ray parity), never with stage II's SDF grid;
+  Eq. 13), by an exact inside test (:func:`~core.geometry.mesh.ray_inside`: inside any closed shell, as a
+  winding number counts; not parity, which calls overlapping shells outside), never with stage II's SDF grid;
 * contacts kept: share of the source's hand contacts (hand–body, hand–hand) the result keeps
   (:func:`source_contacts` for a bare skeleton, :func:`mesh_contacts` for a character);
 * :func:`measure_clip`: all of them for a retargeted clip against its source (:class:`ClipMetrics`).
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .character import Character
-from .geometry.mesh import ray_parity_inside, submesh_faces
+from .geometry.mesh import ray_inside, submesh_faces
 from .geometry.penetration import MissingPartsError, body_and_limb_masks, capped_body
 from .geometry.sdf import mesh_distance
 from .motion import FOOT_JOINTS, Motion, _canonical_tracks
@@ -34,7 +35,7 @@ from .skeleton import CANONICAL_JOINTS, map_to_canonical
 
 __all__ = ["acceleration", "jitter", "foot_contacts", "foot_skate", "jdm_error", "canonical_positions", "PenStats",
            "spread_frames", "penetration_percent", "source_contacts", "mesh_contacts", "SourceClip", "ClipMetrics",
-           "measure_clip"]
+           "measure_clip", "rotation_change", "RotationChange", "hand_distance_error"]
 
 _FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
 
@@ -135,7 +136,7 @@ def penetration_percent(character: Character, motion: Motion, max_frames: int | 
     with torch.no_grad():
         for s in range(0, len(frames), chunk):
             verts = character.posed_vertices(_frames_of(motion, frames[s:s + chunk]), torch.float64)
-            inside = ray_parity_inside(verts[:, limb_t], capped.vertices(verts), faces)
+            inside = ray_inside(verts[:, limb_t], capped.vertices(verts), faces)
             counts.append(inside.sum(1))
     per_frame = torch.cat(counts).double().numpy() / len(character.rest_vertices) * 100
     return PenStats(per_frame, frames)
@@ -156,7 +157,7 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
     """``(T, 3)`` hard contacts of a character's motion: each hand's mesh with its torso+head mesh, and the hands.
 
     A hand touches the body when one of its vertices (an even spread of 48) is within the contact tolerance of
-    the body's surface or inside the body (ray parity); the hands touch when their spheres do (see
+    the body's surface or inside the body (:func:`ray_inside`); the hands touch when their spheres do (see
     :mod:`core.semantics.skeletal`). Distances are to the surface, not to its vertices: on coarse meshes (the
     R2ET shapes' body triangles reach 10-20 cm) a hand lying on a big triangle is far from all its corners.
 
@@ -191,9 +192,75 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
                 near = corner < tol
                 for t in torch.nonzero(~near & (corner < reach))[:, 0].tolist():
                     near[t] = bool(mesh_distance(verts[t, h], verts[t], body_faces)[0].min() < tol)
-                inside = ray_parity_inside(verts[:, h], closed, faces).any(1)
+                inside = ray_inside(verts[:, h], closed, faces).any(1)
                 gaps[s:s + chunk, k] = np.where((near | inside).numpy(), -1.0, np.inf)
     return gaps < tol
+
+
+# ----------------------------------------------------------------------------------------------------------
+# How much a correction turns the joints a viewer reads (hands, head)
+# ----------------------------------------------------------------------------------------------------------
+
+# (child, reference) canonical joint pairs: the hand is read against its forearm (wrist bend and twist), the head
+# against the chest (neck and head together: what a viewer sees as "the head turned").
+ROTATION_PAIRS = {"LeftHand": ("LeftHand", "LeftForeArm"), "RightHand": ("RightHand", "RightForeArm"),
+                  "Head": ("Head", "Spine2")}
+
+
+def _relative_rotations(motion: Motion, pairs: dict[str, tuple[str, str]]) -> dict[str, Tensor]:
+    """``{name: (T, 3, 3)}`` world rotation of each pair's child expressed in its reference joint's frame."""
+    R = motion.fk(torch.float64).rotations
+    idx = map_to_canonical(motion.skeleton).indices
+    out = {}
+    for name, (child, ref) in pairs.items():
+        c, r = idx[CANONICAL_JOINTS.index(child)], idx[CANONICAL_JOINTS.index(ref)]
+        if c >= 0 and r >= 0:
+            out[name] = R[:, r].transpose(-1, -2) @ R[:, c]
+    return out
+
+
+def _angle_deg(R: Tensor) -> Tensor:
+    """``(...)`` rotation angles in degrees of ``(..., 3, 3)`` rotation matrices (trace formula, clamped)."""
+    cos = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
+    return torch.rad2deg(torch.arccos(cos))
+
+
+@dataclass(frozen=True)
+class RotationChange:
+    """How far a result's hands and head turned from a reference motion on the same skeleton, degrees.
+
+    hand_mean, hand_p95: mean and 95th percentile over frames and both hands of the angle between the hand's
+    rotation relative to its forearm in the two motions; head_mean: the same for the head relative to the chest.
+    """
+
+    hand_mean: float
+    hand_p95: float
+    head_mean: float
+
+
+def rotation_change(reference: Motion, result: Motion) -> RotationChange:
+    """:class:`RotationChange` of ``result`` against ``reference`` (e.g. the retargeted start; same skeleton and
+    length). NaN for a part the rig lacks."""
+    a, b = _relative_rotations(reference, ROTATION_PAIRS), _relative_rotations(result, ROTATION_PAIRS)
+    angle = {k: _angle_deg(a[k].transpose(-1, -2) @ b[k]) for k in a}
+    hands = [angle[k] for k in ("LeftHand", "RightHand") if k in angle]
+    hand = torch.cat(hands) if hands else torch.zeros(0, dtype=torch.float64)
+    nan = float("nan")
+    return RotationChange(float(hand.mean()) if len(hand) else nan,
+                          float(torch.quantile(hand, 0.95)) if len(hand) else nan,
+                          float(angle["Head"].mean()) if "Head" in angle else nan)
+
+
+_HANDS = [CANONICAL_JOINTS.index(n) for n in ("LeftHand", "RightHand")]
+
+
+def hand_distance_error(source: Tensor, source_height: float, result: Tensor, result_height: float) -> float:
+    """Mean over frames of ``| |l − r|_result / h_result − |l − r|_source / h_source |``: how far the two hands'
+    wrist-to-wrist distance, as a share of each figure's height, strays from the source's.
+    source, result: ``(T, 22, 3)`` canonical positions, metres."""
+    def share(p: Tensor, h: float) -> Tensor:
+        return (p[:, _HANDS[0]] - p[:, _HANDS[1]]).norm(dim=-1) / h
+    return float((share(result, result_height) - share(source, source_height)).abs().mean())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -229,6 +296,7 @@ class ClipMetrics:
     contacts_kept: share of the source's hand contacts (hand–body, hand–hand frames) the result keeps
         (NaN when the source has none).
     jitter: mean joint acceleration, m/s². foot_skate: mean horizontal foot-joint speed while in contact, m/s.
+    hand_distance: :func:`hand_distance_error` against the source (share of height).
     pen_frames, pen_per_frame: ``(N,)`` the frames Pen% was measured on and its value there (empty when the
         character has no part labels).
     """
@@ -238,11 +306,13 @@ class ClipMetrics:
     contacts_kept: float
     jitter: float
     foot_skate: float
+    hand_distance: float = float("nan")
     pen_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), compare=False, repr=False)
     pen_per_frame: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False, repr=False)
 
     def as_dict(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate")}
+        return {k: getattr(self, k) for k in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate",
+                                             "hand_distance")}
 
 
 def measure_clip(source: Motion | SourceClip, result: Motion, character: Character,
@@ -273,4 +343,5 @@ def measure_clip(source: Motion | SourceClip, result: Motion, character: Charact
     p = res.numpy()
     return ClipMetrics(pen_percent=pen_percent, jdm_error=float(jdm_error(src.positions, res)), contacts_kept=kept,
                        jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height),
+                       hand_distance=hand_distance_error(src.positions, src.proxy.height, res, character.height),
                        pen_frames=pen_frames, pen_per_frame=pen_per_frame)

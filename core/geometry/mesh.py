@@ -18,8 +18,8 @@ from torch import Tensor
 
 from ..rotations import quat_to_matrix
 
-__all__ = ["CappedMesh", "submesh_faces", "boundary_loops", "cap_holes", "face_normals", "vertex_normals",
-           "winding_number", "inside_mask", "ray_parity_inside", "farthest_points"]
+__all__ = ["CappedMesh", "submesh_faces", "weld_faces", "boundary_loops", "cap_holes", "face_normals", "vertex_normals",
+           "winding_number", "inside_mask", "ray_crossings", "ray_parity_inside", "ray_inside", "farthest_points"]
 
 # Pairs of points and triangles evaluated at once by winding_number (bounds memory to ~ this × 100 bytes).
 _WINDING_CHUNK = 2_000_000
@@ -29,6 +29,25 @@ def submesh_faces(faces: np.ndarray, vertex_mask: np.ndarray) -> np.ndarray:
     """``(F', 3)`` the faces whose three vertices are all in ``vertex_mask (V,)``."""
     faces = np.asarray(faces)
     return faces[np.asarray(vertex_mask)[faces].all(axis=1)]
+
+
+def weld_faces(faces: np.ndarray, vertices: np.ndarray, decimals: int = 6) -> np.ndarray:
+    """``(F', 3)`` faces with every vertex replaced by the first vertex at the same position (rounded to
+    ``decimals`` metres' digits), faces that collapse dropped.
+
+    Exported meshes split vertices along UV seams and hard edges (glTF always; Soldier.glb's torso has 118
+    boundary loops split, 26 welded): the pieces are closed together but each has a "hole" along the seam, and
+    capping those with fans puts sheets through the body. The representative keeps its own index, so the faces
+    still index the original (posed) vertices.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    if not len(faces):
+        return faces
+    _, first, inverse = np.unique(np.round(np.asarray(vertices, dtype=np.float64), decimals), axis=0,
+                                  return_index=True, return_inverse=True)
+    welded = first[inverse.ravel()][faces]
+    keep = (welded[:, 0] != welded[:, 1]) & (welded[:, 1] != welded[:, 2]) & (welded[:, 0] != welded[:, 2])
+    return welded[keep]
 
 
 def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
@@ -176,8 +195,10 @@ def _crossings_along_axis(points: Tensor, frame: Tensor, tri: Tensor, axis: int,
     Triangles are binned on a ``cells × cells`` grid over each frame's projected bounding box, so a point only
     tests the triangles over its own cell.
 
-    Returns ``(N,)`` crossing counts and ``(N,)`` bool flags for rays passing within ``eps`` (barycentric) of a
-    triangle edge or vertex, whose count may be off by one.
+    Returns ``(N,)`` crossing counts, ``(N,)`` signed counts (+1 for each triangle the ray leaves through, its
+    normal along the ray, −1 for each it enters through: the integer winding number of a closed oriented mesh)
+    and ``(N,)`` bool flags for rays passing within ``eps`` (barycentric) of a triangle edge or vertex, whose
+    counts may be off by one.
     """
     T, F = tri.shape[:2]
     dev = points.device
@@ -185,13 +206,16 @@ def _crossings_along_axis(points: Tensor, frame: Tensor, tri: Tensor, axis: int,
     # Per triangle: three edge functions w_i(u, v) = a_i u + b_i v + c_i (barycentrics) and the ray height.
     A, B, C = tri[..., 0, :], tri[..., 1, :], tri[..., 2, :]
     area = (B[..., u] - A[..., u]) * (C[..., v] - A[..., v]) - (B[..., v] - A[..., v]) * (C[..., u] - A[..., u])
+    # The normal's component along the ray is the projected area (u, v, axis right-handed for axes 0 and 2; for
+    # axis 1, (x, z, y) is left-handed, so the sign flips).
+    facing = torch.sign(area) * (-1.0 if axis == 1 else 1.0)
     area = torch.where(area.abs() > 1e-20, area, torch.full_like(area, 1e-20))
     coef = []
     for P, Q in ((B, C), (C, A), (A, B)):  # w for the corner opposite edge P→Q
         coef += [(P[..., v] - Q[..., v]) / area, (Q[..., u] - P[..., u]) / area,
                  (P[..., u] * Q[..., v] - P[..., v] * Q[..., u]) / area]
-    coef += [A[..., axis], B[..., axis], C[..., axis]]
-    packed = torch.stack(coef, -1).reshape(T * F, 12)
+    coef += [A[..., axis], B[..., axis], C[..., axis], facing]
+    packed = torch.stack(coef, -1).reshape(T * F, 13)
 
     tuv = tri[..., [u, v]]  # (T, F, 3, 2)
     lo = tuv.amin(dim=(1, 2))  # (T, 2)
@@ -216,16 +240,18 @@ def _crossings_along_axis(points: Tensor, frame: Tensor, tri: Tensor, axis: int,
     n = torch.where(valid, torch.searchsorted(key, pkey, right=True) - start, torch.zeros_like(start))
     q = torch.repeat_interleave(torch.arange(points.shape[0], device=dev), n)
     k = pair_tri[start[q] + torch.arange(q.numel(), device=dev) - (torch.cumsum(n, 0) - n)[q]]
-    c = packed[k]  # (pairs, 12)
+    c = packed[k]  # (pairs, 13)
     pu, pv = puv[q, 0:1], puv[q, 1:2]
     bary = c[:, 0:9:3] * pu + c[:, 1:9:3] * pv + c[:, 2:9:3]  # (pairs, 3)
-    height = (bary * c[:, 9:]).sum(-1)
+    height = (bary * c[:, 9:12]).sum(-1)
     above = height > points[q, axis]
     hit = (bary > 0).all(-1) & above
     graze = (bary > -eps).all(-1) & (bary.abs() < eps).any(-1)
     crossings = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(0, q, hit.long())
+    signed = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(
+        0, q, hit.long() * c[:, 12].long())
     ambiguous = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(0, q, graze.long()) > 0
-    return crossings, ambiguous
+    return crossings, signed, ambiguous
 
 
 # A fixed, generic rotation (as a quaternion, w x y z) applied before casting axis-aligned rays: symmetric meshes
@@ -233,14 +259,12 @@ def _crossings_along_axis(points: Tensor, frame: Tensor, tri: Tensor, axis: int,
 _GENERIC_ROTATION = (0.9, 0.3, 0.2, 0.1)
 
 
-def ray_parity_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 24) -> Tensor:
-    """``(T, P)`` bool: points inside a closed mesh by ray parity, batched over frames.
+def ray_crossings(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 24) -> tuple[Tensor, Tensor]:
+    """``(T, P)`` crossing counts and ``(T, P)`` signed crossing counts (the integer winding number of a closed,
+    outward-oriented mesh) of a ray from each point in a fixed generic direction, batched over frames.
 
-    A ray from each point (in a fixed generic direction) crosses the surface an odd number of times when the
-    point is inside; a ray that passes within a hair of an edge or vertex is cast again along another axis,
-    so grazing cannot flip the result. Points
-    outside a frame's bounding box are outside without casting rays. Exact for closed meshes (cap open ones
-    with :func:`cap_holes`); where closed shells overlap, parity says outside (:func:`winding_number` says 2).
+    A ray that passes within a hair of an edge or vertex is cast again along another axis, so grazing cannot
+    change a count. Points outside a frame's bounding box get 0 without casting rays.
 
     Args:
         points: ``(T, P, 3)`` or ``(P, 3)``.
@@ -256,28 +280,49 @@ def ray_parity_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: in
     if points.shape[0] != vertices.shape[0] or points.shape[-1] != 3 or vertices.shape[-1] != 3:
         raise ValueError(f"points (T, P, 3) and vertices (T, V, 3) must share T, got {tuple(points.shape)} "
                          f"and {tuple(vertices.shape)}")
-    inside = torch.zeros(points.shape[:2], dtype=torch.bool, device=points.device)
-    if faces.numel() == 0 or points.shape[1] == 0:
-        return inside[0] if squeeze else inside
-    lo, hi = vertices.amin(1, keepdim=True), vertices.amax(1, keepdim=True)
-    candidate = ((points >= lo) & (points <= hi)).all(-1)  # (T, P)
-    frame, index = candidate.nonzero(as_tuple=True)
-    if frame.numel():
-        rot = quat_to_matrix(torch.tensor(_GENERIC_ROTATION, dtype=vertices.dtype, device=vertices.device))
-        tri = (vertices @ rot.T)[:, faces]  # (T, F, 3, 3)
-        q = points[frame, index] @ rot.T
-        result = torch.zeros(frame.shape, dtype=torch.bool, device=points.device)
-        todo = torch.arange(frame.numel(), device=points.device)
-        for axis in (2, 0, 1):
-            # Only the frames that still have undecided points are binned again.
-            frames, local_frame = torch.unique(frame[todo], return_inverse=True)
-            crossings, ambiguous = _crossings_along_axis(q[todo], local_frame, tri[frames], axis, cells)
-            result[todo] = crossings % 2 == 1
-            todo = todo[ambiguous]
-            if todo.numel() == 0:
-                break
-        inside[frame, index] = result
-    return inside[0] if squeeze else inside
+    crossings = torch.zeros(points.shape[:2], dtype=torch.long, device=points.device)
+    signed = torch.zeros_like(crossings)
+    if faces.numel() and points.shape[1]:
+        lo, hi = vertices.amin(1, keepdim=True), vertices.amax(1, keepdim=True)
+        candidate = ((points >= lo) & (points <= hi)).all(-1)  # (T, P)
+        frame, index = candidate.nonzero(as_tuple=True)
+        if frame.numel():
+            rot = quat_to_matrix(torch.tensor(_GENERIC_ROTATION, dtype=vertices.dtype, device=vertices.device))
+            tri = (vertices @ rot.T)[:, faces]  # (T, F, 3, 3)
+            q = points[frame, index] @ rot.T
+            count = torch.zeros(frame.shape, dtype=torch.long, device=points.device)
+            wind = torch.zeros_like(count)
+            todo = torch.arange(frame.numel(), device=points.device)
+            for axis in (2, 0, 1):
+                # Only the frames that still have undecided points are binned again.
+                frames, local_frame = torch.unique(frame[todo], return_inverse=True)
+                n, w, ambiguous = _crossings_along_axis(q[todo], local_frame, tri[frames], axis, cells)
+                count[todo], wind[todo] = n, w
+                todo = todo[ambiguous]
+                if todo.numel() == 0:
+                    break
+            crossings[frame, index], signed[frame, index] = count, wind
+    return (crossings[0], signed[0]) if squeeze else (crossings, signed)
+
+
+def ray_parity_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 24) -> Tensor:
+    """``(T, P)`` (or ``(P,)``) bool: an odd number of crossings (:func:`ray_crossings`). Exact for one closed
+    mesh; where closed shells overlap it says *outside* (the XOR of the shells), see :func:`ray_inside`."""
+    return ray_crossings(points, vertices, faces, cells)[0] % 2 == 1
+
+
+def ray_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 24) -> Tensor:
+    """``(T, P)`` (or ``(P,)``) bool: inside *any* closed shell of the mesh: a nonzero integer winding number or
+    an odd crossing count (:func:`ray_crossings`).
+
+    The inside test of Pen% and of the SDF's sign. Characters are often several overlapping closed shells (a
+    robot's chest, pelvis and joint spheres; a body and its clothes): parity alone calls a point inside two shells
+    outside, while the winding number counts it (2). The parity half keeps a shell with flipped faces (winding
+    −1, or 0 where its orientation is mixed) inside. Same answer as a generalised winding number > 0.5
+    (:func:`inside_mask`) on closed meshes, at the cost of parity.
+    """
+    crossings, signed = ray_crossings(points, vertices, faces, cells)
+    return (signed != 0) | (crossings % 2 == 1)
 
 
 def farthest_points(points: np.ndarray, count: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..character import PART_NAMES, Character
 from ..errors import InputError
 from ..kinematics import linear_blend_skinning
-from .mesh import CappedMesh, cap_holes, submesh_faces
+from .mesh import CappedMesh, cap_holes, submesh_faces, weld_faces
 from .sdf import SDFGrid, build_sdf_grid, sample_grid, to_grid_coords
 
 __all__ = ["BODY_PARTS", "MissingPartsError", "body_and_limb_masks", "capped_body", "PenetrationModel"]
@@ -56,9 +56,11 @@ def body_and_limb_masks(character: Character) -> tuple[np.ndarray, np.ndarray]:
 
 
 def capped_body(character: Character) -> CappedMesh:
-    """The torso+head surface, closed by capping its openings (shoulders, hips)."""
+    """The torso+head surface, welded along seams (:func:`~core.geometry.mesh.weld_faces`) and closed by capping
+    its real openings (shoulders, hips)."""
     body, _ = body_and_limb_masks(character)
-    return cap_holes(submesh_faces(character.faces, body), len(character.rest_vertices))
+    faces = weld_faces(submesh_faces(character.faces, body), character.rest_vertices)
+    return cap_holes(faces, len(character.rest_vertices))
 
 
 @dataclass(eq=False)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .mesh import ray_parity_inside
+from .mesh import ray_inside
 
 __all__ = ["SDFGrid", "point_triangle_distance", "mesh_distance", "build_sdf_grid", "grid_points",
            "sample_grid", "to_grid_coords"]
@@ -133,7 +133,7 @@ def build_sdf_grid(vertices: Tensor, faces: np.ndarray, cell: float, margin: flo
     longest_edge = float((vertices[f] - vertices[f.roll(1, dims=1)]).norm(dim=-1).max())
     # Exact wherever the nearest surface point can be within two cells (the one-ring search covers it).
     dist, nearest = mesh_distance(flat, vertices, faces, exact_within=2 * cell + longest_edge)
-    inside = ray_parity_inside(flat, vertices, f)
+    inside = ray_inside(flat, vertices, f)
     values = torch.where(inside, -dist, dist).reshape(pts.shape[:3])
     return SDFGrid(values, origin, float(cell)), nearest.reshape(pts.shape[:3])
 

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["OptimizeConfig", "UPPER_BODY", "ARM_AND_HAND_JOINTS", "FREE_JOINTS"]
+__all__ = ["OptimizeConfig", "UPPER_BODY", "ARM_AND_HAND_JOINTS", "HAND_JOINTS", "HEAD_JOINTS", "FREE_JOINTS"]
 
 UPPER_BODY: tuple[str, ...] = ("Spine", "Spine1", "Spine2", "Neck", "Head", "LeftShoulder", "LeftArm", "LeftForeArm",
                                "LeftHand", "RightShoulder", "RightArm", "RightForeArm", "RightHand")
 # Canonical joints whose stay-close weight is ``stay_close_arm``: the arms are what penetration must move.
 ARM_AND_HAND_JOINTS: frozenset[str] = frozenset({"LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand",
                                                  "RightShoulder", "RightArm", "RightForeArm", "RightHand"})
+# Canonical joints a viewer reads first (issue 18): their stay-close weights are ``stay_close_hand`` and
+# ``stay_close_head``, above the arm's, so the optimiser moves shoulders and elbows to clear the body rather than
+# bending wrists backwards or turning the head away.
+HAND_JOINTS: frozenset[str] = frozenset({"LeftHand", "RightHand"})
+HEAD_JOINTS: frozenset[str] = frozenset({"Neck", "Head"})
 FREE_JOINTS = ("upper", "all")
 
 
@@ -44,6 +49,11 @@ class OptimizeConfig:
     pen_margin: float = 0.003
     stay_close: float = 1.0
     stay_close_arm: float = 0.05
+    stay_close_hand: float = 2.0
+    stay_close_head: float = 50.0
+    limits: float = 10.0
+    hand_relation: float = 50.0
+    relation_reach: float = 0.3
     smooth: float = 5.0
     jitter: float = 1.0
     contact: float = 0.5

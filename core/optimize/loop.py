@@ -16,6 +16,7 @@ from ..semantics.skeletal import FigureProxy, contact_tolerance, skeletal_featur
 from ..skeleton import CANONICAL_JOINTS
 from . import terms
 from .config import OptimizeConfig
+from .limits import LimitFrames, limit_angles, limit_excess
 from .posing import HandSamples, LimbSamples, Posed, Rig
 from .semantic import SemanticTerm
 
@@ -32,7 +33,10 @@ class StartReference:
     feet: ``(T, 4, 3)`` foot-joint positions, metres; planted: ``(T, 4)`` 1 where a foot joint is within 3 % of
     the height of the clip's lowest (else 0). acc: ``(T - 2, 22, 3)`` joint accelerations, heights / s²;
     acc_norm: ``(T - 2, 22)`` their magnitudes. sunk: ``(T, 3)`` 1 where the source's hand touches the body
-    (or the other hand) and the start's is inside it.
+    (or the other hand) and the start's is inside it. angles: ``(T, P, 3)`` the start's twist/bend/side angles
+    of the limited joints (radians; None without limits). relations, relation_weights: ``(T, R)`` the source's
+    hand-pair distances over its height (:data:`~core.optimize.terms.HAND_RELATIONS`) and their closeness
+    weights (None when not given).
     """
 
     feet: Tensor
@@ -40,18 +44,41 @@ class StartReference:
     acc: Tensor
     acc_norm: Tensor
     sunk: Tensor
+    angles: Tensor | None = None
+    relations: Tensor | None = None
+    relation_weights: Tensor | None = None
 
     @classmethod
-    def of(cls, posed: Posed, source_contacts: Tensor, proxy: FigureProxy, fps: float) -> "StartReference":
-        """From the start ``posed``, the source's ``(T, 3)`` bool hard contacts and the character's proxy."""
+    def of(cls, posed: Posed, source_contacts: Tensor, proxy: FigureProxy, fps: float,
+           limits: LimitFrames | None = None, source_positions: Tensor | None = None,
+           source_height: float = 1.0, reach: float = 0.3) -> "StartReference":
+        """From the start ``posed``, the source's ``(T, 3)`` bool hard contacts and the character's proxy;
+        with ``limits``, the start's limit angles; with the source's ``(T, 22, 3)`` canonical positions and its
+        height, the hand relations to keep (weight ``exp(−d / reach)``, d the source's distance over height)."""
         height = proxy.height
+        angles = relations = weights = None
         with torch.no_grad():
+            if limits is not None and len(limits) and posed.rotations is not None:
+                angles = limit_angles(posed.rotations, limits)
+            if source_positions is not None:
+                relations = relation_distances(source_positions, source_height)
+                weights = torch.exp(-relations / reach)
             positions = posed.positions
             feet = positions[:, FEET]
             planted = (feet[..., 1] < feet[..., 1].min() + 0.03 * height).to(positions.dtype)
             acc = acceleration(positions, fps) / height
             sunk = source_contacts & (skeletal_features(positions, proxy, posed.body_gap).gaps < 0)
-        return cls(feet, planted, acc, acc.norm(dim=-1), sunk.to(positions.dtype))
+        return cls(feet, planted, acc, acc.norm(dim=-1), sunk.to(positions.dtype), angles, relations, weights)
+
+
+_RELATION_PAIRS = [(CANONICAL_JOINTS.index(a), CANONICAL_JOINTS.index(b)) for a, b in terms.HAND_RELATIONS]
+
+
+def relation_distances(positions: Tensor, height: float) -> Tensor:
+    """``(T, R)`` distances of the :data:`~core.optimize.terms.HAND_RELATIONS` pairs over ``height`` from
+    ``(T, 22, 3)`` canonical positions (differentiable)."""
+    a, b = zip(*_RELATION_PAIRS)
+    return (positions[:, list(a)] - positions[:, list(b)]).norm(dim=-1) / height
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +89,7 @@ class Problem:
     basis (:func:`~core.optimize.posing.spline_basis`); close_weights: ``(F,)`` each free joint's stay-close
     weight. proxy: the character's :class:`FigureProxy` (height, hand radius). model, limbs, hands: the
     penetration SDF and the vertices it is evaluated at (None for a character without limb/body labels).
+    limits: the rig's anatomical limits (None: no limit term).
     """
 
     config: OptimizeConfig
@@ -76,6 +104,7 @@ class Problem:
     model: PenetrationModel | None = None
     limbs: LimbSamples | None = None
     hands: HandSamples | None = None
+    limits: LimitFrames | None = None
 
     @property
     def height(self) -> float:
@@ -147,8 +176,17 @@ def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None) ->
         gaps = skeletal_features(posed.positions, problem.proxy, posed.body_gap).gaps
         loss_contact = terms.sunk_contacts(gaps, start.sunk, c.contact_slack * contact_tolerance(height), height)
     loss_foot = terms.foot_slide(posed.positions[:, FEET], start.feet, start.planted, height)
+    loss_limits = loss_relation = dx.new_zeros(())
+    if c.limits and start.angles is not None:
+        excess = limit_excess(limit_angles(posed.rotations, problem.limits), start.angles,
+                              problem.limits.upper, problem.limits.lower)
+        loss_limits = terms.joint_limits(excess)
+    if c.hand_relation and start.relations is not None:
+        loss_relation = terms.hand_relations(relation_distances(posed.positions, height), start.relations,
+                                             start.relation_weights)
     return (c.lambda_sem * loss_sem + c.pen_weight(step) * loss_pen + loss_close + c.smooth * loss_smooth
-            + c.jitter * loss_jitter + c.contact * loss_contact + c.foot * loss_foot)
+            + c.jitter * loss_jitter + c.contact * loss_contact + c.foot * loss_foot + c.limits * loss_limits
+            + c.hand_relation * loss_relation)
 
 
 @dataclass

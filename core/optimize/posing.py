@@ -47,11 +47,13 @@ class Posed:
     body_gap: ``(T, 2)`` each hand's (soft) distance to the body mesh, metres, negative inside; None when the
         character has no hand or no body vertices (the skeletal proxy's capsules stand in).
     transforms: ``(T, J, 3, 4)`` skinning transforms of the character's joints.
+    rotations: ``(T, J, 3, 3)`` world rotations of the character's joints (for the joint limits).
     """
 
     positions: Tensor
     body_gap: Tensor | None
     transforms: Tensor
+    rotations: Tensor | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,4 +166,4 @@ class Rig:
         pose = self.pose(x)
         transforms = skinning_transforms(pose, self.rest_pose)
         body_gap = hands.body_gap(model, transforms) if model is not None and hands is not None else None
-        return Posed(_canonical_tracks(pose.positions, self.mapping), body_gap, transforms)
+        return Posed(_canonical_tracks(pose.positions, self.mapping), body_gap, transforms, pose.rotations)

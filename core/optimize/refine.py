@@ -13,7 +13,8 @@ from ..motion import Motion
 from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous
 from ..semantics.skeletal import SkeletalEncoder, character_proxy
 from ..skeleton import CANONICAL_JOINTS, map_to_canonical
-from .config import ARM_AND_HAND_JOINTS, UPPER_BODY, OptimizeConfig
+from .config import ARM_AND_HAND_JOINTS, HAND_JOINTS, HEAD_JOINTS, UPPER_BODY, OptimizeConfig
+from .limits import LimitFrames
 from .loop import Problem, Progress, StartReference, descend
 from .posing import HandSamples, LimbSamples, Rig, spline_basis
 from .request import Request
@@ -113,6 +114,12 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str])
     wanted = CANONICAL_JOINTS if config.free_joints == "all" else UPPER_BODY
     free = sorted({mapping[CANONICAL_JOINTS.index(n)] for n in wanted} - {-1})
     arm = {mapping[CANONICAL_JOINTS.index(n)] for n in ARM_AND_HAND_JOINTS}
+    hand = {mapping[CANONICAL_JOINTS.index(n)] for n in HAND_JOINTS}
+    head = {mapping[CANONICAL_JOINTS.index(n)] for n in HEAD_JOINTS}
+
+    def close_weight(j: int) -> float:
+        return (config.stay_close_hand if j in hand else config.stay_close_head if j in head
+                else config.stay_close_arm if j in arm else config.stay_close)
     try:
         model = PenetrationModel.from_character(character, dtype=dtype, device=device)
     except MissingPartsError as e:
@@ -127,12 +134,16 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str])
     if model is not None:
         limbs = LimbSamples.of(character, model, dense, config.max_limb_vertices)
         hands = HandSamples.of(character, dense)
+    limits = LimitFrames.of(rig.rest_pose.rotations, rig.rest_pose.positions, mapping) if config.limits else None
     with torch.no_grad():
         posed0 = rig.posed(x0, model, hands)
-    reference = StartReference.of(posed0, torch.as_tensor(source.contacts, device=device), proxy, start.fps)
+    reference = StartReference.of(
+        posed0, torch.as_tensor(source.contacts, device=device), proxy, start.fps, limits,
+        source.positions.to(dtype=dtype, device=device) if config.hand_relation else None, source.proxy.height,
+        config.relation_reach)
     return Problem(
         config=config, rig=rig, x0=x0,
         basis=spline_basis(start.num_frames, config.knot_seconds * start.fps, dtype).to(device),
-        close_weights=torch.tensor([config.stay_close_arm if j in arm else config.stay_close for j in free],
-                                   dtype=dtype, device=device),
-        fps=start.fps, proxy=proxy, semantic=semantic, start=reference, model=model, limbs=limbs, hands=hands)
+        close_weights=torch.tensor([close_weight(j) for j in free], dtype=dtype, device=device),
+        fps=start.fps, proxy=proxy, semantic=semantic, start=reference, model=model, limbs=limbs, hands=hands,
+        limits=limits)

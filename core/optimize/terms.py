@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["penetration", "stay_close", "added_acceleration", "acceleration_hinge", "sunk_contacts", "foot_slide",
+__all__ = ["penetration", "stay_close", "joint_limits", "hand_relations", "HAND_RELATIONS", "added_acceleration", "acceleration_hinge", "sunk_contacts", "foot_slide",
            "soft_min"]
 
 
@@ -29,6 +29,30 @@ def stay_close(dx: Tensor, weights: Tensor) -> Tensor:
     """``Σ_j c_j ||dx_j||²`` averaged over frames: dx ``(T, F, 6)`` the 6D angles' change from the start,
     weights ``(F,)`` the joints' c_j."""
     return (weights[:, None] * dx * dx).sum((-1, -2)).mean()
+
+
+def joint_limits(excess: Tensor) -> Tensor:
+    """``Σ excess²`` over joints and components, averaged over frames: excess ``(T, P, 3)`` radians past the
+    anatomical limits (:func:`core.optimize.limits.limit_excess`). Squared, so a degree past a limit costs
+    little and forty cost much: the limit is a wall, not a spring towards the rest pose."""
+    return (excess * excess).sum((-1, -2)).mean()
+
+
+# Canonical joint pairs whose distance the hands keep from the source: the two hands, each hand and the head,
+# each hand and the chest (what reads as "hands together", "hand at the face", "hand on the chest").
+HAND_RELATIONS: tuple[tuple[str, str], ...] = (("LeftHand", "RightHand"), ("LeftHand", "Head"),
+                                               ("RightHand", "Head"), ("LeftHand", "Spine2"),
+                                               ("RightHand", "Spine2"))
+
+
+def hand_relations(distances: Tensor, source: Tensor, weights: Tensor) -> Tensor:
+    """``Σ w (d − d_src)²`` over :data:`HAND_RELATIONS` pairs, averaged over frames.
+
+    distances, source: ``(T, R)`` the result's and the source's pair distances, each divided by its own
+    figure's height (so a 1 m cartoon claps where a 1.8 m actor does); weights: ``(T, R)`` the source's
+    closeness (1 at touching, falling off with distance: far hands may move, near ones keep their relation).
+    """
+    return (weights * (distances - source) ** 2).sum(-1).mean()
 
 
 def added_acceleration(acc: Tensor, acc0: Tensor) -> Tensor:

@@ -78,3 +78,29 @@ def test_pen_percent_needs_part_labels():
     no_limb = torso_only(box_and_ball())
     with pytest.raises(MissingPartsError, match="blob"):
         penetration_percent(no_limb, Motion.rest(no_limb.skeleton))
+
+
+def test_pen_percent_counts_limb_vertices_inside_overlapping_body_shells():
+    """Issue 18: an imported character's body is often several overlapping closed shells (Xbot's chest, pelvis and
+    joint spheres). A limb vertex inside two of them is inside the body: Pen% must agree with a winding-number
+    count (> 0.5), where parity alone called it outside and the report under-counted."""
+    from core.character import PART_NAMES, Character
+    from core.geometry.mesh import winding_number
+    from tests.core.geometry.shapes import box, sphere
+
+    base = box_and_ball(ball_centre=(0.0, 1.05, 0.0), ball_radius=0.05)
+    second_v, second_f = box((-0.1, 0.95, -0.12), (0.1, 1.4, 0.12), n=3)  # overlaps the torso box around the ball
+    n0 = len(base.rest_vertices)
+    verts = np.concatenate([base.rest_vertices, second_v])
+    faces = np.concatenate([base.faces, second_f + n0])
+    parts = np.concatenate([base.parts, np.full(len(second_v), PART_NAMES.index("torso"))])
+    idx = np.concatenate([base.skin_indices, np.zeros((len(second_v), 4), np.int64)])
+    w = np.concatenate([base.skin_weights, np.tile([1.0, 0, 0, 0], (len(second_v), 1))])
+    c = Character("two_shells", base.skeleton, verts, faces, idx, w, parts)
+    limb = c.limb_mask
+    body_faces = torch.as_tensor(faces[np.isin(parts, [PART_NAMES.index("torso")])[faces].all(1)])
+    wn = winding_number(torch.as_tensor(verts[limb]), torch.as_tensor(verts), body_faces)
+    expected = float((wn > 0.5).sum()) / len(verts) * 100
+    assert expected > 1.0  # the whole ball is inside both shells
+    stats = penetration_percent(c, Motion.rest(c.skeleton))
+    assert abs(stats.mean - expected) < 1e-9
