@@ -20,6 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# This process's workspace, made before Gradio is imported: Gradio creates its cache folders on import, and they
+# must land in the workspace to go with it.
+_WORKSPACE = Path(tempfile.mkdtemp(prefix="smt-server-"))
+atexit.register(shutil.rmtree, _WORKSPACE, ignore_errors=True)
+os.environ.setdefault("GRADIO_TEMP_DIR", str(_WORKSPACE / "gradio"))
 
 import gradio as gr  # noqa: E402
 
@@ -59,23 +64,14 @@ class _Server:
 
     vlm_path: str | None = None
     supervisor: str = ""
-    workspace: Path | None = None
+    workspace: Path = _WORKSPACE
 
     @property
     def jobs_dir(self) -> Path:
-        if self.workspace is None:  # build_app without serve (tests): a workspace of its own
-            self.workspace = _make_workspace()
         return self.workspace / "jobs"
 
 
 _server = _Server()
-
-
-def _make_workspace() -> Path:
-    workspace = Path(tempfile.mkdtemp(prefix="smt-server-"))
-    (workspace / "jobs").mkdir()
-    atexit.register(shutil.rmtree, workspace, ignore_errors=True)
-    return workspace
 
 
 def _new_job_dir() -> Path:
@@ -211,11 +207,9 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True, vlm_pat
     from core.io.blender import kill_running_workers
     from core.semantics import select_supervisor
 
-    workspace = _make_workspace()
-    _server.workspace = workspace
+    workspace = _server.workspace
     # Everything below tempfile's default folder (Blender workers, staging) now lands in the workspace too.
     tempfile.tempdir = str(workspace)
-    os.environ["GRADIO_TEMP_DIR"] = str(workspace / "gradio")
     _server.vlm_path = vlm_path
     _server.supervisor = select_supervisor(vlm_path).description
     log.warning("semantic supervisor: %s", _server.supervisor)

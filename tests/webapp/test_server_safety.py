@@ -66,4 +66,4 @@ def test_ctrl_c_stops_the_server_mid_job_and_leaves_nothing(tmp_path, small_bvh)
             proc.kill()
             proc.wait()
     left = sorted(p.name for p in tmp.iterdir())
-    assert not [n for n in left if n.startswith(("smt-server-", "smt-blender-", "blender_", "smt-jobs"))], left
+    assert not [n for n in left if n.startswith(("smt-server-", "smt-blender-", "blender_", "smt-jobs", "gradio"))], left
