@@ -31,7 +31,8 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["BlenderWorkerError", "BlenderTimeoutError", "BlenderUnavailableError", "WorkerResult",
-           "run_blender_worker", "kill_running_workers", "worker_environment", "blender_available", "blender_version", "WORKER_SCRIPT", "DEFAULT_TIMEOUT_S", "DEFAULT_MEMORY_MB"]
+           "run_blender_worker", "kill_running_workers", "worker_environment", "blender_available", "blender_version",
+           "WORKER_SCRIPT", "DEFAULT_TIMEOUT_S", "DEFAULT_MEMORY_MB"]
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "blender_worker.py"
 DEFAULT_TIMEOUT_S = float(os.environ.get("SMT_BLENDER_TIMEOUT_S", 300))

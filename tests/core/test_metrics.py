@@ -86,7 +86,7 @@ def test_pen_percent_counts_limb_vertices_inside_overlapping_body_shells():
     count (> 0.5), where parity alone called it outside and the report under-counted."""
     from core.character import PART_NAMES, Character
     from core.geometry.mesh import winding_number
-    from tests.core.geometry.shapes import box, sphere
+    from tests.core.geometry.shapes import box
 
     base = box_and_ball(ball_centre=(0.0, 1.05, 0.0), ball_radius=0.05)
     second_v, second_f = box((-0.1, 0.95, -0.12), (0.1, 1.4, 0.12), n=3)  # overlaps the torso box around the ball
