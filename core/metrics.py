@@ -286,6 +286,12 @@ class SourceClip:
         positions, proxy = canonical_positions(motion), source_proxy(motion)
         return cls(motion, positions, proxy, source_contacts(positions, proxy))
 
+    def every(self, step: int) -> "SourceClip":
+        """Frames ``0, step, 2·step, …`` (contacts as found on the whole clip)."""
+        if step == 1:
+            return self
+        return SourceClip(self.motion.every(step), self.positions[::step], self.proxy, self.contacts[::step])
+
 
 @dataclass(frozen=True)
 class ClipMetrics:
@@ -337,9 +343,11 @@ def measure_clip(source: Motion | SourceClip, result: Motion, character: Charact
     except MissingPartsError:
         pen_percent, pen_frames, pen_per_frame = float("nan"), np.zeros(0, dtype=np.int64), np.zeros(0)
     frames = spread_frames(result.num_frames, max_mesh_frames)
-    src_contacts = src.contacts[frames]
-    res_contacts = mesh_contacts(character, _frames_of(result, frames), res[frames])
-    kept = float(res_contacts[src_contacts].mean()) if src_contacts.any() else float("nan")
+    frames = frames[src.contacts[frames].any(-1)]  # the result's contacts count only where the source has one
+    kept = float("nan")
+    if len(frames):
+        src_contacts = src.contacts[frames]
+        kept = float(mesh_contacts(character, _frames_of(result, frames), res[frames])[src_contacts].mean())
     p = res.numpy()
     return ClipMetrics(pen_percent=pen_percent, jdm_error=float(jdm_error(src.positions, res)), contacts_kept=kept,
                        jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height),

@@ -90,6 +90,11 @@ class Motion:
         return replace(self, rotations=self.rotations[start:stop].copy(),
                        root_positions=self.root_positions[start:stop].copy())
 
+    def every(self, step: int) -> "Motion":
+        """Frames ``0, step, 2·step, …`` at ``fps / step``."""
+        return replace(self, rotations=self.rotations[::step].copy(), root_positions=self.root_positions[::step].copy(),
+                       fps=self.fps / step)
+
     def resample(self, fps: float) -> "Motion":
         """The same motion at another frame rate (slerp for rotations, linear for the root)."""
         if abs(fps - self.fps) < 1e-9 or self.num_frames < 2:

@@ -75,30 +75,39 @@ def _read_motion_file(spec: JobSpec) -> Motion:
 
 
 def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Character, report: JobReport,
-              progress: Progress):
-    """Stage II; fills the report's supervisor, metrics and plots. Returns the optimiser's result."""
+              progress: Progress, pool: ThreadPoolExecutor) -> tuple:
+    """Stage II; fills the report's supervisor, warnings and semantic plot. Returns the optimiser's result and
+    the futures of the report's before/after metrics, measured on the second core (``pool``): the start's while
+    Adam runs, the result's while the previews render."""
+    from core.metrics import SourceClip, measure_clip
     from core.optimize import OptimizeConfig, optimize_motion
     from core.semantics import select_supervisor
 
-    supervisor, description = select_supervisor(spec.vlm_path)
+    supervisor = select_supervisor(spec.vlm_path)
     config = OptimizeConfig() if spec.iterations is None else OptimizeConfig(iterations=spec.iterations)
     if not spec.foot_locking:
         config.foot = 0.0
+    clip = SourceClip.of(source)
+    before = pool.submit(measure_clip, clip, retargeted, character, REPORT_MESH_FRAMES)
     opt = optimize_motion(source, retargeted, character, supervisor=supervisor, config=config, progress=progress,
-                          max_mesh_frames=REPORT_MESH_FRAMES)
-    report.supervisor = description
+                          measure=False)
+    after = pool.submit(measure_clip, clip, opt.motion, character, REPORT_MESH_FRAMES)
+    report.supervisor = opt.supervisor
     report.warnings.extend(opt.notes)
-    if opt.before is not None and opt.after is not None:
-        for key in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate"):
-            report.metrics[key] = BeforeAfter(getattr(opt.before, key), getattr(opt.after, key))
-        if len(opt.after.pen_frames):
-            report.per_frame["pen_percent"] = {"before": (opt.before.pen_frames, opt.before.pen_per_frame),
-                                               "after": (opt.after.pen_frames, opt.after.pen_per_frame)}
     if opt.semantic is not None:
         sem = opt.semantic
         report.metrics["semantic_distance"] = BeforeAfter(float(sem.before.mean()), float(sem.after.mean()))
         report.per_frame["semantic_distance"] = {"before": (sem.frames, sem.before), "after": (sem.frames, sem.after)}
-    return opt
+    return opt, before, after
+
+
+def _report_metrics(report: JobReport, before, after) -> None:
+    """The before/after metrics and the Pen% plot, from :func:`~core.metrics.measure_clip`'s results."""
+    for key in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate"):
+        report.metrics[key] = BeforeAfter(getattr(before, key), getattr(after, key))
+    if len(after.pen_frames):
+        report.per_frame["pen_percent"] = {"before": (before.pen_frames, before.pen_per_frame),
+                                           "after": (after.pen_frames, after.pen_per_frame)}
 
 
 def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
@@ -118,19 +127,24 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     if spec.character is not None:
         character = spec.character if isinstance(spec.character, Character) else load_character(spec.character)
     pose = None
-    if spec.is_video:
-        from pose.pipeline import video_to_motion
+    with ThreadPoolExecutor(max_workers=1) as side:
+        if character is not None and spec.semantic:
+            from core.optimize import prepare_character
 
-        clock.start(Stage.POSE)
-        pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim,
-                               progress=clock.within(Stage.POSE))
-        source = pose.motion
-        clock.stop()
-        clock.seconds.pop(Stage.POSE.label, None)  # its parts stand in its place
-        for name, seconds in pose.seconds.items():
-            clock.record(f"pose: {name}", seconds)
-    else:
-        source = _read_motion_file(spec)
+            side.submit(prepare_character, character)  # on the second core while the pose is estimated
+        if spec.is_video:
+            from pose.pipeline import video_to_motion
+
+            clock.start(Stage.POSE)
+            pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim,
+                                   progress=clock.within(Stage.POSE))
+            source = pose.motion
+            clock.stop()
+            clock.seconds.pop(Stage.POSE.label, None)  # its parts stand in its place
+            for name, seconds in pose.seconds.items():
+                clock.record(f"pose: {name}", seconds)
+        else:
+            source = _read_motion_file(spec)
     check_clip_length(source)
     if spec.character is None:
         source = place_root(source, spec.root)  # the person's own motion is the result of a pose job
@@ -138,6 +152,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
                        warnings=list(pose.warnings) if pose is not None else [])
     result = JobResult(report, source, character=character, pose=pose)
 
+    # The pool is left (every task finished) before the staging folder is: nothing writes into a removed folder.
     with staged_output_dir(spec.out_dir) as stage_dir, ThreadPoolExecutor(max_workers=2) as pool:
         overlay: Future | None = None
         if spec.previews and pose is not None:
@@ -149,8 +164,11 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
             report.files["motion"] = spec.out_dir / "motion.bvh"
 
         if character is not None:
-            _retarget_and_optimise(spec, result, clock)
-            _write_results(spec, result, clock, stage_dir, pool, overlay)
+            measured = _retarget_and_optimise(spec, result, clock, pool)
+            _write_results(spec, result, clock, stage_dir, pool)
+            if measured is not None:
+                clock.start(Stage.RENDER)  # what is left of measuring waits under the stage it overlapped
+                _report_metrics(report, *(f.result() for f in measured))
         if overlay is not None:
             clock.start(Stage.RENDER)
             overlay.result()
@@ -161,7 +179,9 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     return result
 
 
-def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock) -> None:
+def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
+                           pool: ThreadPoolExecutor) -> tuple[Future, Future] | None:
+    """Stages I and II; returns the futures of the report's before/after metrics when stage II ran."""
     from core.io.export import same_rig
 
     character, source, report = result.character, result.source, result.report
@@ -176,17 +196,21 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock) 
         retargeted = retargeter.retarget(source, character.skeleton)
         report.retargeter = retargeter.reason or retargeter.name
     result.retargeted = result.final = retargeted
+    measured = None
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
-        result.optimization = _optimise(spec, source, retargeted, character, report, clock.within(Stage.OPTIMISE))
+        result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
+                                                   clock.within(Stage.OPTIMISE), pool)
         result.final = result.optimization.motion
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
     result.final = place_root(result.final, spec.root)
+    return tuple(measured) if measured else None
 
 
-def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path, pool: ThreadPoolExecutor,
-                   overlay: Future | None) -> None:
+def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path,
+                   pool: ThreadPoolExecutor) -> None:
+    """The BVH, the before/after preview (this thread) and Blender's FBX/GLB (a separate process, started first)."""
     from core.io.export import export_character_motion_files
 
     character, final, report = result.character, result.final, result.report

@@ -17,6 +17,9 @@ The metric (paper Eq. 13, :func:`core.metrics.penetration_percent`) counts limb 
 """
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +32,8 @@ from ..kinematics import linear_blend_skinning
 from .mesh import CappedMesh, cap_holes, submesh_faces, weld_faces
 from .sdf import SDFGrid, build_sdf_grid, sample_grid, to_grid_coords
 
-__all__ = ["BODY_PARTS", "MissingPartsError", "body_and_limb_masks", "capped_body", "PenetrationModel"]
+__all__ = ["BODY_PARTS", "MissingPartsError", "body_and_limb_masks", "capped_body", "PenetrationModel",
+           "penetration_model"]
 
 BODY_PARTS: tuple[str, ...] = ("torso", "head")
 
@@ -202,6 +206,44 @@ class PenetrationModel:
     def limb_sdf(self, transforms: Tensor, iterations: int = 2, exact_grad: bool = True) -> Tensor:
         """``(..., L)`` signed distance of every limb vertex to the posed body."""
         return self.body_sdf(self.limb_vertices(transforms), transforms, iterations, exact_grad)
+
+
+_MODELS: "OrderedDict[tuple, PenetrationModel]" = OrderedDict()
+_MODELS_LOCK = threading.Lock()
+_MODELS_KEPT = 4
+
+
+def _fingerprint(character: Character) -> str:
+    """A digest of everything :meth:`PenetrationModel.from_character` reads (two uploads of one name may differ)."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in (character.rest_vertices, character.faces, character.parts, character.skin_indices,
+              character.skin_weights):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def penetration_model(character: Character, dtype: torch.dtype = torch.float32,
+                      device: torch.device | str | None = None) -> PenetrationModel:
+    """:meth:`PenetrationModel.from_character`, kept for the last few characters by content: the grid takes a
+    second or two to build, and a server animates the same characters job after job (a job also builds it on
+    the second core while the video's pose is being estimated).
+
+    Raises:
+        MissingPartsError: no limb or body vertices labelled.
+    """
+    key = (_fingerprint(character), dtype, str(torch.device(device or "cpu")))
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+    model = PenetrationModel.from_character(character, dtype=dtype, device=device)
+    with _MODELS_LOCK:
+        _MODELS[key] = model
+        while len(_MODELS) > _MODELS_KEPT:
+            _MODELS.popitem(last=False)
+    return model
 
 
 def _solve3(m: Tensor, b: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ Adam on the target's local joint rotations (6D, Zhou et al. 2019), starting from
   + w_foot · ||feet − feet⁰||² / height² on contacts     no foot skate (matters only when legs are free)
   + w_limits · Σ excess²                                 anatomical limits, widened to the start's own angles
   + w_rel · Σ w_src (d / h − d_src / h_src)²             hands keep their distances to each other, head, chest
+  + w_jdm · ReLU(JDM(p, src) − JDM(p⁰, src))            the clip reads no less like the source than the start
 
 E is the supervisor's embedding (skeletal by default; BLIP-2 or CLIP on soft renders from the front, left and
 right when weights are given, see ``core.semantics``), Φ the body's signed distance
@@ -44,6 +45,14 @@ Choices the paper leaves open, and why:
   source's (shares of height, weighted by closeness in the source). Bench: hands 1-4° mean, p95 3-10°, head
   0.3-2°. The cost: on slim characters a few finger vertices stay under the belly in clips where the source's
   hands rest on it (Slim's bow: Pen% 0.000 → 0.04; with the hands' weight at 0.05 it is 0.008 but p95 70°).
+- The clip's JDM error may not rise above the start's (a clip-level hinge, weight 100; issue 14): single frames
+  may trade, the clip may not. Without it, pushing Mousey's fists out of its huge head raised the JDM error above
+  Copy's on some clips (bench, pooled: +0.0004).
+- The loss looks at the clip at 15 fps (every other frame of 30 fps, every 4th of 60, ``loss_fps``); the
+  correction is the same spline at every frame, so the result keeps the source's rate. The correction changes
+  at most 4 times a second (its knots), so 15 samples a second pin it down: on the bench the results are
+  within noise of looking at every frame (Mousey's Pen% after 0.78 → 0.55, Slim's 0.021 → 0.033) at half the
+  time per step.
 - Only the upper body moves by default (spine, neck, head, shoulders, arms, hands): hips, legs and the root path
   stay exactly as the retargeter made them, so foot contact and skate are untouched; ``free_joints="all"``
   frees everything, and the foot term then keeps planted feet within a few millimetres.
@@ -70,8 +79,8 @@ from ..metrics import ClipMetrics, canonical_positions, measure_clip
 from ..semantics.skeletal import character_proxy, source_proxy
 from .config import UPPER_BODY, OptimizeConfig
 from .posing import spline_basis
-from .refine import optimize_motion
+from .refine import optimize_motion, prepare_character
 from .result import OptimizeResult, SemanticDistance
 
-__all__ = ["OptimizeConfig", "ClipMetrics", "OptimizeResult", "SemanticDistance", "optimize_motion", "measure_clip",
+__all__ = ["OptimizeConfig", "ClipMetrics", "OptimizeResult", "SemanticDistance", "optimize_motion", "prepare_character", "measure_clip",
            "UPPER_BODY", "canonical_positions", "character_proxy", "source_proxy", "spline_basis", "farthest_points"]

@@ -28,9 +28,13 @@ class OptimizeConfig:
     stay_close_arm: weight of the 6D distance to the start for trunk and arm joints. smooth: weight of the
     correction's second difference in time. jitter: weight of the hinge on each joint's acceleration magnitude
     rising above the start's. contact: weight that keeps sunk hand contacts within ``contact_slack`` × the
-    contact tolerance of the surface. foot: weight of the foot joints' displacement on contact frames.
+    contact tolerance of the surface. jdm_guard: first weight of the clip's JDM error rising above the start's (a
+    hinge), raised by ``jdm_guard_rate`` × the excess after each step it is exceeded (0: no guard). foot: weight of the foot joints' displacement on contact frames.
     iterations: the most Adam steps; lr: Adam's step size on the correction's spline controls (6D entries).
-    knot_seconds: spacing of the correction's B-spline knots in time. patience / tolerance: stop when the
+    knot_seconds: spacing of the correction's B-spline knots in time. loss_fps: the loss looks at the clip at
+    about this rate (every n-th frame, n = round(fps / loss_fps), at least 1); the correction, a spline with
+    knots every ``knot_seconds``, is then evaluated at every frame, so the result keeps the source's rate.
+    patience / tolerance: stop when the
     loss improved by less than ``tolerance`` (relative) over the last ``patience`` steps (after the ramp).
     free_joints: "upper" or "all". refresh: steps between re-selecting which limb vertices are near the body.
     max_limb_vertices: the loss uses at most this many limb vertices, spread evenly (Pen% counts them all).
@@ -53,6 +57,8 @@ class OptimizeConfig:
     stay_close_head: float = 50.0
     limits: float = 10.0
     hand_relation: float = 50.0
+    jdm_guard: float = 10.0
+    jdm_guard_rate: float = 1e4
     relation_reach: float = 0.3
     smooth: float = 5.0
     jitter: float = 1.0
@@ -62,6 +68,7 @@ class OptimizeConfig:
     iterations: int = 120
     lr: float = 0.02
     knot_seconds: float = 0.25
+    loss_fps: float = 15.0
     patience: int = 30
     tolerance: float = 2e-3
     free_joints: str = "upper"
@@ -76,6 +83,10 @@ class OptimizeConfig:
         can be built field by field)."""
         if self.free_joints not in FREE_JOINTS:
             raise ValueError(f"free_joints must be 'upper' or 'all', got {self.free_joints!r}")
+
+    def frame_stride(self, fps: float) -> int:
+        """Every how many frames of a ``fps`` clip the loss is evaluated (see ``loss_fps``)."""
+        return max(1, int(round(fps / self.loss_fps))) if self.loss_fps > 0 else 1
 
     @property
     def ramp_steps(self) -> int:

@@ -12,6 +12,7 @@ from ..geometry.penetration import PenetrationModel
 from ..kinematics import linear_blend_skinning
 from ..metrics import acceleration
 from ..motion import FOOT_JOINTS
+from ..retarget.losses import normalized_jdm
 from ..semantics.skeletal import FigureProxy, contact_tolerance, skeletal_features
 from ..skeleton import CANONICAL_JOINTS
 from . import terms
@@ -20,7 +21,7 @@ from .limits import LimitFrames, limit_angles, limit_excess
 from .posing import HandSamples, LimbSamples, Posed, Rig
 from .semantic import SemanticTerm
 
-__all__ = ["StartReference", "Problem", "NearBody", "Descent", "total_loss", "descend"]
+__all__ = ["StartReference", "Problem", "NearBody", "JdmGuard", "Descent", "total_loss", "descend"]
 
 Progress = Callable[[float, str], None]
 FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
@@ -36,7 +37,8 @@ class StartReference:
     (or the other hand) and the start's is inside it. angles: ``(T, P, 3)`` the start's twist/bend/side angles
     of the limited joints (radians; None without limits). relations, relation_weights: ``(T, R)`` the source's
     hand-pair distances over its height (:data:`~core.optimize.terms.HAND_RELATIONS`) and their closeness
-    weights (None when not given).
+    weights (None when not given). source_jdm: ``(T, 22, 22)`` the source's normalised joint distance matrices
+    and jdm_error: the start's JDM error against them (a scalar; both None when not given).
     """
 
     feet: Tensor
@@ -47,6 +49,8 @@ class StartReference:
     angles: Tensor | None = None
     relations: Tensor | None = None
     relation_weights: Tensor | None = None
+    source_jdm: Tensor | None = None
+    jdm_error: Tensor | None = None
 
     @classmethod
     def of(cls, posed: Posed, source_contacts: Tensor, proxy: FigureProxy, fps: float,
@@ -56,19 +60,22 @@ class StartReference:
         with ``limits``, the start's limit angles; with the source's ``(T, 22, 3)`` canonical positions and its
         height, the hand relations to keep (weight ``exp(−d / reach)``, d the source's distance over height)."""
         height = proxy.height
-        angles = relations = weights = None
+        angles = relations = weights = source_jdm = start_jdm = None
         with torch.no_grad():
             if limits is not None and len(limits) and posed.rotations is not None:
                 angles = limit_angles(posed.rotations, limits)
             if source_positions is not None:
                 relations = relation_distances(source_positions, source_height)
                 weights = torch.exp(-relations / reach)
+                source_jdm = normalized_jdm(source_positions)
+                start_jdm = (normalized_jdm(posed.positions) - source_jdm).abs().sum(-1).mean()
             positions = posed.positions
             feet = positions[:, FEET]
             planted = (feet[..., 1] < feet[..., 1].min() + 0.03 * height).to(positions.dtype)
             acc = acceleration(positions, fps) / height
             sunk = source_contacts & (skeletal_features(positions, proxy, posed.body_gap).gaps < 0)
-        return cls(feet, planted, acc, acc.norm(dim=-1), sunk.to(positions.dtype), angles, relations, weights)
+        return cls(feet, planted, acc, acc.norm(dim=-1), sunk.to(positions.dtype), angles, relations, weights,
+                   source_jdm, start_jdm)
 
 
 _RELATION_PAIRS = [(CANONICAL_JOINTS.index(a), CANONICAL_JOINTS.index(b)) for a, b in terms.HAND_RELATIONS]
@@ -155,8 +162,32 @@ class NearBody:
         return phi
 
 
-def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None) -> Tensor:
-    """The weighted sum of every term at the free joints' 6D angles ``x (T, F, 6)`` (a scalar tensor)."""
+class JdmGuard:
+    """The weight of the JDM hinge (:func:`~core.optimize.terms.jdm_above_start`), raised by ``rate × excess``
+    after every step the clip's JDM error is above the start's: a Lagrange multiplier by dual ascent. A fixed
+    weight either let some clips end above the start (10-30 on the bench's Mousey: up to +0.0036) or held every
+    clip back from clearing the body (100: Mousey's Pen% after 0.55 → 2.5 %); the multiplier grows only on the
+    clips where the two conflict, and only as far as that clip needs. Mutable: one per run."""
+
+    def __init__(self, weight: float, rate: float) -> None:
+        self.weight, self.rate, self.excess = weight, rate, 0.0
+
+    def __call__(self, excess: Tensor) -> Tensor:
+        self.excess = float(excess.detach())
+        return self.weight * excess
+
+    def update(self) -> None:
+        self.weight += self.rate * self.excess
+
+    @property
+    def met(self) -> bool:
+        """The last step's JDM error was not above the start's."""
+        return self.excess <= 0.0
+
+
+def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None, guard: JdmGuard | None = None) -> Tensor:
+    """The weighted sum of every term at the free joints' 6D angles ``x (T, F, 6)`` (a scalar tensor); ``guard``
+    weighs the JDM hinge (none without it)."""
     c, start, height = problem.config, problem.start, problem.height
     T = x.shape[0]
     posed = problem.posed(x)
@@ -176,7 +207,7 @@ def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None) ->
         gaps = skeletal_features(posed.positions, problem.proxy, posed.body_gap).gaps
         loss_contact = terms.sunk_contacts(gaps, start.sunk, c.contact_slack * contact_tolerance(height), height)
     loss_foot = terms.foot_slide(posed.positions[:, FEET], start.feet, start.planted, height)
-    loss_limits = loss_relation = dx.new_zeros(())
+    loss_limits = loss_relation = loss_jdm = dx.new_zeros(())
     if c.limits and start.angles is not None:
         excess = limit_excess(limit_angles(posed.rotations, problem.limits), start.angles,
                               problem.limits.upper, problem.limits.lower)
@@ -184,17 +215,21 @@ def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None) ->
     if c.hand_relation and start.relations is not None:
         loss_relation = terms.hand_relations(relation_distances(posed.positions, height), start.relations,
                                              start.relation_weights)
+    if guard is not None and start.source_jdm is not None:
+        loss_jdm = guard(terms.jdm_above_start(normalized_jdm(posed.positions), start.source_jdm, start.jdm_error))
     return (c.lambda_sem * loss_sem + c.pen_weight(step) * loss_pen + loss_close + c.smooth * loss_smooth
             + c.jitter * loss_jitter + c.contact * loss_contact + c.foot * loss_foot + c.limits * loss_limits
-            + c.hand_relation * loss_relation)
+            + c.hand_relation * loss_relation + loss_jdm)
 
 
 @dataclass
 class Descent:
     """What the loop ends with: best: ``(T, F, 6)`` the angles of the best step (the last one during the
-    ramp), steps: Adam steps taken, history: the total loss per step."""
+    ramp) and controls: ``(K, F, 6)`` its spline controls; steps: Adam steps taken, history: the total loss per
+    step."""
 
     best: Tensor
+    controls: Tensor
     steps: int
     history: list[float] = field(default_factory=list)
 
@@ -210,25 +245,29 @@ def descend(problem: Problem, progress: Progress) -> Descent:
     if problem.model is not None:
         near = NearBody(problem.model, problem.limbs, x0.shape[0], config.pen_margin * problem.height,
                         problem.height, config.refresh)
-    out = Descent(x0.clone(), 0)
-    best = math.inf
+    guard = JdmGuard(config.jdm_guard, config.jdm_guard_rate) if config.jdm_guard else None
+    out = Descent(x0.clone(), controls.detach().clone(), 0)
+    best = (False, -math.inf)  # (JDM no worse than the start's, −loss): a step that keeps the JDM wins
     for step in range(config.iterations):
         out.steps = step + 1
+        previous = controls.detach().clone()  # x's controls: the step below moves them
         x = x0 + torch.einsum("tk,kfc->tfc", problem.basis, controls)
-        total = total_loss(problem, x, step, near)
+        total = total_loss(problem, x, step, near, guard)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
         value = float(total.detach())
         out.history.append(value)
-        if step < config.ramp_steps:
-            out.best = x.detach().clone()
-        else:  # the loss's weights are final from here on: keep the best, stop when it stalls
-            if value < best:
-                best, out.best = value, x.detach().clone()
-            if len(out.history) > config.ramp_steps + config.patience:
-                old = out.history[-1 - config.patience]
-                if old - value < config.tolerance * abs(old):
-                    break
+        score = (guard is None or guard.met, -value)
+        if step < config.ramp_steps or score > best:  # after the ramp the weights are final: keep the best
+            out.best, out.controls = x.detach().clone(), previous
+            if step >= config.ramp_steps:
+                best = score
+        if guard is not None:
+            guard.update()
+        if len(out.history) > config.ramp_steps + config.patience:  # ... and stop when it stalls
+            old = out.history[-1 - config.patience]
+            if old - value < config.tolerance * abs(old) and (guard is None or guard.met):
+                break
         progress(0.05 + 0.9 * out.steps / config.iterations, "semantic refinement")
     return out

@@ -5,9 +5,10 @@ import time
 from dataclasses import replace
 
 import torch
+from torch import Tensor
 
 from ..character import Character
-from ..geometry.penetration import MissingPartsError, PenetrationModel
+from ..geometry.penetration import MissingPartsError, penetration_model
 from ..metrics import SourceClip, measure_clip
 from ..motion import Motion
 from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous
@@ -21,7 +22,16 @@ from .request import Request
 from .result import OptimizeResult, SemanticDistance
 from .semantic import semantic_term
 
-__all__ = ["optimize_motion"]
+__all__ = ["optimize_motion", "prepare_character"]
+
+
+def prepare_character(character: Character, device: str | torch.device | None = None) -> None:
+    """Build what stage II needs of ``character`` alone (its penetration grid, kept by
+    :func:`~core.geometry.penetration.penetration_model`), so a job can do it while it waits for something else."""
+    try:
+        penetration_model(character, torch.float32, torch.device(device or "cpu"))
+    except MissingPartsError:
+        pass  # optimize_motion says so in its notes
 
 
 def _no_progress(fraction: float, stage: str) -> None:
@@ -84,13 +94,19 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
     notes: list[str] = []
     t0 = time.perf_counter()
     progress(0.0, "preparing semantic refinement")
+    start, config = request.start, request.config
+    stride = config.frame_stride(start.fps)
     source = SourceClip.of(request.source)  # its canonical positions serve the loss and both measurements
-    problem = _problem(request, supervisor, source, notes)
+    # The loss looks at every stride-th frame; the correction is a spline in time, evaluated below at all frames.
+    problem = _problem(request.every(stride), supervisor, source.every(stride), notes,
+                       spline_basis(start.num_frames, config.knot_seconds * start.fps)[::stride])
     descent = descend(problem, progress)
-    start = request.start
     with torch.no_grad():
-        R = problem.rig.local_rotations(descent.best)
-        q = quat_make_continuous(matrix_to_quat(R.double()), dim=0).cpu().numpy()
+        rig = problem.rig if stride == 1 else Rig.of(start, problem.rig.mapping, problem.rig.free.tolist(),
+                                                     problem.x0.dtype, request.device)
+        basis = spline_basis(start.num_frames, config.knot_seconds * start.fps, problem.x0.dtype).to(request.device)
+        x = matrix_to_rot6d(rig.start[:, rig.free]) + torch.einsum("tk,kfc->tfc", basis, descent.controls)
+        q = quat_make_continuous(matrix_to_quat(rig.local_rotations(x).double()), dim=0).cpu().numpy()
     result = Motion(start.skeleton, q, start.root_positions.copy(), start.fps, start.name)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
@@ -103,11 +119,12 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
         after = measure_clip(source, result, request.character, request.max_mesh_frames)
     progress(1.0, "semantic refinement done")
     return OptimizeResult(result, before, after, described, descent.steps, seconds, descent.history, notes,
-                          SemanticDistance(frames, sem_before, sem_after))
+                          SemanticDistance(frames * stride, sem_before, sem_after))
 
 
-def _problem(request: Request, supervisor, source: SourceClip, notes: list[str]) -> Problem:
-    """Everything the loop needs, on the request's device (float32: plenty for angles and a few mm)."""
+def _problem(request: Request, supervisor, source: SourceClip, notes: list[str], basis: Tensor) -> Problem:
+    """Everything the loop needs, on the request's device (float32: plenty for angles and a few mm); ``basis``
+    ``(T, K)``: the correction's spline at the request's frames."""
     character, start, config, device = request.character, request.start, request.config, request.device
     dtype = torch.float32
     mapping = map_to_canonical(character.skeleton).indices
@@ -121,7 +138,7 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str])
         return (config.stay_close_hand if j in hand else config.stay_close_head if j in head
                 else config.stay_close_arm if j in arm else config.stay_close)
     try:
-        model = PenetrationModel.from_character(character, dtype=dtype, device=device)
+        model = penetration_model(character, dtype=dtype, device=device)
     except MissingPartsError as e:
         model = None
         notes.append(f"penetration not corrected: {e}")
@@ -139,11 +156,12 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str])
         posed0 = rig.posed(x0, model, hands)
     reference = StartReference.of(
         posed0, torch.as_tensor(source.contacts, device=device), proxy, start.fps, limits,
-        source.positions.to(dtype=dtype, device=device) if config.hand_relation else None, source.proxy.height,
+        source.positions.to(dtype=dtype, device=device) if config.hand_relation or config.jdm_guard else None,
+        source.proxy.height,
         config.relation_reach)
     return Problem(
         config=config, rig=rig, x0=x0,
-        basis=spline_basis(start.num_frames, config.knot_seconds * start.fps, dtype).to(device),
+        basis=basis.to(dtype=dtype, device=device),
         close_weights=torch.tensor([close_weight(j) for j in free], dtype=dtype, device=device),
         fps=start.fps, proxy=proxy, semantic=semantic, start=reference, model=model, limbs=limbs, hands=hands,
         limits=limits)

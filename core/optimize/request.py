@@ -1,7 +1,7 @@
 """What :func:`~core.optimize.optimize_motion` was asked, checked up front."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,13 @@ class Request:
     max_mesh_frames: int | None
     source_frames: Any = None
     source_camera: Any = None
+
+    def every(self, step: int) -> "Request":
+        """The same request on frames ``0, step, 2·step, …`` (source, start and source frames alike)."""
+        if step == 1:
+            return self
+        frames = self.source_frames[::step] if self.source_frames is not None else None
+        return replace(self, source=self.source.every(step), start=self.start.every(step), source_frames=frames)
 
     def check(self) -> None:
         """Raises ValueError for inputs the optimiser cannot use."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["penetration", "stay_close", "joint_limits", "hand_relations", "HAND_RELATIONS", "added_acceleration", "acceleration_hinge", "sunk_contacts", "foot_slide",
-           "soft_min"]
+__all__ = ["penetration", "stay_close", "joint_limits", "hand_relations", "HAND_RELATIONS", "jdm_above_start",
+           "added_acceleration", "acceleration_hinge", "sunk_contacts", "foot_slide", "soft_min"]
 
 
 def penetration(phi: Tensor, margin: float, frames: int, height: float) -> Tensor:
@@ -53,6 +53,18 @@ def hand_relations(distances: Tensor, source: Tensor, weights: Tensor) -> Tensor
     closeness (1 at touching, falling off with distance: far hands may move, near ones keep their relation).
     """
     return (weights * (distances - source) ** 2).sum(-1).mean()
+
+
+def jdm_above_start(jdm: Tensor, source_jdm: Tensor, start_error: Tensor) -> Tensor:
+    """``ReLU(e − e⁰)``: the clip's JDM error ``e`` (:func:`core.metrics.jdm_error`: row L1 of the normalised
+    joint distance matrices' difference, averaged over rows and frames) above the start's ``e⁰``.
+
+    jdm, source_jdm: ``(T, 22, 22)`` normalised joint distance matrices of the result and of the source;
+    start_error: the start's error (a scalar tensor). A clip-level hinge: single frames may trade (a fist pushed
+    out of a huge head changes its distances), the clip as a whole must not read less like the source than the
+    retargeter's start did.
+    """
+    return torch.relu((jdm - source_jdm).abs().sum(-1).mean() - start_error)
 
 
 def added_acceleration(acc: Tensor, acc0: Tensor) -> Tensor:

@@ -104,3 +104,11 @@ def test_place_root_starts_over_the_origin_or_stays_in_place():
     assert np.array_equal(place_root(m, "world").root_positions, walk)
     with pytest.raises(ValueError, match="root placement"):
         place_root(m, "moon")
+
+
+def test_every_keeps_every_nth_frame_at_the_matching_rate():
+    sk = canonical_skeleton(tpose_offsets())
+    rot = np.tile([1.0, 0, 0, 0], (10, sk.num_joints, 1))
+    root = np.arange(30.0).reshape(10, 3)
+    m = Motion(sk, rot, root, 60.0).every(4)
+    assert m.num_frames == 3 and m.fps == 15.0 and np.array_equal(m.root_positions, root[[0, 4, 8]])

@@ -65,3 +65,16 @@ def test_missing_labels_give_a_clear_error():
         body_and_limb_masks(no_limb)
     with pytest.raises(MissingPartsError, match="blob"):
         PenetrationModel.from_character(no_limb)
+
+
+def test_penetration_model_is_built_once_per_character_content():
+    from dataclasses import replace
+
+    from core.character_library import load_character
+    from core.geometry.penetration import penetration_model
+
+    bob = load_character("Bob")
+    first = penetration_model(bob)
+    assert penetration_model(load_character("Bob")) is first  # same content, another object: kept
+    moved = replace(bob, rest_vertices=bob.rest_vertices + [0.0, 0.01, 0.0])
+    assert penetration_model(moved) is not first

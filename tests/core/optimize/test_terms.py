@@ -51,3 +51,14 @@ def test_soft_min_is_below_the_minimum_by_at_most_tau_log_n():
     d = torch.tensor([[0.3, 0.1, 0.2, 0.1001]])
     s = terms.soft_min(d, 0.005)
     assert s.shape == (1,) and 0.1 - 0.005 * math.log(4) <= float(s) <= 0.1
+
+
+def test_jdm_guard_costs_only_what_the_clip_loses_beyond_the_start():
+    source = torch.rand(4, 3, 3)
+    src = source / source.sum(-1, keepdim=True)
+    same = terms.jdm_above_start(src, src, torch.tensor(0.0))
+    assert same == 0
+    worse = src.clone()
+    worse[0, 0, 0] += 0.3  # one row of one frame off by 0.3: the clip's error is 0.3 / (4 frames × 3 rows)
+    assert math.isclose(float(terms.jdm_above_start(worse, src, torch.tensor(0.0))), 0.3 / 12, rel_tol=1e-5)
+    assert terms.jdm_above_start(worse, src, torch.tensor(0.3 / 12 + 1e-4)) == 0  # no worse than the start
