@@ -64,6 +64,24 @@ def _stages(spec: JobSpec) -> list[Stage]:
     return stages
 
 
+def _warm_up(spec: JobSpec, character: Character | None) -> None:
+    """What the later stages need that does not depend on the motion, made while the pose is estimated (which
+    leaves most of the second core idle): the retargeter's weights, stage II's penetration grid and its first
+    Adam (whose first use imports torch._dynamo: 2.5 s), the preview renderer's GL context."""
+    if character is None:
+        return
+    _retargeter(spec.retargeter)
+    if spec.semantic:
+        import torch
+
+        from core.optimize import prepare_character
+
+        prepare_character(character)
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    if spec.previews:
+        _preview_renderer().info  # creates the GL context
+
+
 def _read_motion_file(spec: JobSpec) -> Motion:
     from core.io.character_import import read_motion_file
 
@@ -128,10 +146,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
         character = spec.character if isinstance(spec.character, Character) else load_character(spec.character)
     pose = None
     with ThreadPoolExecutor(max_workers=1) as side:
-        if character is not None and spec.semantic:
-            from core.optimize import prepare_character
-
-            side.submit(prepare_character, character)  # on the second core while the pose is estimated
+        warm = side.submit(_warm_up, spec, character)  # on the second core while the pose is estimated
         if spec.is_video:
             from pose.pipeline import video_to_motion
 
@@ -145,6 +160,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
                 clock.record(f"pose: {name}", seconds)
         else:
             source = _read_motion_file(spec)
+    warm.result()
     check_clip_length(source)
     if spec.character is None:
         source = place_root(source, spec.root)  # the person's own motion is the result of a pose job
@@ -165,10 +181,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
 
         if character is not None:
             measured = _retarget_and_optimise(spec, result, clock, pool)
-            _write_results(spec, result, clock, stage_dir, pool)
-            if measured is not None:
-                clock.start(Stage.RENDER)  # what is left of measuring waits under the stage it overlapped
-                _report_metrics(report, *(f.result() for f in measured))
+            _write_results(spec, result, clock, stage_dir, pool, measured)
         if overlay is not None:
             clock.start(Stage.RENDER)
             overlay.result()
@@ -209,8 +222,9 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
 
 
 def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path,
-                   pool: ThreadPoolExecutor) -> None:
-    """The BVH, the before/after preview (this thread) and Blender's FBX/GLB (a separate process, started first)."""
+                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None) -> None:
+    """The BVH, the before/after preview (this thread) and Blender's FBX/GLB (a separate process, started first);
+    the report's metrics once ``measured`` (on the second core meanwhile) are in."""
     from core.io.export import export_character_motion_files
 
     character, final, report = result.character, result.final, result.report
@@ -235,6 +249,8 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
         write_before_after(stage_dir / f"{spec.name}.mp4", left, (character, final), size=spec.preview_size,
                            fps=min(result.source.fps, PREVIEW_FPS), labels=labels, renderer=_preview_renderer())
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
+    if measured is not None:  # what is left of measuring waits under the stage running now
+        _report_metrics(report, *(f.result() for f in measured))
     if export is not None:
         clock.start(Stage.EXPORT)
         export.result()

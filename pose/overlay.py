@@ -1,7 +1,8 @@
 """The video with the fitted skeleton drawn over it (H.264 through core.render.video.write_mp4).
 
-The frames are decoded again with the same trim, rotation and downscaling as the pose pass, so pixel
-coordinates match :attr:`PoseResult.joints_2d`. Bones are drawn in the preview renderer's colours (the person's
+The frames are decoded again with the same trim and rotation as the pose pass and drawn at most
+:data:`OVERLAY_SIDE` pixels on the long side (the page shows it in a panel of about that size; at the pose
+pass's 1280 px, encoding took most of the overlay's 3 s on a 10 s clip), the joints scaled to match. Bones are drawn in the preview renderer's colours (the person's
 left blue, right orange, centre grey); frames where nobody was detected get a small "no detection" tag, since
 the skeleton there is interpolated. Planted feet get a white ring.
 """
@@ -17,7 +18,9 @@ from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
 
 from .video import open_video
 
-__all__ = ["overlay_frames", "write_overlay"]
+__all__ = ["overlay_frames", "write_overlay", "OVERLAY_SIDE"]
+
+OVERLAY_SIDE = 720
 
 _LEFT = (56, 122, 235)
 _RIGHT = (242, 128, 51)
@@ -28,16 +31,17 @@ def _colour(name: str) -> tuple[int, int, int]:
     return _LEFT if name.startswith("Left") else _RIGHT if name.startswith("Right") else _CENTRE
 
 
-def overlay_frames(result, path: str | Path, trim=None) -> Iterator[np.ndarray]:
-    """RGB frames of the video with ``result``'s skeleton drawn on them (``result``: a PoseResult)."""
+def overlay_frames(result, path: str | Path, trim=None, max_side: int = OVERLAY_SIDE) -> Iterator[np.ndarray]:
+    """RGB frames of the video with ``result``'s skeleton drawn on them (``result``: a PoseResult), the long
+    side at most ``max_side`` pixels."""
     import cv2
 
     meta = result.video
-    reader = open_video(path, trim=trim if trim is not None else (meta.start, meta.end),
-                        max_side=max(meta.width, meta.height))
-    P = result.joints_2d
+    side = min(max(meta.width, meta.height), max_side)
+    reader = open_video(path, trim=trim if trim is not None else (meta.start, meta.end), max_side=side)
+    P = result.joints_2d * (side / max(meta.width, meta.height))
     T = len(P)
-    scale = max(meta.width, meta.height) / 720
+    scale = side / 720
     thick = max(2, int(round(3 * scale)))
     feet = [CANONICAL_JOINTS.index(n) for n in ("LeftFoot", "RightFoot")]
     for frame in reader.frames():
