@@ -49,7 +49,7 @@ def _check_frame(frame: np.ndarray, index: int, shape: tuple[int, int] | None) -
 
 
 def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float, crf: int = DEFAULT_CRF,
-              preset: str = DEFAULT_PRESET) -> int:
+              preset: str = DEFAULT_PRESET, threads: int | None = None) -> int:
     """Stream RGB frames into an H.264 mp4 (``yuv420p``, ``+faststart``); frames are not held in memory.
 
     Args:
@@ -58,6 +58,8 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
         fps: frames per second (fractional rates like 29.97 are kept as a rational).
         crf: x264 constant rate factor (0 lossless .. 51 worst).
         preset: x264 speed preset.
+        threads: x264's threads (None: its own choice, about 1.5 per core). One for a video written beside
+            other work, so the encoder does not crowd it off the cores.
 
     Returns:
         The number of frames written.
@@ -92,7 +94,7 @@ def write_mp4(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float,
                         str(tmp), (padded[1], padded[0]), pix_fmt_in="rgb24", pix_fmt_out="yuv420p", fps=fps,
                         codec="libx264", quality=None, macro_block_size=1, ffmpeg_log_level="error",
                         output_params=["-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart",
-                                       "-f", "mp4"])
+                                       *(["-threads", str(int(threads))] if threads else []), "-f", "mp4"])
                     try:
                         writer.send(None)  # start ffmpeg
                     except Exception as exc:  # noqa: BLE001 - rewrap with context
