@@ -97,6 +97,8 @@ def _report_markdown(result: JobResult) -> str:
             m, label = r.metrics[key], METRIC_LABELS[key]
             lines.append(f"{label}: {m.before:.3g} before → {m.after:.3g} after optimisation." if m.after is not None
                          else f"{label}: {m.before:.3g}.")
+    if r.measured_on:
+        lines.append(f"Measured: {r.measured_on}.")
     for note in r.warnings:
         lines.append(f"Note: {note}")
     lines.append("Time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
