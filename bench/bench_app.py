@@ -6,7 +6,8 @@ Targets (issue 14): a 10 s, 30 fps, 720p clip onto a built-in character in <= 1.
 and a 60 fps source); no stage that stalls the progress bar for more than a few seconds (the longest gap between
 two progress calls is in each row's note). Each clip's floor, decoding plus pose estimation alone, is measured in
 the same run. The clips are made by the repo itself (scripts/make_sample_clip.py: a built-in character rendered
-at 1280x720), so the benchmark runs anywhere; Xbot's rows need the shared data.
+at 1280x720), so the benchmark runs anywhere; Xbot's rows need the shared data. Last, the peak memory of a job
+on a 1.28 M-vertex character (target: under 4 GB, and it finishes).
 """
 from __future__ import annotations
 
@@ -103,4 +104,68 @@ def run() -> list[Row]:
                         note=f"{frames} frames, {frames / floor:.1f} frames/s"))
         for name, character in characters.items():
             rows.append(_job_row(clip, seconds, fps, floor, name, character))
+    rows.append(memory_row())
     return rows
+
+
+def subdivided(character, times: int):
+    """``character`` with every triangle split in four ``times`` times (edge midpoints; skin weights and colours
+    averaged, parts from the first end): Bob 4 times has 1.28 M vertices, 2.56 M triangles."""
+    import numpy as np
+
+    from core.character import Character
+
+    V, F = character.rest_vertices, character.faces
+    dense = character.dense_weights().numpy()
+    parts, colors = character.parts, character.colors
+    for _ in range(times):
+        edges = np.sort(np.concatenate([F[:, [0, 1]], F[:, [1, 2]], F[:, [2, 0]]]), axis=1)
+        unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+        mid = len(V) + inverse.reshape(3, -1).T  # (F, 3): the midpoints of edges 01, 12, 20
+        V = np.concatenate([V, V[unique].mean(1)])
+        dense = np.concatenate([dense, dense[unique].mean(1)])
+        parts = np.concatenate([parts, parts[unique[:, 0]]])
+        colors = None if colors is None else np.concatenate([colors, colors[unique].mean(1)])
+        a, b, c = F.T
+        ab, bc, ca = mid.T
+        F = np.concatenate([np.stack(t, 1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
+    top = np.argsort(-dense, axis=1)[:, :4]
+    weights = np.take_along_axis(dense, top, 1)
+    weights /= weights.sum(1, keepdims=True)
+    return Character(f"{character.name} x{4 ** times}", character.skeleton, V, F, top, weights, parts, colors)
+
+
+_MEMORY_JOB = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+from bench.bench_app import subdivided
+from core.character_library import load_character
+from jobs import JobSpec, run_job
+character = subdivided(load_character("Bob"), 4)
+t = time.perf_counter()
+run_job(JobSpec({clip!r}, {out!r}, character=character, semantic=True))
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(len(character.rest_vertices), time.perf_counter() - t, own, workers)
+"""
+
+
+def memory_row() -> Row:
+    """Peak memory of a semantic job (a 2 s motion file, previews, FBX) on Bob subdivided to 1.28 M vertices, in
+    a process of its own so earlier rows do not count."""
+    import subprocess
+    import sys
+
+    clip = SHARED_DATA / "motion" / "bandai_namco_1" / "data" / "dataset-1_bow_normal_001.bvh"
+    if not clip.is_file():
+        return Row("1.28 M-vertex character: peak memory", float("nan"), "GB", note=f"not measured: {clip} is missing")
+    with tempfile.TemporaryDirectory() as tmp:
+        code = _MEMORY_JOB.format(root=str(ROOT), clip=str(clip), out=str(Path(tmp) / "out"))
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if done.returncode:
+        return Row("1.28 M-vertex character: peak memory", float("nan"), "GB",
+                   note="the job failed: " + done.stderr.strip().splitlines()[-1][:200])
+    vertices, seconds, own_kb, worker_kb = done.stdout.split()[-4:]
+    return Row("1.28 M-vertex character: peak memory of the job's process", int(own_kb) / 2 ** 20, "GB", 4.0, False,
+               note=f"{int(vertices):,} vertices, {float(seconds):.0f} s; Blender's export worker peaked at "
+                    f"{int(worker_kb) / 2 ** 20:.2f} GB (a process of its own)")

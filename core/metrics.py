@@ -105,10 +105,17 @@ class PenStats:
         return float(self.per_frame.mean()) if len(self.per_frame) else 0.0
 
 
-# Limb vertices × frames one Pen% measurement may test (about a second on this CPU), and vertices × frames posed
-# at once by the mesh metrics (about 0.1 GB of float64: a million-vertex character goes 4 frames at a time).
+# Limb vertices × frames one Pen% measurement may test (about a second on this CPU); vertices × frames posed at
+# once by the mesh metrics (about 0.1 GB of float64), and body triangles × frames ray-tested at once (about
+# 0.2 GB of coefficients and bins): a million-vertex character goes a frame at a time.
 MESH_POINT_FRAMES = 400_000
 MESH_CHUNK_VERTICES = 4_000_000
+MESH_CHUNK_TRIANGLES = 500_000
+
+
+def _frames_at_once(character: Character, faces: int, most: int) -> int:
+    """Frames the mesh metrics pose and ray-test in one batch (see the budgets above)."""
+    return max(1, min(most, MESH_CHUNK_VERTICES // len(character.rest_vertices), MESH_CHUNK_TRIANGLES // max(faces, 1)))
 
 
 def affordable_mesh_frames(character: Character, most: int = 120, least: int = 24,
@@ -155,7 +162,7 @@ def penetration_percent(character: Character, motion: Motion, max_frames: int | 
     capped = capped_body(character)
     faces = torch.as_tensor(capped.faces)
     frames = spread_frames(motion.num_frames, max_frames)
-    chunk = max(1, min(chunk, MESH_CHUNK_VERTICES // len(character.rest_vertices)))
+    chunk = _frames_at_once(character, len(capped.faces), chunk)
     limb_t = torch.as_tensor(limb)
     counts = []
     with torch.no_grad():
@@ -206,7 +213,7 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
     reach = tol + float(np.linalg.norm(corners - np.roll(corners, 1, axis=1), axis=-1).max())
     body_idx = torch.as_tensor(np.nonzero(body)[0])
     samples = [torch.as_tensor(h) for h in hand_vertex_samples(character, per_hand=48)]
-    chunk = max(1, min(chunk, MESH_CHUNK_VERTICES // len(character.rest_vertices)))
+    chunk = _frames_at_once(character, len(capped.faces), chunk)
     with torch.no_grad():
         for s in range(0, motion.num_frames, chunk):
             verts = character.posed_vertices(motion.slice(s, s + chunk), torch.float64)
@@ -214,7 +221,9 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
             for k, h in enumerate(samples):
                 if not len(h):
                     continue
-                corner = torch.cdist(verts[:, h], verts[:, body_idx]).amin((1, 2))
+                # In blocks of body vertices: a million-vertex body against 48 hand points in one go took a GB.
+                corner = torch.stack([torch.cdist(verts[:, h], verts[:, b]).amin((1, 2))
+                                      for b in body_idx.split(65536)]).amin(0)
                 near = corner < tol
                 for t in torch.nonzero(~near & (corner < reach))[:, 0].tolist():
                     near[t] = bool(mesh_distance(verts[t, h], verts[t], body_faces)[0].min() < tol)

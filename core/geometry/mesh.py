@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..rotations import quat_to_matrix
 
-__all__ = ["CappedMesh", "submesh_faces", "weld_faces", "boundary_loops", "cap_holes", "face_normals", "vertex_normals",
+__all__ = ["cluster_vertices", "CappedMesh", "submesh_faces", "weld_faces", "boundary_loops", "cap_holes", "face_normals", "vertex_normals",
            "winding_number", "inside_mask", "ray_crossings", "ray_parity_inside", "ray_inside", "farthest_points"]
 
 # Pairs of points and triangles evaluated at once by winding_number (bounds memory to ~ this × 100 bytes).
@@ -188,7 +188,7 @@ def inside_mask(points: Tensor, vertices: Tensor, faces: Tensor, threshold: floa
 
 
 def _crossings_along_axis(points: Tensor, frame: Tensor, tri: Tensor, axis: int, cells: int,
-                          eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+                          eps: float = 1e-6, max_pairs: int = 2_000_000) -> tuple[Tensor, Tensor, Tensor]:
     """Crossings of a ray from each point towards +``axis``.
 
     points: ``(N, 3)`` queries, ``frame (N,)`` the frame each belongs to; tri: ``(T, F, 3, 3)`` triangle corners.
@@ -238,20 +238,31 @@ def _crossings_along_axis(points: Tensor, frame: Tensor, tri: Tensor, axis: int,
     pkey = frame * cells * cells + pc[:, 1] * cells + pc[:, 0]
     start = torch.searchsorted(key, pkey)
     n = torch.where(valid, torch.searchsorted(key, pkey, right=True) - start, torch.zeros_like(start))
-    q = torch.repeat_interleave(torch.arange(points.shape[0], device=dev), n)
-    k = pair_tri[start[q] + torch.arange(q.numel(), device=dev) - (torch.cumsum(n, 0) - n)[q]]
-    c = packed[k]  # (pairs, 13)
-    pu, pv = puv[q, 0:1], puv[q, 1:2]
-    bary = c[:, 0:9:3] * pu + c[:, 1:9:3] * pv + c[:, 2:9:3]  # (pairs, 3)
-    height = (bary * c[:, 9:12]).sum(-1)
-    above = height > points[q, axis]
-    hit = (bary > 0).all(-1) & above
-    graze = (bary > -eps).all(-1) & (bary.abs() < eps).any(-1)
-    crossings = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(0, q, hit.long())
-    signed = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(
-        0, q, hit.long() * c[:, 12].long())
-    ambiguous = torch.zeros(points.shape[0], dtype=torch.long, device=dev).index_add_(0, q, graze.long()) > 0
-    return crossings, signed, ambiguous
+    crossings = torch.zeros(points.shape[0], dtype=torch.long, device=dev)
+    signed = torch.zeros_like(crossings)
+    grazes = torch.zeros_like(crossings)
+    # Points in blocks of at most max_pairs (point, triangle) pairs: each pair gathers 13 coefficients.
+    ends = torch.searchsorted(torch.cumsum(n, 0), torch.arange(1, int(n.sum()) // max_pairs + 2, device=dev)
+                              * max_pairs, right=True).tolist()
+    first = 0
+    for last in sorted(set(ends + [points.shape[0]])):
+        if last <= first:
+            continue
+        block = torch.arange(first, last, device=dev)
+        nb = n[first:last]
+        q = torch.repeat_interleave(block, nb)
+        k = pair_tri[start[q] + torch.arange(q.numel(), device=dev) - (torch.cumsum(nb, 0) - nb)[q - first]]
+        c = packed[k]  # (pairs, 13)
+        pu, pv = puv[q, 0:1], puv[q, 1:2]
+        bary = c[:, 0:9:3] * pu + c[:, 1:9:3] * pv + c[:, 2:9:3]  # (pairs, 3)
+        height = (bary * c[:, 9:12]).sum(-1)
+        hit = (bary > 0).all(-1) & (height > points[q, axis])
+        graze = (bary > -eps).all(-1) & (bary.abs() < eps).any(-1)
+        crossings.index_add_(0, q, hit.long())
+        signed.index_add_(0, q, hit.long() * c[:, 12].long())
+        grazes.index_add_(0, q, graze.long())
+        first = last
+    return crossings, signed, grazes > 0
 
 
 # A fixed, generic rotation (as a quaternion, w x y z) applied before casting axis-aligned rays: symmetric meshes
@@ -286,6 +297,9 @@ def ray_crossings(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 
         lo, hi = vertices.amin(1, keepdim=True), vertices.amax(1, keepdim=True)
         candidate = ((points >= lo) & (points <= hi)).all(-1)  # (T, P)
         frame, index = candidate.nonzero(as_tuple=True)
+        # About 16 triangles a bin whatever the mesh: at a fixed 24 bins a side, a million-triangle body put
+        # thousands of triangles under every point and the (point, triangle) pairs took 20 GB.
+        cells = max(cells, int(math.sqrt(faces.shape[0] / 16)))
         if frame.numel():
             rot = quat_to_matrix(torch.tensor(_GENERIC_ROTATION, dtype=vertices.dtype, device=vertices.device))
             tri = (vertices @ rot.T)[:, faces]  # (T, F, 3, 3)
@@ -323,6 +337,23 @@ def ray_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 24)
     """
     crossings, signed = ray_crossings(points, vertices, faces, cells)
     return (signed != 0) | (crossings % 2 == 1)
+
+
+def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex clustering (Rossignac & Borrel): vertices in one ``cell``-sized grid cube become one.
+
+    Returns ``(V,)`` each vertex's cluster index and ``(F', 3)`` the faces over clusters, without the faces that
+    collapsed or repeat another. A crude simplification, fine for drawing a dense mesh small; not a closed or
+    manifold mesh for inside tests.
+    """
+    keys = np.floor(np.asarray(vertices) / cell).astype(np.int64)
+    _, cluster = np.unique(keys, axis=0, return_inverse=True)
+    cluster = cluster.reshape(-1)
+    f = cluster[np.asarray(faces)]
+    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])
+    f = f[keep]
+    _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+    return cluster, f[np.sort(first)]
 
 
 def farthest_points(points: np.ndarray, count: int) -> np.ndarray:

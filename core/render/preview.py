@@ -22,6 +22,7 @@ rendering of the previous chunk. Frames come out as ``(H, W, 3)`` uint8 RGB arra
 """
 from __future__ import annotations
 
+import functools
 import math
 import queue
 import re
@@ -43,6 +44,7 @@ DEFAULT_SIZE = (512, 512)  # (width, height)
 DEFAULT_FOV_Y = 38.0
 DEFAULT_ELEVATION = 12.0
 CHUNK = 32  # frames skinned / rendered per batch
+SKIN_CHUNK_VERTICES = 2_000_000  # vertices × frames skinned at once (~100 MB of float32 blends): a million-vertex mesh goes 2 frames at a time
 
 EGL_HELP = ("moderngl could not create a headless EGL OpenGL context. On Debian/Ubuntu install the EGL loader and "
             "Mesa's software/GPU drivers: `apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri` (Mesa llvmpipe "
@@ -334,6 +336,48 @@ def _clip_scale(positions: np.ndarray) -> float:
     ext = np.nanmax(p, axis=1) - np.nanmin(p, axis=1)  # (T, 3)
     s = float(np.nanmedian(np.nanmax(ext, axis=1))) if np.isfinite(ext).any() else 1.0
     return s if s > 1e-6 else 1.0
+
+
+PREVIEW_MAX_VERTICES = 150_000  # denser characters are drawn from a vertex-clustered copy (see _drawn)
+
+
+@functools.lru_cache(maxsize=2)
+def _drawn(character: Any) -> Any:
+    """The character as previews draw it: itself, or above :data:`PREVIEW_MAX_VERTICES` a vertex-clustered copy
+    (skin weights and colours averaged per cluster). A 1.28 M-vertex character took 1.2 s a frame and 5 GB to
+    draw whole; at preview size the difference does not show."""
+    import torch
+
+    from ..character import Character
+    from ..geometry.mesh import cluster_vertices
+
+    V = len(character.rest_vertices)
+    if V <= PREVIEW_MAX_VERTICES:
+        return character
+    rest = np.asarray(character.rest_vertices)
+    cell = float(np.ptp(rest, axis=0).max()) / 100.0
+    while True:  # coarser until few enough clusters
+        cluster, faces = cluster_vertices(rest, character.faces, cell)
+        n = int(cluster.max()) + 1
+        if n <= PREVIEW_MAX_VERTICES:
+            break
+        cell *= 1.5
+    counts = np.bincount(cluster, minlength=n)
+
+    def total(a: np.ndarray) -> np.ndarray:  # (V, C) summed per cluster
+        return np.stack([np.bincount(cluster, a[:, c], minlength=n) for c in range(a.shape[1])], axis=1)
+
+    def mean(a: np.ndarray) -> np.ndarray:
+        return total(np.asarray(a, np.float64)) / counts[:, None]
+
+    weights = total(character.dense_weights(torch.float64).numpy())
+    top = np.argsort(-weights, axis=1)[:, :4]
+    w = np.take_along_axis(weights, top, 1)
+    w /= np.maximum(w.sum(1, keepdims=True), 1e-12)
+    parts = np.zeros(n, dtype=np.asarray(character.parts).dtype)
+    parts[cluster] = character.parts
+    colors = None if character.colors is None else mean(np.asarray(character.colors))
+    return Character(character.name, character.skeleton, mean(rest), faces, top, w, parts, colors)
 
 
 def _mesh_colors(character: Any) -> np.ndarray:
@@ -995,6 +1039,7 @@ class PreviewRenderer:
         ``camera`` defaults to :func:`frame_camera` over the whole clip (one extra skinning pass in mesh mode).
         """
         size = _size(size)
+        character = _drawn(character) if character is not None else None
         skinner = _Skinner(character, motion) if character is not None else None
         positions = skinner.positions if skinner is not None else motion.positions()
         if camera is None:
@@ -1006,7 +1051,8 @@ class PreviewRenderer:
             yield from self.render_skeleton(positions, sk.parents, camera, size, sides)
             return
         scale = _clip_scale(positions)
-        shadow = (positions[s:s + CHUNK] for s in range(0, motion.num_frames, CHUNK))
+        step = skinner.chunk
+        shadow = (positions[s:s + step] for s in range(0, motion.num_frames, step))
         yield from self.render_mesh(skinner.chunks(normals=True), character.faces, _mesh_colors(character),
                                     camera, size, shadow_points=shadow, scale=scale)
 
@@ -1057,6 +1103,7 @@ class _Skinner:
         self.transforms = transforms.flatten(-2).numpy().astype(np.float32)  # (T, J, 12), rows of 3x4
         self.rest = np.asarray(character.rest_vertices, dtype=np.float32)
         self._faces = np.asarray(character.faces)
+        self.chunk = max(1, min(CHUNK, SKIN_CHUNK_VERTICES // max(len(self.rest), 1)))  # frames per chunk
         self._rest_normals: np.ndarray | None = None
 
     @property
@@ -1065,8 +1112,10 @@ class _Skinner:
             self._rest_normals = vertex_normals(self.rest, self._faces)
         return self._rest_normals
 
-    def chunks(self, normals: bool = True, chunk: int = CHUNK) -> Iterator[np.ndarray]:
-        """``(C, V, 6)`` positions + unit normals (or ``(C, V, 3)`` positions) float32, chunk by chunk."""
+    def chunks(self, normals: bool = True, chunk: int | None = None) -> Iterator[np.ndarray]:
+        """``(C, V, 6)`` positions + unit normals (or ``(C, V, 3)`` positions) float32, ``chunk`` frames at a
+        time (default: :attr:`chunk`)."""
+        chunk = chunk or self.chunk
         # Planar (C, 12, V) layout keeps every elementwise operation on contiguous rows.
         wt = np.ascontiguousarray(self.weights.T)  # (J, V)
         x, y, z = np.ascontiguousarray(self.rest.T)
@@ -1210,6 +1259,7 @@ def write_before_after(path: Any, left: tuple[Any, Any], right: tuple[Any, Any],
     rm = rm.resample(fps) if abs(rm.fps - fps) > 1e-9 else rm
     size = _size(size)
     lp, rp = lm.positions(), rm.positions()
+    lc, rc = (_drawn(c) if c is not None else None for c in (lc, rc))
     (lpts, lpad), (rpts, rpad) = clip_framing_points(lc, lm, lp), clip_framing_points(rc, rm, rp)
     cam_l, cam_r = frame_cameras([lpts, rpts], aspect=size[0] / size[1], view=view, pad=[lpad, rpad])
     r = renderer or default_renderer()

@@ -110,3 +110,18 @@ def test_weld_faces_closes_a_mesh_split_along_a_uv_seam():
     assert welded.max() < len(v)  # representatives are the first copies: posed vertices still index them
     pts = _t([[0, 0, 0.5], [0, 0, -0.5], [0, 0, 1.5]])
     assert ray_inside(pts, _t(dup), torch.as_tensor(cap_holes(welded, len(dup)).faces)).tolist() == [True, True, False]
+
+
+def test_ray_crossings_in_bounded_blocks_count_the_same():
+    from core.geometry.mesh import _crossings_along_axis
+
+    v, f = sphere(subdivisions=3)
+    tri = _t(v)[torch.as_tensor(f)][None]  # one frame
+    points = torch.rand(500, 3, dtype=torch.float64) * 2.4 - 1.2
+    frame = torch.zeros(500, dtype=torch.long)
+    whole = _crossings_along_axis(points, frame, tri, 2, cells=8)
+    blocks = _crossings_along_axis(points, frame, tri, 2, cells=8, max_pairs=37)
+    for a, b in zip(whole, blocks):
+        assert torch.equal(a, b)
+    inside = (points.norm(dim=-1) < 0.98) & (whole[0] % 2 == 0)
+    assert not inside.any()  # sanity: points well inside the sphere cross it once
