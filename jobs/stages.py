@@ -140,4 +140,7 @@ class StageClock:
 
     def done(self) -> None:
         self.stop()
-        self._report(1.0, "done")
+        try:
+            self._report(1.0, "done")
+        except JobCancelled:
+            pass  # too late to stop: every file is written, so the result stands (the caller knows its token)

@@ -160,6 +160,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
                        skeleton_only=bool(skeleton_only),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
+        token.check()  # cancelled as it finished: the user asked for nothing, so nothing is kept
     except Exception as e:
         shutil.rmtree(job, ignore_errors=True)
         if token.cancelled:  # whatever the cancel interrupted (a killed Blender worker's error included)
