@@ -86,10 +86,11 @@ class JobResult:
 
 
 def _frames_phrase(count: int, measured: int, total: int) -> str:
-    """``count`` of ``measured`` evenly spaced frames, said for the whole clip of ``total`` frames."""
-    if measured >= total:
-        return f"{count} frame" + ("s" if count != 1 else "")
-    return f"about {round(count * total / max(measured, 1))} frames"
+    """``count`` of ``measured`` evenly spaced frames, said for the whole clip of ``total`` frames (the report
+    measures at most a few hundred frames of a long clip)."""
+    about = "" if measured >= total else "about "
+    n = count if measured >= total else max(1, round(count * total / max(measured, 1)))
+    return f"{about}{n} frame" + ("s" if n != 1 else "")
 
 
 def plain_summary(report: JobReport) -> list[str]:
