@@ -124,7 +124,8 @@ def plain_summary(report: JobReport) -> list[str]:
     contacts = r.metrics.get("contacts_kept")
     if contacts is not None and contacts.after is not None and contacts.after == contacts.after:  # NaN: none
         lines.append(f"Where the source's hands touch (each other or the body), the result's do in "
-                     f"{100 * contacts.after:.0f} % of those frames (plain retargeting: {100 * contacts.before:.0f} %).")
+                     f"{100 * contacts.after:.0f} % of those frames "
+                     f"(plain retargeting: {100 * contacts.before:.0f} %).")
     jdm = r.metrics.get("jdm_error")
     if jdm is not None and jdm.after is not None:
         if jdm.after <= jdm.before * 1.01:

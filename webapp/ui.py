@@ -292,7 +292,8 @@ def save_character(character_file: str | None):
         save_user_character(import_character(character_file, name=name), name)
     except InputError as e:
         raise gr.Error(str(e), duration=None, title="Cannot use this character") from None
-    message = (f"Saved **{name}** to your characters" + (" (replacing the earlier one of that name)" if replaced else "")
+    message = (f"Saved **{name}** to your characters"
+               + (" (replacing the earlier one of that name)" if replaced else "")
                + ": it is selected below and stays in the list after a restart.")
     return gr.Dropdown(choices=_character_choices(), value=name, interactive=True, info=None), None, message
 
@@ -397,8 +398,10 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True, vlm_pat
     log.warning("semantic supervisor: %s", _server.supervisor)
     demo = build_app()
     demo.queue(default_concurrency_limit=1, max_size=32)
+    # quiet: Gradio's banner ends with "set share=True", which nobody at this server can act on; the address is
+    # printed below instead.
     demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True,
-                max_file_size=MAX_UPLOAD, prevent_thread_lock=True, quiet=not block)
+                max_file_size=MAX_UPLOAD, prevent_thread_lock=True, quiet=True)
     if not block:
         return demo
     print(f"Serving at http://{host}:{port} (Ctrl-C stops)", flush=True)

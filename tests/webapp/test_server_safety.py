@@ -61,6 +61,9 @@ def test_ctrl_c_stops_the_server_mid_job_and_leaves_nothing(tmp_path, small_bvh)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
         assert time.perf_counter() - t < 5.0
+        printed = proc.stdout.read().decode(errors="replace")
+        assert f"Serving at http://127.0.0.1:{port}" in printed
+        assert "share=True" not in printed  # Gradio's hint: nobody at this server can act on it
     finally:
         if proc.poll() is None:
             proc.kill()
