@@ -72,12 +72,15 @@ class _ProgressDisplay:
 
 
 def _print_report(result) -> None:
-    """What every job command prints: files, the clip, who played it, metrics, warnings, time per stage."""
-    from jobs import METRIC_LABELS
+    """What every job command prints: files, what happened in plain sentences (as on the page), then the numbers:
+    the clip, who played it, metrics, warnings, time per stage."""
+    from jobs import METRIC_LABELS, plain_summary
 
     r = result.report
     for path in r.files.values():
         print(f"wrote {path}")
+    for sentence in plain_summary(r):
+        print(sentence)
     line = f"{r.frames} frames at {r.fps:g} fps"
     if r.character is not None:
         line += f" onto {r.character} ({r.height:.2f} m); retargeter: {r.retargeter}"

@@ -116,7 +116,7 @@ def plain_summary(report: JobReport) -> list[str]:
         if fixed:
             lines.append(f"Arms no longer pass through the body in {_frames_phrase(fixed, n, r.frames)}.")
         if left:
-            lines.append(f"They still do in {_frames_phrase(left, n, r.frames)} (see the Pen% plot for where).")
+            lines.append(f"They still do in {_frames_phrase(left, n, r.frames)}.")
         elif not fixed:
             lines.append("Arms did not pass through the body, before or after optimisation.")
         else:
