@@ -249,6 +249,8 @@ def test_an_mpeg4_part2_upload_gets_a_playable_preview(page, tmp_path):
 
 
 def test_a_saved_character_comes_back_after_a_server_restart(browser, own_character_fbx, small_bvh, tmp_path):
+    from playwright.sync_api import expect
+
     from .conftest import start_server
 
     home = tmp_path / "smt-home"
@@ -257,7 +259,8 @@ def test_a_saved_character_comes_back_after_a_server_restart(browser, own_charac
         page = _new_page(browser, first.url)
         page.locator("#character-input input[type=file]").set_input_files(str(own_character_fbx))
         page.wait_for_selector("#character-input [aria-label='my_kit.fbx']", timeout=60_000)
-        assert page.locator("#character input").is_disabled()  # the upload is what a job would use: said so
+        expect(page.locator("#character input")).to_be_disabled()  # the upload is what a job would use: said so
+        expect(page.locator("#character")).to_contain_text("Your file my_kit.fbx is used instead")
         page.locator("#save-character").click()
         page.wait_for_function("() => document.querySelector('#character-status').innerText.includes('Saved')",
                                timeout=120_000)
