@@ -305,6 +305,19 @@ def _character_file_changed(character_file: str | None):
     return gr.Dropdown(interactive=True, info=None)
 
 
+def _retargeter_line() -> str:
+    """Which retargeter this server's jobs use and under which licence (from its checkpoint): what a user downloads
+    is made with it, and the shipped network was trained on non-commercial data."""
+    from core.retarget.model import load_retargeter
+
+    retargeter = load_retargeter()
+    licence = getattr(retargeter, "meta", {}).get("licence")
+    if licence is None:
+        return f"Retargeter on this server: {retargeter.reason or retargeter.name}."
+    return (f"Retargeter on this server: {retargeter.reason}. **Licence of the results: {licence}** "
+            "(see assets/retarget/MODEL_CARD.md).")
+
+
 def build_app() -> gr.Blocks:
     choices = _character_choices()
     if not _server.supervisor:
@@ -315,6 +328,7 @@ def build_app() -> gr.Blocks:
         gr.Markdown(INTRO)
         gr.Markdown(f"Semantic supervisor on this server: {_server.supervisor}.",
                     elem_id="supervisor")
+        gr.Markdown(_retargeter_line(), elem_id="licence")
         with gr.Row():
             with gr.Column(scale=1):
                 video_file = gr.File(label="Video of one person", file_types=["video"], elem_id="video-file")
