@@ -90,6 +90,8 @@ def _print_report(result) -> None:
     for key, value in r.metrics.items():
         if value.after is not None and value.before == value.before:  # NaN: nothing to measure (no contacts)
             print(f"{METRIC_LABELS.get(key, key)}: {value.before:.3g} -> {value.after:.3g}")
+    if r.measured_on:
+        print(f"measured: {r.measured_on}")
     if result.pose is not None:
         pose = result.pose
         print(f"{int(pose.detected.sum())} of {pose.num_frames} frames had a person ({100 * pose.detection_rate:.0f} %), "

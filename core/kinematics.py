@@ -7,6 +7,7 @@ rotation relative to rest. The root's translation is the motion's root position 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -53,16 +54,41 @@ def forward_kinematics(parents: list[int] | tuple[int, ...], offsets: Tensor, lo
         local = quat_to_matrix(rest_rotations).to(local) @ local
     offsets = offsets.to(local)
     root_positions = root_positions.to(local).expand(local.shape[:-3] + (3,))
-    rots: list[Tensor] = []
-    pos: list[Tensor] = []
-    for j, p in enumerate(parents):
-        if p < 0:
-            rots.append(local[..., j, :, :])
-            pos.append(root_positions)
-        else:
-            rots.append(rots[p] @ local[..., j, :, :])
-            pos.append(pos[p] + (rots[p] @ offsets[j, :, None])[..., 0])
-    return Pose(positions=torch.stack(pos, dim=-2), rotations=torch.stack(rots, dim=-3))
+    # One batched product per depth of the tree, not one per joint: a 65-bone Mixamo rig is 12 levels deep, and
+    # stage II runs this (and its backward) every step.
+    rots, pos = [local[..., :1, :, :]], [root_positions[..., None, :]]
+    for joints, parent_slots in _depth_levels(tuple(parents))[1:]:
+        parent_rot = rots[-1][..., parent_slots, :, :]
+        rots.append(parent_rot @ local[..., joints, :, :])
+        pos.append(pos[-1][..., parent_slots, :] + (parent_rot @ offsets[joints, :, None])[..., 0])
+    order = _depth_order(tuple(parents))
+    return Pose(positions=torch.cat(pos, dim=-2)[..., order, :], rotations=torch.cat(rots, dim=-3)[..., order, :, :])
+
+
+@functools.lru_cache(maxsize=64)
+def _depth_levels(parents: tuple[int, ...]) -> list[tuple[list[int], list[int]]]:
+    """The joints grouped by depth (the root alone first), each level with its joints' parents' positions in
+    the level above."""
+    if not parents or parents[0] != -1 or any(not 0 <= p < j for j, p in enumerate(parents) if j):
+        raise ValueError("parents must be topologically ordered with the root first")
+    depth = [0] * len(parents)
+    for j, p in enumerate(parents[1:], 1):
+        depth[j] = depth[p] + 1
+    levels: list[list[int]] = [[] for _ in range(max(depth) + 1)]
+    for j, d in enumerate(depth):
+        levels[d].append(j)
+    slot = {j: i for level in levels for i, j in enumerate(level)}
+    return [(level, [slot[parents[j]] for j in level] if d else []) for d, level in enumerate(levels)]
+
+
+@functools.lru_cache(maxsize=64)
+def _depth_order(parents: tuple[int, ...]) -> list[int]:
+    """Where each joint sits once the levels of :func:`_depth_levels` are concatenated."""
+    flat = [j for level, _ in _depth_levels(parents) for j in level]
+    where = [0] * len(flat)
+    for i, j in enumerate(flat):
+        where[j] = i
+    return where
 
 
 def skinning_transforms(pose: Pose, rest_pose: Pose) -> Tensor:

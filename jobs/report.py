@@ -43,7 +43,9 @@ class JobReport:
     plays it. retargeter: which retargeter ran and why. supervisor: stage II's semantic supervisor (None without
     stage II). metrics: key (see :data:`METRIC_LABELS`) → before/after. per_frame: plot name ("pen_percent",
     "semantic_distance") → series ("before", "after") → ``(frames (N,), values (N,))``. warnings: what the user
-    should know (several people, variable frame rate, notes of stage II). seconds: wall time per stage label.
+    should know (several people, variable frame rate, notes of stage II). measured_on: on which frames the mesh
+    metrics (Pen%, contacts) were measured, when not on all, with Pen%'s sampling error. seconds: wall time per
+    stage label.
     files: kind ("bvh", "fbx", "glb", "motion", "preview", "overlay") → the file written.
     """
 
@@ -57,6 +59,7 @@ class JobReport:
     metrics: dict[str, BeforeAfter] = field(default_factory=dict)
     per_frame: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    measured_on: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
 

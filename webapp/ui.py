@@ -112,6 +112,8 @@ def _report_markdown(result: JobResult, character_note: str = "") -> str:
                 continue
             details.append(f"{label}: {m.before:.3g} before → {m.after:.3g} after optimisation." if m.after is not None
                            else f"{label}: {m.before:.3g}.")
+    if r.measured_on:
+        details.append(f"Measured: {r.measured_on}.")
     details.append("Time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
                    + f" (total {sum(r.seconds.values()):.1f} s).")
     # Markdown inside <details> needs the blank lines around it to be parsed as Markdown.

@@ -104,3 +104,18 @@ def test_pen_percent_counts_limb_vertices_inside_overlapping_body_shells():
     assert expected > 1.0  # the whole ball is inside both shells
     stats = penetration_percent(c, Motion.rest(c.skeleton))
     assert abs(stats.mean - expected) < 1e-9
+
+
+def test_mesh_metrics_afford_fewer_frames_on_heavier_characters_and_state_their_error():
+    from core.character_library import load_character
+    from core.metrics import affordable_mesh_frames, sampling_error
+
+    bob = load_character("Bob")
+    assert affordable_mesh_frames(bob) == 120  # 747 limb vertices: the cap
+    assert affordable_mesh_frames(bob, budget=747 * 40) == 40
+    assert affordable_mesh_frames(bob, budget=1) == 24  # never fewer than the floor
+    values = np.array([0.0, 1.0, 0.0, 1.0])
+    assert sampling_error(values, num_frames=4) == 0.0  # every frame measured: exact
+    full = np.std(values, ddof=1) / 2
+    assert 0 < sampling_error(values, num_frames=400) < full
+    assert sampling_error(values, num_frames=400) == pytest.approx(full * np.sqrt(1 - 4 / 400))
