@@ -12,9 +12,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import re
 import sys
+import threading
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -69,12 +72,15 @@ class _ProgressDisplay:
 
 
 def _print_report(result) -> None:
-    """What every job command prints: files, the clip, who played it, metrics, warnings, time per stage."""
-    from jobs import METRIC_LABELS
+    """What every job command prints: files, what happened in plain sentences (as on the page), then the numbers:
+    the clip, who played it, metrics, warnings, time per stage."""
+    from jobs import METRIC_LABELS, plain_summary
 
     r = result.report
     for path in r.files.values():
         print(f"wrote {path}")
+    for sentence in plain_summary(r):
+        print(sentence)
     line = f"{r.frames} frames at {r.fps:g} fps"
     if r.character is not None:
         line += f" onto {r.character} ({r.height:.2f} m); retargeter: {r.retargeter}"
@@ -180,6 +186,12 @@ def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
                        help="FBX/GLB with the animated skeleton only, no mesh (for your own rig)")
 
 
+def _semantic_option(p: argparse.ArgumentParser) -> None:
+    # On by default, as on the page: one default everywhere. --semantic is still accepted (older scripts pass it).
+    p.add_argument("--semantic", action=argparse.BooleanOptionalAction, default=True,
+                   help="semantic + penetration optimisation, stage II of SMT (default: on; --no-semantic: off)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="app.py", description="Turn human motion into animation of a rigged character.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for input errors")
@@ -189,8 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "$SMT_VLM_PATH; without weights the skeletal supervisor runs); visitors cannot change it")
     parser.set_defaults(func=_cmd_serve)
     sub = parser.add_subparsers(title="commands")
+    # --debug is accepted after the command too (`app.py run ... --debug`); SUPPRESS keeps one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks for input errors")
 
-    p = sub.add_parser("retarget", help="retarget a BVH motion onto a character")
+    p = sub.add_parser("retarget", parents=[common], help="retarget a BVH motion onto a character")
     p.add_argument("--motion", dest="source", required=True, type=Path,
                    help="source motion (.bvh, or an animated .fbx/.glb)")
     p.add_argument("--character", required=True, help="character name (see `app.py characters`) or .fbx/.glb file")
@@ -201,8 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=512, help="video panel size in pixels (default 512)")
     p.add_argument("--retargeter", choices=["network", "copy"], default="network",
                    help="graph network (default; falls back to Copy without its checkpoint) or Copy")
-    p.add_argument("--semantic", action="store_true",
-                   help="refine with semantic consistency + penetration (stage II of SMT)")
+    _semantic_option(p)
     p.add_argument("--vlm", default=None, help="BLIP-2 or CLIP weights folder for --semantic (default: "
                    "$SMT_VLM_PATH; without weights the skeletal supervisor runs, and says so)")
     p.add_argument("--iterations", type=int, default=None,
@@ -212,11 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p)
     p.set_defaults(func=_cmd_job, command="retarget")
 
-    p = sub.add_parser("run", help="the whole flow: video (or motion file) -> animated character files")
+    p = sub.add_parser("run", parents=[common],
+                       help="the whole flow: video (or motion file) -> animated character files")
     p.add_argument("source", type=Path, help="video of one person, or a motion file (.bvh/.fbx)")
     p.add_argument("--character", required=True, help="built-in character name, or a .fbx/.glb file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--semantic", action="store_true", help="semantic + penetration optimisation")
+    _semantic_option(p)
     p.add_argument("--vlm", default=None, help="BLIP-2 weights folder (default: $SMT_VLM_PATH, else skeletal)")
     p.add_argument("--smoothing", type=float, default=0.5, help="pose smoothing strength 0..1 (default 0.5)")
     p.add_argument("--iterations", type=int, default=None,
@@ -227,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p)
     p.set_defaults(func=_cmd_job, command="run")
 
-    p = sub.add_parser("pose", help="video of a person -> motion.bvh (their own skeleton) and source_overlay.mp4")
+    p = sub.add_parser("pose", parents=[common],
+                       help="video of a person -> motion.bvh (their own skeleton) and source_overlay.mp4")
     p.add_argument("source", metavar="video", type=Path,
                    help="video of one person (mp4, mov, mkv, webm, ...; at most 10 minutes)")
     p.add_argument("--out", required=True, type=Path, help="output folder (motion.bvh, source_overlay.mp4)")
@@ -239,11 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p, skeleton=False)
     p.set_defaults(func=_cmd_job, command="pose")
 
-    p = sub.add_parser("batch", help="many clips (files and folders) at once, locally or on a Ray cluster")
+    p = sub.add_parser("batch", parents=[common],
+                       help="many clips (files and folders) at once, locally or on a Ray cluster")
     p.add_argument("inputs", nargs="+", type=Path, help="videos, motion files (.bvh/.fbx/.glb) and folders of them")
     p.add_argument("--character", required=True, help="built-in character name, or a .fbx/.glb file")
     p.add_argument("--out", required=True, type=Path, help="output folder: one subfolder per clip, summary.csv/json")
-    p.add_argument("--semantic", action="store_true", help="semantic + penetration optimisation")
+    _semantic_option(p)
     p.add_argument("--vlm", default=None, help="BLIP-2 or CLIP weights folder for --semantic (default: $SMT_VLM_PATH)")
     p.add_argument("--workers", type=int, default=None, help="CPUs of the local Ray (default: all cores)")
     p.add_argument("--address", default=None, help="join this Ray cluster (e.g. 10.0.0.5:6379) instead")
@@ -252,13 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(p)
     p.set_defaults(func=_cmd_batch)
 
-    p = sub.add_parser("characters", help="list the characters, or import your own")
+    p = sub.add_parser("characters", parents=[common], help="list the characters, or import your own")
     p.add_argument("--import", dest="import_file", type=Path, default=None, metavar="FILE",
                    help="add a rigged character (.fbx/.glb) to your library")
     p.add_argument("--name", default=None, help="library name for --import (default: the file's name)")
     p.set_defaults(func=_cmd_characters)
 
-    p = sub.add_parser("export", help="write a motion on a character as .fbx, .glb or .bvh")
+    p = sub.add_parser("export", parents=[common], help="write a motion on a character as .fbx, .glb or .bvh")
     p.add_argument("source", metavar="motion", type=Path,
                    help="motion (.bvh, or an animated .fbx/.glb); retargeted if needed")
     p.add_argument("--character", required=True, help="character name or .fbx/.glb file")
@@ -270,6 +288,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What MediaPipe's C++ side (absl logging, TensorFlow Lite) writes straight to file descriptor 2, around
+# Python's logging and whatever its level: "W0000 00:00:17... file.cc:114] ...", "INFO: Created TensorFlow Lite".
+_NATIVE_LOG_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] |INFO: Created TensorFlow Lite |"
+                              rb"WARNING: All log messages before absl::InitializeLog\(\) is called)")
+
+
+@contextlib.contextmanager
+def _without_native_log_lines():
+    """Drop MediaPipe's native log lines from stderr (``--quiet``); every other line passes, in order.
+
+    They cannot be turned off from Python (absl logs to stderr before it is initialised; GLOG_minloglevel is not
+    read), so file descriptor 2 goes through a pipe that a thread filters line by line. Only under --quiet: the
+    progress bar redraws its line with carriage returns and no newline, which a line filter would hold back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as source, os.fdopen(os.dup(saved), "wb", buffering=0) as target:
+            for line in source:
+                if not _NATIVE_LOG_LINE.match(line):
+                    target.write(line)
+
+    thread = threading.Thread(target=pump, name="stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump drains it and stops
+        os.close(saved)
+        thread.join(timeout=5)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
@@ -277,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     from core.errors import InputError
 
     try:
+        if getattr(args, "quiet", False) and not args.debug:
+            with _without_native_log_lines():
+                return args.func(args)
         return args.func(args)
     except InputError as e:
         if args.debug:

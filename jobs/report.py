@@ -14,12 +14,17 @@ if TYPE_CHECKING:
     from core.optimize import OptimizeResult
     from pose.pipeline import PoseResult
 
-__all__ = ["BeforeAfter", "JobReport", "JobResult", "METRIC_LABELS"]
+__all__ = ["BeforeAfter", "JobReport", "JobResult", "METRIC_LABELS", "plain_summary"]
 
 # Metric key → how the page and the CLI name it (units in the label where there are any).
 METRIC_LABELS = {"pen_percent": "Penetration (Pen%)", "semantic_distance": "Semantic distance",
                  "jdm_error": "JDM error", "contacts_kept": "Hand contacts kept", "jitter": "Jitter (m/s²)",
                  "foot_skate": "Foot skate (m/s)"}
+
+
+# A frame counts as "an arm passes through the body" from this Pen% on (arm vertices inside the torso/head, as a
+# share of all vertices): below it an arm only grazes the surface, which no one sees at preview size.
+PASS_THROUGH_PERCENT = 0.1
 
 
 @dataclass(frozen=True)
@@ -81,3 +86,58 @@ class JobResult:
     character: Character | None = None
     pose: PoseResult | None = None
     optimization: OptimizeResult | None = None
+
+
+def _frames_phrase(count: int, measured: int, total: int) -> str:
+    """``count`` of ``measured`` evenly spaced frames, said for the whole clip of ``total`` frames (the report
+    measures at most a few hundred frames of a long clip)."""
+    about = "" if measured >= total else "about "
+    n = count if measured >= total else max(1, round(count * total / max(measured, 1)))
+    return f"{about}{n} frame" + ("s" if n != 1 else "")
+
+
+def plain_summary(report: JobReport) -> list[str]:
+    """What the job did, in a few plain sentences for someone who knows animation but not the metrics (the
+    page leads with them; the CLI prints them before the numbers)."""
+    r = report
+    seconds = r.frames / r.fps if r.fps else 0.0
+    lines = []
+    if r.character is None:
+        lines.append(f"The person's motion: {r.frames} frames ({seconds:.1f} s at {r.fps:g} fps).")
+        return lines
+    lines.append(f"{r.character} plays {r.frames} frames ({seconds:.1f} s at {r.fps:g} fps).")
+    if r.supervisor is None:
+        lines.append("Semantic optimisation was off: arms may pass through the body where the source's did not.")
+        return lines
+    pen = r.per_frame.get("pen_percent")
+    if pen:
+        (frames, before), (_, after) = pen["before"], pen["after"]
+        inside_before, inside_after = before >= PASS_THROUGH_PERCENT, after >= PASS_THROUGH_PERCENT
+        fixed = int((inside_before & ~inside_after).sum())
+        left = int(inside_after.sum())
+        n = len(frames)
+        if fixed:
+            lines.append(f"Arms no longer pass through the body in {_frames_phrase(fixed, n, r.frames)}.")
+        if left:
+            lines.append(f"They still do in {_frames_phrase(left, n, r.frames)}.")
+        elif not fixed:
+            lines.append("Arms did not pass through the body, before or after optimisation.")
+        else:
+            lines.append("No frame has an arm inside the body any more.")
+    contacts = r.metrics.get("contacts_kept")
+    if contacts is not None and contacts.after is not None and contacts.after == contacts.after:  # NaN: none
+        lines.append(f"Where the source's hands touch (each other or the body), the result's do in "
+                     f"{100 * contacts.after:.0f} % of those frames "
+                     f"(plain retargeting: {100 * contacts.before:.0f} %).")
+    jdm = r.metrics.get("jdm_error")
+    if jdm is not None and jdm.after is not None:
+        if jdm.after <= jdm.before * 1.01:
+            lines.append("The pose stays at least as close to the source's as plain retargeting.")
+        else:
+            lines.append(f"To clear the body, the pose moved {100 * (jdm.after / jdm.before - 1):.0f} % further from "
+                         "the source's than plain retargeting.")
+    jitter = r.metrics.get("jitter")
+    if jitter is not None and jitter.after is not None and jitter.after > jitter.before * 1.05:
+        lines.append(f"The motion is a little more jittery than before optimisation "
+                     f"(+{100 * (jitter.after / jitter.before - 1):.0f} %).")
+    return lines

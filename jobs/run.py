@@ -188,7 +188,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
         if spec.previews and pose is not None:
             from pose.overlay import write_overlay
 
-            overlay = pool.submit(write_overlay, pose, spec.source, stage_dir / "source_overlay.mp4")
+            overlay = pool.submit(write_overlay, pose, spec.source, stage_dir / "source_overlay.mp4", clock.check)
         if "motion" in spec.outputs:
             write_bvh(source, stage_dir / "motion.bvh")
             report.files["motion"] = spec.out_dir / "motion.bvh"
@@ -261,7 +261,8 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
         else:
             left, labels = (None, result.source), ("source", character.name)
         write_before_after(stage_dir / f"{spec.name}.mp4", left, (character, final), size=spec.preview_size,
-                           fps=min(result.source.fps, PREVIEW_FPS), labels=labels, renderer=_preview_renderer())
+                           fps=min(result.source.fps, PREVIEW_FPS), labels=labels, renderer=_preview_renderer(),
+                           progress=clock.within(Stage.RENDER))
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
     if measured is not None:  # what is left of measuring waits under the stage running now
         _report_metrics(report, *(f.result() for f in measured))

@@ -4,17 +4,58 @@ Each stage has a weight: its usual share of a job's wall time on this 2-core CPU
 bench.run app``: a 10 s 720p clip with optimisation spends about 45 % in pose, 30 % optimising, 15 % rendering).
 A job only counts the stages it runs, so a motion-file job without optimisation moves its bar as quickly
 through retargeting as a video job moves through pose.
+
+Cancelling: every stage reports progress often (a pose frame batch, an optimiser step, a rendered chunk), so a
+job is stopped by a progress callback that raises :class:`JobCancelled` once its :class:`CancelToken` is set
+(:meth:`CancelToken.guard`). The exception unwinds through the stages like any error: nothing half-written is
+left in the output folder.
 """
 from __future__ import annotations
 
+import threading
 import time
 from enum import Enum
 from typing import Callable, Iterable
 
-__all__ = ["Stage", "StageClock", "Progress"]
+__all__ = ["Stage", "StageClock", "Progress", "JobCancelled", "CancelToken"]
 
 Progress = Callable[[float, str], None]
 """``progress(fraction in [0, 1], what is happening)``."""
+
+
+class JobCancelled(Exception):
+    """The job was stopped on request (a Cancel button, a page that went away); not an error of the input."""
+
+
+class CancelToken:
+    """A request to stop one job, set from any thread (:meth:`cancel`) and checked in the job's own thread."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self.reason = self.reason or reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`JobCancelled` when the job was asked to stop."""
+        if self._event.is_set():
+            raise JobCancelled(self.reason)
+
+    def guard(self, progress: Progress | None = None) -> Progress:
+        """``progress`` (or none) behind a check: pass the result to :func:`jobs.run_job` to make it cancellable."""
+
+        def report(fraction: float, what: str) -> None:
+            self.check()
+            if progress is not None:
+                progress(fraction, what)
+
+        return report
 
 
 class Stage(Enum):
@@ -61,12 +102,22 @@ class StageClock:
         self.seconds: dict[str, float] = {}
         self._current: Stage | None = None
         self._t = time.perf_counter()
+        self._last = (0.0, "starting")
+
+    def _report(self, fraction: float, what: str) -> None:
+        self._last = (fraction, what)
+        self.progress(fraction, what)
+
+    def check(self) -> None:
+        """Send the last report again. For work on other threads (the overlay video), which has no fraction of
+        its own to report: a cancelled job's callback raises here as it does on any report."""
+        self.progress(*self._last)
 
     def start(self, stage: Stage) -> None:
         """Close the stage running now (its time is recorded) and begin ``stage``."""
         self.stop()
         self._current, self._t = stage, time.perf_counter()
-        self.progress(self._start.get(stage, 0.0), stage.label)
+        self._report(self._start.get(stage, 0.0), stage.label)
 
     def stop(self) -> None:
         if self._current is not None:
@@ -79,7 +130,7 @@ class StageClock:
         start, share = self._start.get(stage, 0.0), self._share.get(stage, 0.0)
 
         def report(fraction: float, what: str) -> None:
-            self.progress(start + share * min(max(fraction, 0.0), 1.0), what or stage.label)
+            self._report(start + share * min(max(fraction, 0.0), 1.0), what or stage.label)
 
         return report
 
@@ -89,4 +140,7 @@ class StageClock:
 
     def done(self) -> None:
         self.stop()
-        self.progress(1.0, "done")
+        try:
+            self._report(1.0, "done")
+        except JobCancelled:
+            pass  # too late to stop: every file is written, so the result stands (the caller knows its token)

@@ -9,7 +9,7 @@ the skeleton there is interpolated. Planted feet get a white ring.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -68,7 +68,20 @@ def overlay_frames(result, path: str | Path, trim=None, max_side: int = OVERLAY_
         yield img
 
 
-def write_overlay(result, video_path: str | Path, out_path: str | Path) -> int:
-    """Write the overlay video (H.264 mp4, the clip's own frame rate); returns the number of frames."""
+def write_overlay(result, video_path: str | Path, out_path: str | Path, check: Callable[[], None] | None = None) -> int:
+    """Write the overlay video (H.264 mp4, the clip's own frame rate); returns the number of frames.
+
+    ``check()`` is called every few frames: whatever it raises (a cancelled job) stops the video, no file left.
+    """
+    frames = overlay_frames(result, video_path)
+    if check is not None:
+        frames = _checked(frames, check)
     # One encoder thread: the overlay is written beside stage II, which a crowd of x264 threads slowed 1.8x.
-    return write_mp4(overlay_frames(result, video_path), out_path, fps=result.fps, threads=1)
+    return write_mp4(frames, out_path, fps=result.fps, threads=1)
+
+
+def _checked(frames: Iterator[np.ndarray], check: Callable[[], None], every: int = 8) -> Iterator[np.ndarray]:
+    for i, frame in enumerate(frames):
+        if i % every == 0:
+            check()
+        yield frame

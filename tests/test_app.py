@@ -97,3 +97,33 @@ def test_bad_input_gets_one_line_error(tmp_path, small_clip, case):
     if case == "unmappable":
         assert "LeftHand" in lines[0]
     assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_debug_is_accepted_after_the_command_too(tmp_path):
+    missing = tmp_path / "nope.bvh"
+    for argv in (("--debug", "retarget", "--motion", str(missing)), ("retarget", "--motion", str(missing), "--debug")):
+        res = run_app(*argv, "--character", "Ava", "--out", str(tmp_path / "out"))
+        assert res.returncode != 0 and "Traceback" in res.stderr and "nope.bvh" in res.stderr, res.stderr
+    res = run_app("retarget", "--motion", str(missing), "--character", "Ava", "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_quiet_prints_no_mediapipe_log_lines_but_still_errors(tmp_path):
+    from jobs import SAMPLE_VIDEO
+
+    res = run_app("pose", str(SAMPLE_VIDEO), "--out", str(tmp_path / "out"), "--end", "1", "--no-video", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "wrote" in res.stdout
+    for noise in ("W0000", "I0000", "TensorFlow Lite", "absl::InitializeLog", "inference_feedback_manager"):
+        assert noise not in res.stderr, res.stderr
+    res = run_app("pose", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "out2"), "--quiet")
+    assert res.returncode == 2 and res.stderr.strip() == "error: no such file: missing.mp4"
+
+
+def test_semantic_optimisation_is_on_by_default_as_on_the_page(tmp_path, small_clip):
+    common = ("retarget", "--motion", str(small_clip), "--character", "Bob", "--no-video", "--formats",
+              "--iterations", "5", "--quiet")
+    on = run_app(*common, "--out", str(tmp_path / "on"))
+    off = run_app(*common, "--out", str(tmp_path / "off"), "--no-semantic")
+    assert on.returncode == 0 and off.returncode == 0, on.stderr + off.stderr
+    assert "semantic supervisor:" in on.stdout and "semantic supervisor:" not in off.stdout

@@ -1242,13 +1242,15 @@ def side_by_side(left_frames: Iterable[np.ndarray], right_frames: Iterable[np.nd
 
 def write_before_after(path: Any, left: tuple[Any, Any], right: tuple[Any, Any], fps: float | None = None,
                        size: int | tuple[int, int] = DEFAULT_SIZE, labels: tuple[str, str] = ("source", "result"),
-                       view: str | float = "front", renderer: PreviewRenderer | None = None) -> int:
+                       view: str | float = "front", renderer: PreviewRenderer | None = None,
+                       progress: Callable[[float, str], None] | None = None) -> int:
     """Write a labelled side-by-side H.264 mp4 of two ``(character or None, motion)`` pairs.
 
     Both panels use the same camera distance and height (the union of both clips' extents), each centred
     horizontally on its own clip, so relative sizes are honest. Motions are resampled to ``fps`` (default: the
     left motion's) so they play in sync; if their durations differ, the shorter holds its last frame.
-    ``size`` is one panel's (width, height) (one int: square); the video is twice as wide.
+    ``size`` is one panel's (width, height) (one int: square); the video is twice as wide. ``progress(fraction,
+    what)`` is called every few frames (whatever it raises stops the video, and no file is left).
     Returns the number of frames written (see :func:`~core.render.video.write_mp4` for errors).
     """
     from .video import write_mp4
@@ -1264,4 +1266,14 @@ def write_before_after(path: Any, left: tuple[Any, Any], right: tuple[Any, Any],
     cam_l, cam_r = frame_cameras([lpts, rpts], aspect=size[0] / size[1], view=view, pad=[lpad, rpad])
     r = renderer or default_renderer()
     frames = side_by_side(r.render_motion(lc, lm, size, cam_l), r.render_motion(rc, rm, size, cam_r), labels)
+    if progress is not None:
+        frames = _reporting(frames, max(lm.num_frames, rm.num_frames), progress)
     return write_mp4(frames, path, fps)
+
+
+def _reporting(frames: Iterable[np.ndarray], total: int, progress: Callable[[float, str], None],
+               every: int = 8) -> Iterator[np.ndarray]:
+    for i, frame in enumerate(frames):
+        if i % every == 0:
+            progress(i / max(total, 1), f"rendering: frame {i} of {total}")
+        yield frame

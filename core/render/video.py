@@ -19,7 +19,8 @@ import numpy as np
 
 from ..io.files import atomic_file
 
-__all__ = ["write_mp4", "probe_video", "probe_video_codec", "VideoInfo", "VideoWriteError", "DEFAULT_CRF"]
+__all__ = ["write_mp4", "probe_video", "probe_video_codec", "VideoInfo", "VideoWriteError", "DEFAULT_CRF",
+           "browser_playable", "write_browser_preview"]
 
 DEFAULT_CRF = 20  # visually clean for flat-shaded previews, ~0.2-0.5 MB per 10 s at 512x512
 DEFAULT_PRESET = "veryfast"  # encoding must not be the slow part of a preview; size cost is small at this crf
@@ -195,3 +196,48 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 def probe_video_codec(path: str | os.PathLike) -> str:
     """The codec name of a video's first video stream, e.g. ``"h264"``."""
     return probe_video(path).codec
+
+
+# (container, codec) pairs every current browser decodes; pixel formats other than 8-bit 4:2:0 (10-bit, 4:2:2
+# from cameras) are refused by Chromium's H.264 decoder, so they count as unplayable too.
+_PLAYABLE = {(".mp4", "h264"), (".m4v", "h264"), (".mp4", "av1"), (".webm", "vp8"), (".webm", "vp9"),
+             (".webm", "av1")}
+
+
+def browser_playable(path: str | os.PathLike) -> bool:
+    """Whether browsers can play this video as it is (container, codec, 8-bit 4:2:0); False when unreadable."""
+    try:
+        info = probe_video(path)
+    except (ValueError, OSError, subprocess.SubprocessError):
+        return False
+    return (Path(path).suffix.lower(), info.codec) in _PLAYABLE and info.pix_fmt in ("yuv420p", "yuvj420p")
+
+
+def write_browser_preview(src: str | os.PathLike, dst: str | os.PathLike, max_side: int = 640,
+                          timeout: float = 300.0) -> None:
+    """A small H.264 copy of ``src`` that any browser plays (upright, long side at most ``max_side``, sound
+    kept as AAC), for showing a user what they uploaded when their file itself does not play in a browser
+    (MPEG-4 Part 2, HEVC, 10-bit H.264, AVI, ...).
+
+    Raises:
+        VideoWriteError: ffmpeg cannot read or convert ``src`` or ran past
+            ``timeout`` seconds; nothing is left at ``dst`` then.
+    """
+    import imageio_ffmpeg
+
+    dst = Path(dst)
+    # Both sides scaled by the same factor to fit max_side, rounded to even sizes (4:2:0); never enlarged.
+    scale = (f"scale='2*trunc(min(1,{max_side}/max(iw,ih))*iw/2)':'2*trunc(min(1,{max_side}/max(iw,ih))*ih/2)'")
+    with atomic_file(dst, suffix=".tmp.mp4") as tmp:
+        argv = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(src),
+                "-map", "0:v:0", "-map", "0:a:0?", "-vf", scale, "-c:v", "libx264", "-preset", "veryfast",
+                "-crf", "26", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart",
+                "-f", "mp4", str(tmp)]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise VideoWriteError(f"making a browser preview of {Path(src).name} took over {timeout:g} s") from None
+        if proc.returncode != 0 or not tmp.is_file() or tmp.stat().st_size == 0:
+            # ffmpeg's own words stay out of the message: they can quote bytes of a hostile file (codec tags).
+            raise VideoWriteError(f"cannot make a browser preview of {Path(src).name}: ffmpeg could not convert "
+                                  f"it (exit status {proc.returncode}); the file may be damaged")

@@ -7,7 +7,7 @@ from core.io.bvh import read_bvh
 from core.render.video import probe_video
 
 
-def _run(client, **overrides):
+def _args(**overrides) -> dict:
     from gradio_client import handle_file
 
     args = dict(video=None, motion_file=None, character="Ava", character_file=None, semantic=False, smoothing=0.5,
@@ -17,7 +17,11 @@ def _run(client, **overrides):
     for key in ("video", "motion_file", "character_file"):
         if args[key] is not None:
             args[key] = handle_file(str(args[key]))
-    return client.predict(**args, api_name="/run")
+    return args
+
+
+def _run(client, **overrides):
+    return client.predict(**_args(**overrides), api_name="/run")
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +101,28 @@ def test_own_character_file_is_used_and_a_broken_one_is_refused(client, small_bv
     with pytest.raises(AppError, match=r"\.fbx"):  # Gradio refuses it against the field's file types
         _run(client, motion_file=small_bvh, character_file=not_a_character)
 
+
+
+def test_cancelling_an_api_job_stops_it_on_the_server(client, server, small_bvh):
+    """gradio_client's job.cancel() reaches the running job (not only Gradio's bookkeeping): it stops, its folder
+    goes, and the next job runs at once instead of after the abandoned one."""
+    import time
+
+    from gradio_client.utils import Status
+
+    from jobs import SAMPLE_VIDEO
+
+    folders = set(server.job_folders())
+    job = client.submit(**_args(video=SAMPLE_VIDEO, character="Bob", semantic=True, iterations=500),
+                        api_name="/run")
+    deadline = time.time() + 60
+    while job.status().code not in (Status.PROCESSING, Status.PROGRESS):
+        assert time.time() < deadline, job.status()
+        time.sleep(0.2)
+    time.sleep(2)  # in pose estimation; the whole job takes 30 s or more here
+    t = time.perf_counter()
+    job.cancel()
+    *_, report, _pen, _sem = _run(client, motion_file=small_bvh)
+    assert "plays 45 frames" in report
+    assert time.perf_counter() - t < 20
+    assert len(set(server.job_folders()) - folders) == 1  # only the second job's: the cancelled one left nothing

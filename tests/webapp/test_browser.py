@@ -56,10 +56,14 @@ def _set_number(page, label: str, value: str) -> None:
     raise AssertionError(f"the page would not keep {value!r} in {label!r}")
 
 
+def _choose_character(page, name: str) -> None:
+    page.locator("#character input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+
+
 def test_motion_file_to_playing_video_and_download(page, small_bvh, tmp_path):
     _upload_motion(page, small_bvh)
-    page.locator("#character input").click()
-    page.get_by_role("option", name="Bob").click()
+    _choose_character(page, "Bob")
     page.locator("#semantic input").uncheck()
     page.locator("#run").click()
     video = page.locator("#result-video video")
@@ -83,8 +87,7 @@ def test_sample_clip_with_semantic_optimisation_shows_both_videos_and_plots(page
     """The page's main flow: the bundled clip, a built-in character, semantic optimisation on (its default)."""
     page.get_by_role("button", name="Use the sample clip").click()
     page.wait_for_selector("#video-input video", timeout=60_000)
-    page.locator("#character input").click()
-    page.get_by_role("option", name="Bob").click()
+    _choose_character(page, "Bob")
     assert page.locator("#semantic input").is_checked()
     page.get_by_role("button", name="Advanced").click()
     _set_number(page, "Trim end (s, 0 = whole clip)", "3")
@@ -93,7 +96,10 @@ def test_sample_clip_with_semantic_optimisation_shows_both_videos_and_plots(page
                            " const v = document.querySelector(id + ' video');"
                            " return v && v.readyState >= 2 && v.videoWidth > 0; })", timeout=300_000)
     report = page.locator("#report").inner_text()
-    assert "90 frames" in report  # trimmed to 3 s at 30 fps
+    assert "plays 90 frames" in report  # trimmed to 3 s at 30 fps; plain words first
+    assert "Pen%" not in report  # the numbers are folded away until asked for
+    page.get_by_text("Details: the numbers").click()
+    report = page.locator("#report").inner_text()
     assert "Semantic supervisor: skeletal" in report and "Pen%" in report and "Semantic distance" in report
     for plot in ("#plot-pen-percent", "#plot-semantic-distance"):
         page.locator(plot).wait_for(state="visible", timeout=30_000)
@@ -122,3 +128,159 @@ def test_bad_motion_file_shows_message_and_server_keeps_serving(page, small_bvh,
     page.locator("#run").click()
     page.wait_for_function("() => { const v = document.querySelector('#result-video video');"
                            " return v && v.readyState >= 2; }", timeout=180_000)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Cancel, page gone, input preview, saved characters
+# ----------------------------------------------------------------------------------------------------------
+
+def _new_page(browser, url: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("#run", timeout=90_000)
+    return page
+
+
+def _start_long_job(page) -> None:
+    """The sample clip, whole, with optimisation: about 20 s alone on a 2-core CPU; waits until pose runs."""
+    page.get_by_role("button", name="Use the sample clip").click()
+    page.wait_for_selector("#video-input video", timeout=60_000)
+    _choose_character(page, "Bob")
+    page.locator("#run").click()
+    _wait_for_stage(page, timeout=60_000)
+
+
+# Stage words the one progress display shows while a job runs (jobs.stages.Stage labels and their parts).
+_STAGE_WORDS = ("reading", "pose", "retargeting", "optimising", "refinement", "rendering", "exporting")
+
+
+def _wait_for_stage(page, timeout: float) -> None:
+    """Until the page's progress display names a stage of a running job (not "queue: 1/1")."""
+    page.wait_for_function("words => { const el = document.querySelector('#result-video');"
+                           " const text = el ? el.innerText.toLowerCase() : '';"
+                           " return !text.includes('queue') && words.some(w => text.includes(w)); }",
+                           arg=list(_STAGE_WORDS), timeout=timeout)
+
+
+def _queue_small_job(page, small_bvh) -> None:
+    """A motion file without optimisation (a few seconds), submitted while another job runs: it waits."""
+    _upload_motion(page, small_bvh)
+    page.locator("#semantic input").uncheck()
+    page.locator("#run").click()
+    page.wait_for_function("() => (document.querySelector('#result-video')?.innerText || '').includes('queue')",
+                           timeout=30_000)
+
+
+def test_cancel_stops_the_running_job_and_the_next_job_starts_at_once(browser, server, small_bvh):
+    import time
+
+    a, b = _new_page(browser, server.url), _new_page(browser, server.url)  # two visitors
+    try:
+        folders_before = set(server.job_folders())
+        _start_long_job(a)
+        _queue_small_job(b, small_bvh)
+        a.wait_for_timeout(1000)
+        t = time.perf_counter()
+        a.locator("#cancel").click()
+        _wait_for_stage(b, timeout=15_000)  # the waiting job starts as soon as the cancelled one has stopped
+        started = time.perf_counter() - t
+        a.wait_for_function("() => document.querySelector('#job-status').innerText.includes('Cancelled')",
+                            timeout=15_000)
+        status = a.locator("#job-status").inner_text()
+        stopped_after = float(status.split("stopped after ")[1].split(" s")[0])
+        # Measured by the server, from the cancel to the job's end: about 1-2.5 s on a 2-core CPU (a fresh server's
+        # first job also waits for its warm-up); the job alone had 15 s or more to go.
+        assert stopped_after < 4.0, status
+        assert started < 6.0, f"the next job started {started:.1f} s after Cancel"
+        assert "cancelled" in a.locator("#report").inner_text()
+        assert not a.locator(".toast-body, [data-testid='toast-body']").count()  # a cancel is not an error
+        ARTIFACTS.mkdir(exist_ok=True)
+        a.screenshot(path=str(ARTIFACTS / "webapp_cancelled.png"), full_page=True)
+        b.wait_for_function("() => { const v = document.querySelector('#result-video video');"
+                            " return v && v.readyState >= 2; }", timeout=120_000)
+        new = set(server.job_folders()) - folders_before
+        assert len(new) == 1, new  # the cancelled job's folder is gone; the finished one's is kept
+        assert (next(iter(new)) / "out" / "result.fbx").is_file()
+    finally:
+        a.context.close()
+        b.context.close()
+
+
+def test_a_job_whose_page_went_away_is_cancelled(browser, server, small_bvh):
+    import time
+
+    a, b = _new_page(browser, server.url), _new_page(browser, server.url)
+    try:
+        _start_long_job(a)
+        _queue_small_job(b, small_bvh)
+        t = time.perf_counter()
+        a.context.close()  # the tab is closed mid-job
+        _wait_for_stage(b, timeout=20_000)
+        assert time.perf_counter() - t < 10.0
+        assert "page closed: cancelling its job" in server.log.read_text()
+    finally:
+        b.context.close()
+
+
+def test_an_mpeg4_part2_upload_gets_a_playable_preview(page, tmp_path):
+    """Browsers cannot play MPEG-4 Part 2 (an old phone's or camera's codec); the page shows an H.264 copy."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from core.render.video import probe_video
+    from jobs import SAMPLE_VIDEO
+
+    clip = tmp_path / "old_phone.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(SAMPLE_VIDEO), "-t", "2",
+                    "-c:v", "mpeg4", "-q:v", "5", str(clip)], check=True)
+    assert probe_video(clip).codec == "mpeg4"
+    page.locator("#video-file input[type=file]").set_input_files(str(clip))
+    page.wait_for_function("() => { const v = document.querySelector('#video-input video');"
+                           " return v && v.readyState >= 2 && v.videoWidth > 0; }", timeout=60_000)
+    page.locator("#video-input video").evaluate("v => { v.currentTime = 1.0; }")  # it decodes past the start
+    page.wait_for_function("() => document.querySelector('#video-input video').currentTime > 0.9", timeout=10_000)
+    page.wait_for_timeout(500)
+    toasts = page.locator(".toast-body, [data-testid='toast-body']").all_inner_texts()
+    assert not [t for t in toasts if "not playable" in t], toasts
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "webapp_mpeg4_preview.png"), full_page=True)
+
+
+def test_a_saved_character_comes_back_after_a_server_restart(browser, own_character_fbx, small_bvh, tmp_path):
+    from playwright.sync_api import expect
+
+    from .conftest import start_server
+
+    home = tmp_path / "smt-home"
+    first = start_server(tmp_path / "first", home)
+    try:
+        page = _new_page(browser, first.url)
+        page.locator("#character-input input[type=file]").set_input_files(str(own_character_fbx))
+        page.wait_for_selector("#character-input [aria-label='my_kit.fbx']", timeout=60_000)
+        expect(page.locator("#character input")).to_be_disabled()  # the upload is what a job would use: said so
+        expect(page.locator("#character")).to_contain_text("Your file my_kit.fbx is used instead")
+        page.locator("#save-character").click()
+        page.wait_for_function("() => document.querySelector('#character-status').innerText.includes('Saved')",
+                               timeout=120_000)
+        assert page.locator("#character input").input_value() == "my_kit (saved)"
+        page.context.close()
+    finally:
+        first.stop()
+    assert (home / "characters" / "my_kit.npz").is_file() and (home / "characters" / "my_kit.fbx").is_file()
+    second = start_server(tmp_path / "second", home)
+    try:
+        page = _new_page(browser, second.url)
+        _choose_character(page, "my_kit (saved)")
+        _upload_motion(page, small_bvh)
+        page.locator("#semantic input").uncheck()
+        page.locator("#run").click()
+        page.wait_for_function("() => (document.querySelector('#report')?.innerText || '').includes('plays')",
+                               timeout=180_000)
+        assert "my_kit (saved character) plays 45 frames" in page.locator("#report").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "webapp_saved_character.png"), full_page=True)
+        page.context.close()
+    finally:
+        second.stop()

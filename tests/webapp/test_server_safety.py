@@ -29,6 +29,10 @@ def test_page_has_no_free_text_path_or_model_field():
     shown = " ".join(str(c.get("props", {}).get("value", "")) for c in config["components"]
                      if c.get("type") == "markdown")
     assert "Semantic supervisor on this server: skeletal fallback" in shown
+    from core.retarget.model import load_retargeter
+
+    licence = getattr(load_retargeter(), "meta", {}).get("licence")
+    assert f"Licence of the results: {licence}" in shown if licence else "Retargeter on this server: Copy" in shown
 
 
 def test_ctrl_c_stops_the_server_mid_job_and_leaves_nothing(tmp_path, small_bvh):
@@ -61,6 +65,9 @@ def test_ctrl_c_stops_the_server_mid_job_and_leaves_nothing(tmp_path, small_bvh)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
         assert time.perf_counter() - t < 5.0
+        printed = proc.stdout.read().decode(errors="replace")
+        assert f"Serving at http://127.0.0.1:{port}" in printed
+        assert "share=True" not in printed  # Gradio's hint: nobody at this server can act on it
     finally:
         if proc.poll() is None:
             proc.kill()
