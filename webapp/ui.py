@@ -39,7 +39,7 @@ from core.character_library import builtin_character_names, user_character_names
 from core.errors import InputError  # noqa: E402
 from core.limits import MAX_CLIP_SECONDS  # noqa: E402
 from core.optimize import OptimizeConfig  # noqa: E402
-from jobs import (METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, CancelToken, JobCancelled, JobResult,  # noqa: E402
+from jobs import (METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, CancelToken, JobResult,  # noqa: E402
                   JobSpec, plain_summary, run_job)
 
 log = logging.getLogger(__name__)
