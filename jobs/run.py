@@ -195,10 +195,11 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
 
         if character is not None:
             measured = _retarget_and_optimise(spec, result, clock, pool)
-            _write_results(spec, result, clock, stage_dir, pool, measured)
-        if overlay is not None:
+            _write_results(spec, result, clock, stage_dir, pool, measured, overlay)
+        elif overlay is not None:
             clock.start(Stage.RENDER)
             overlay.result()
+        if overlay is not None:
             report.files["overlay"] = spec.out_dir / "source_overlay.mp4"
         clock.stop()
     report.seconds = dict(clock.seconds)
@@ -236,9 +237,10 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
 
 
 def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path,
-                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None) -> None:
+                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None, overlay: Future | None) -> None:
     """The BVH, the before/after preview (this thread) and Blender's FBX/GLB (a separate process, started first);
-    the report's metrics once ``measured`` (on the second core meanwhile) are in."""
+    the report's metrics once ``measured`` and the ``overlay`` (on the second core meanwhile) are in, before
+    waiting for the export, so the progress bar never steps back."""
     from core.io.export import export_character_motion_files
 
     character, final, report = result.character, result.final, result.report
@@ -266,6 +268,8 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
     if measured is not None:  # what is left of measuring waits under the stage running now
         _report_metrics(report, *(f.result() for f in measured))
+    if overlay is not None:
+        overlay.result()
     if export is not None:
         clock.start(Stage.EXPORT)
         export.result()
