@@ -106,10 +106,10 @@ class PenStats:
 
 
 # Limb vertices × frames one Pen% measurement may test (about a second on this CPU); vertices × frames posed at
-# once by the mesh metrics (about 0.1 GB of float64), and body triangles × frames ray-tested at once (about
+# once by the mesh metrics (about 0.15 GB of float64 blends), and body triangles × frames ray-tested at once (about
 # 0.2 GB of coefficients and bins): a million-vertex character goes a frame at a time.
 MESH_POINT_FRAMES = 400_000
-MESH_CHUNK_VERTICES = 4_000_000
+MESH_CHUNK_VERTICES = 1_500_000
 MESH_CHUNK_TRIANGLES = 500_000
 
 
@@ -184,6 +184,16 @@ def source_contacts(positions: Tensor, proxy: FigureProxy) -> np.ndarray:
     return (skeletal_features(positions, proxy).gaps < contact_tolerance(proxy.height)).numpy()
 
 
+def _within(points: Tensor, vertices: Tensor, faces: np.ndarray, tol: float, reach: float) -> bool:
+    """Whether any of ``points (N, 3)`` is within ``tol`` of the mesh's surface. Only the faces with a corner in the
+    points' box grown by ``reach`` (tol + the longest edge) can hold such a surface point, so only those are
+    searched: on a million-vertex body the whole mesh took seconds a frame."""
+    lo, hi = points.amin(0) - reach, points.amax(0) + reach
+    close = ((vertices >= lo) & (vertices <= hi)).all(-1).numpy()
+    faces = faces[close[faces].any(1)]
+    return bool(len(faces)) and bool(mesh_distance(points, vertices, faces)[0].min() < tol)
+
+
 def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None = None,
                   chunk: int = 32) -> np.ndarray:
     """``(T, 3)`` hard contacts of a character's motion: each hand's mesh with its torso+head mesh, and the hands.
@@ -226,7 +236,7 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
                                       for b in body_idx.split(65536)]).amin(0)
                 near = corner < tol
                 for t in torch.nonzero(~near & (corner < reach))[:, 0].tolist():
-                    near[t] = bool(mesh_distance(verts[t, h], verts[t], body_faces)[0].min() < tol)
+                    near[t] = _within(verts[t, h], verts[t], body_faces, tol, reach)
                 inside = ray_inside(verts[:, h], closed, faces).any(1)
                 gaps[s:s + chunk, k] = np.where((near | inside).numpy(), -1.0, np.inf)
     return gaps < tol
