@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["OptimizeConfig", "UPPER_BODY", "ARM_AND_HAND_JOINTS", "HAND_JOINTS", "HEAD_JOINTS", "FREE_JOINTS"]
+__all__ = ["OptimizeConfig", "OWN_MOTION_JDM", "UPPER_BODY", "ARM_AND_HAND_JOINTS", "HAND_JOINTS", "HEAD_JOINTS", "FREE_JOINTS"]
 
 UPPER_BODY: tuple[str, ...] = ("Spine", "Spine1", "Spine2", "Neck", "Head", "LeftShoulder", "LeftArm", "LeftForeArm",
                                "LeftHand", "RightShoulder", "RightArm", "RightForeArm", "RightHand")
@@ -16,6 +16,10 @@ ARM_AND_HAND_JOINTS: frozenset[str] = frozenset({"LeftShoulder", "LeftArm", "Lef
 HAND_JOINTS: frozenset[str] = frozenset({"LeftHand", "RightHand"})
 HEAD_JOINTS: frozenset[str] = frozenset({"Neck", "Head"})
 FREE_JOINTS = ("upper", "all")
+# A start whose JDM error against the source is under OWN_MOTION_JDM is the source itself (a character's own
+# Mixamo clip scores 6e-7; other characters' versions of one motion 0.06-0.14): any correction moves away from
+# it, so the JDM guard does not apply (Bob's arms sunk 4 % into his own belly need 0.018 to come out).
+OWN_MOTION_JDM = 0.01
 
 
 @dataclass

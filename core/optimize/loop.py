@@ -16,7 +16,7 @@ from ..retarget.losses import normalized_jdm
 from ..semantics.skeletal import FigureProxy, contact_tolerance, skeletal_features
 from ..skeleton import CANONICAL_JOINTS
 from . import terms
-from .config import OptimizeConfig
+from .config import OWN_MOTION_JDM, OptimizeConfig
 from .limits import LimitFrames, limit_angles, limit_excess
 from .posing import HandSamples, LimbSamples, Posed, Rig
 from .semantic import SemanticTerm
@@ -38,7 +38,8 @@ class StartReference:
     of the limited joints (radians; None without limits). relations, relation_weights: ``(T, R)`` the source's
     hand-pair distances over its height (:data:`~core.optimize.terms.HAND_RELATIONS`) and their closeness
     weights (None when not given). source_jdm: ``(T, 22, 22)`` the source's normalised joint distance matrices
-    and jdm_error: the start's JDM error against them (a scalar; both None when not given).
+    and jdm_error: the start's JDM error against them, which the result may not exceed (a scalar; both None
+    when not given or when the start is the source itself, see ``OWN_MOTION_JDM``).
     """
 
     feet: Tensor
@@ -69,6 +70,8 @@ class StartReference:
                 weights = torch.exp(-relations / reach)
                 source_jdm = normalized_jdm(source_positions)
                 start_jdm = (normalized_jdm(posed.positions) - source_jdm).abs().sum(-1).mean()
+                if start_jdm < OWN_MOTION_JDM:  # the start is the source: no guard (see OWN_MOTION_JDM)
+                    source_jdm = start_jdm = None
             positions = posed.positions
             feet = positions[:, FEET]
             planted = (feet[..., 1] < feet[..., 1].min() + 0.03 * height).to(positions.dtype)

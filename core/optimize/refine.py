@@ -9,12 +9,12 @@ from torch import Tensor
 
 from ..character import Character
 from ..geometry.penetration import MissingPartsError, penetration_model
-from ..metrics import SourceClip, measure_clip
-from ..motion import Motion
+from ..metrics import SourceClip, jdm_error, measure_clip
+from ..motion import Motion, _canonical_tracks
 from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous
 from ..semantics.skeletal import SkeletalEncoder, character_proxy
 from ..skeleton import CANONICAL_JOINTS, map_to_canonical
-from .config import ARM_AND_HAND_JOINTS, HAND_JOINTS, HEAD_JOINTS, UPPER_BODY, OptimizeConfig
+from .config import OWN_MOTION_JDM, ARM_AND_HAND_JOINTS, HAND_JOINTS, HEAD_JOINTS, UPPER_BODY, OptimizeConfig
 from .limits import LimitFrames
 from .loop import Problem, Progress, StartReference, descend
 from .posing import HandSamples, LimbSamples, Rig, spline_basis
@@ -105,13 +105,19 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
         rig = problem.rig if stride == 1 else Rig.of(start, problem.rig.mapping, problem.rig.free.tolist(),
                                                      problem.x0.dtype, request.device)
         basis = spline_basis(start.num_frames, config.knot_seconds * start.fps, problem.x0.dtype).to(request.device)
-        x = matrix_to_rot6d(rig.start[:, rig.free]) + torch.einsum("tk,kfc->tfc", basis, descent.controls)
+        x0 = matrix_to_rot6d(rig.start[:, rig.free])
+        share = _share_keeping_the_jdm(rig, x0, torch.einsum("tk,kfc->tfc", basis, descent.controls),
+                                       source.positions) if config.jdm_guard else 1.0
+        if share < 1.0:
+            notes.append(f"the correction was scaled to {share:.0%}: in full, the clip would have read less like "
+                         "the source (JDM error) than the retargeter's own")
+        x = x0 + share * torch.einsum("tk,kfc->tfc", basis, descent.controls)
         q = quat_make_continuous(matrix_to_quat(rig.local_rotations(x).double()), dim=0).cpu().numpy()
     result = Motion(start.skeleton, q, start.root_positions.copy(), start.fps, start.name)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         frames, sem_before = problem.semantic.distances(problem.posed(problem.x0))
-        _, sem_after = problem.semantic.distances(problem.posed(descent.best))
+        _, sem_after = problem.semantic.distances(problem.posed(problem.x0 + share * (descent.best - problem.x0)))
     before = after = None
     if request.measure:
         progress(0.96, "measuring")
@@ -120,6 +126,26 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
     progress(1.0, "semantic refinement done")
     return OptimizeResult(result, before, after, described, descent.steps, seconds, descent.history, notes,
                           SemanticDistance(frames * stride, sem_before, sem_after))
+
+
+def _share_keeping_the_jdm(rig: Rig, x0: Tensor, correction: Tensor, source_positions: Tensor,
+                           shares: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25, 0.0)) -> float:
+    """The largest of ``shares`` of the ``(T, F, 6)`` correction whose result, on every frame, has a JDM error
+    against the source's ``(T, 22, 3)`` positions no higher than the start's (``x0``'s).
+
+    The loss's guard holds the clip's JDM error at the start's on the frames it looks at, up to Adam's wobble
+    around the hinge (about 0.001); this makes "never further from the source than the retargeter" hold on
+    every frame. A start that *is* the source (error under ``OWN_MOTION_JDM``) keeps the whole correction:
+    any correction moves away from it."""
+    def error(share: float) -> float:
+        positions = _canonical_tracks(rig.pose(x0 + share * correction).positions, rig.mapping)
+        return float(jdm_error(source_positions, positions.to(source_positions)))
+
+    start = error(0.0)
+    if start < OWN_MOTION_JDM:
+        return 1.0
+    limit = start + 1e-9
+    return next((share for share in shares if share == 0.0 or error(share) <= limit), 0.0)
 
 
 def _problem(request: Request, supervisor, source: SourceClip, notes: list[str], basis: Tensor) -> Problem:

@@ -195,3 +195,26 @@ def test_penetration_is_cleared_without_turning_the_wrists_or_the_head(shared_da
     assert turn.hand_mean < 15 and turn.hand_p95 < 35 and turn.head_mean < 5, turn
     assert result.after.pen_percent < 0.5 * result.before.pen_percent, (result.before, result.after)
     assert result.after.hand_distance <= result.before.hand_distance, (result.before, result.after)
+
+
+def test_a_correction_that_reads_less_like_the_source_is_scaled_back(bob):
+    from core.metrics import canonical_positions
+    from core.optimize.posing import Rig
+    from core.optimize.refine import _share_keeping_the_jdm
+    from core.rotations import matrix_to_rot6d
+    from core.skeleton import map_to_canonical
+
+    source = _arms_into_belly(bob)  # arms down and bent in
+    start = Motion(bob.skeleton, np.tile([1.0, 0, 0, 0], source.rotations.shape[:2] + (1,)),
+                   source.root_positions.copy(), source.fps)  # arms left in the T-pose: far from the source
+    free = [J[n] for n in ("LeftArm", "LeftForeArm", "RightArm", "RightForeArm")]
+    rig = Rig.of(start, map_to_canonical(bob.skeleton).indices, free, torch.float64, torch.device("cpu"))
+    target = Rig.of(source, rig.mapping, free, torch.float64, torch.device("cpu"))
+    x0 = matrix_to_rot6d(rig.start[:, rig.free])
+    towards = matrix_to_rot6d(target.start[:, target.free]) - x0
+    positions = canonical_positions(source)
+    assert _share_keeping_the_jdm(rig, x0, towards, positions) == 1.0  # closer to the source: kept whole
+    assert _share_keeping_the_jdm(rig, x0, -towards, positions) == 0.0  # the arms raised further: dropped
+    same = Rig.of(source, rig.mapping, free, torch.float64, torch.device("cpu"))  # the start is the source:
+    x0s = matrix_to_rot6d(same.start[:, same.free])  # any move is away, and it is kept (OWN_MOTION_JDM)
+    assert _share_keeping_the_jdm(same, x0s, -towards, positions) == 1.0
