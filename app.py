@@ -85,6 +85,8 @@ def _print_report(result) -> None:
     if r.character is not None:
         line += f" onto {r.character} ({r.height:.2f} m); retargeter: {r.retargeter}"
     print(line)
+    if r.licence:
+        print(f"licence of the results: {r.licence} (see assets/retarget/MODEL_CARD.md)")
     if r.supervisor:
         print(f"semantic supervisor: {r.supervisor}")
     for key, value in r.metrics.items():

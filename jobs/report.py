@@ -40,7 +40,8 @@ class JobReport:
     """What happened in one job, for the page, the CLI and the benches.
 
     frames, fps: the clip as used (after trimming). source: "video" or "motion file". character, height: who
-    plays it. retargeter: which retargeter ran and why. supervisor: stage II's semantic supervisor (None without
+    plays it. retargeter: which retargeter ran and why; licence: the licence its checkpoint gives what it makes
+    (None for one that learned nothing, such as Copy). supervisor: stage II's semantic supervisor (None without
     stage II). metrics: key (see :data:`METRIC_LABELS`) → before/after. per_frame: plot name ("pen_percent",
     "semantic_distance") → series ("before", "after") → ``(frames (N,), values (N,))``. warnings: what the user
     should know (several people, variable frame rate, notes of stage II). measured_on: on which frames the mesh
@@ -55,6 +56,7 @@ class JobReport:
     character: str | None = None
     height: float | None = None
     retargeter: str | None = None
+    licence: str | None = None
     supervisor: str | None = None
     metrics: dict[str, BeforeAfter] = field(default_factory=dict)
     per_frame: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)

@@ -223,6 +223,7 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
         retargeter = _retargeter(spec.retargeter)
         retargeted = retargeter.retarget(source, character.skeleton)
         report.retargeter = retargeter.reason or retargeter.name
+        report.licence = getattr(retargeter, "meta", {}).get("licence")
     result.retargeted = result.final = retargeted
     measured = None
     if spec.semantic:

@@ -45,6 +45,9 @@ def test_retarget_preset_reports_which_retargeter_ran(clip, tmp_path):
     assert copy.report.files == {"bvh": tmp_path / "copy" / "result.bvh"} and copy.report.files["bvh"].exists()
     net = run_job(preset("retarget", clip, tmp_path / "net", character="Ava", outputs=("bvh",), previews=False))
     assert ("graph network" if DEFAULT_CHECKPOINT.exists() else "Copy retargeter") in net.report.retargeter
+    assert copy.report.licence is None  # Copy learned nothing: no licence to pass on
+    if DEFAULT_CHECKPOINT.exists():  # the network's checkpoint says what its results may be used for
+        assert "CC BY-NC" in net.report.licence
     assert read_bvh(net.report.files["bvh"]).skeleton.names == load_character("Ava").skeleton.names
     with pytest.raises(InputError, match="unknown retargeter"):
         preset("retarget", clip, tmp_path / "bad", character="Ava", retargeter="magic")
