@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..geometry.penetration import PenetrationModel
 from ..kinematics import linear_blend_skinning
-from ..metrics import acceleration
+from ..metrics import acceleration, jdm_error
 from ..motion import FOOT_JOINTS
 from ..retarget.losses import normalized_jdm
 from ..semantics.skeletal import FigureProxy, contact_tolerance, skeletal_features
@@ -69,7 +69,7 @@ class StartReference:
                 relations = relation_distances(source_positions, source_height)
                 weights = torch.exp(-relations / reach)
                 source_jdm = normalized_jdm(source_positions)
-                start_jdm = (normalized_jdm(posed.positions) - source_jdm).abs().sum(-1).mean()
+                start_jdm = jdm_error(source_positions, posed.positions)
                 if start_jdm < OWN_MOTION_JDM:  # the start is the source: no guard (see OWN_MOTION_JDM)
                     source_jdm = start_jdm = None
             positions = posed.positions

@@ -98,20 +98,19 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
     stride = config.frame_stride(start.fps)
     source = SourceClip.of(request.source)  # its canonical positions serve the loss and both measurements
     # The loss looks at every stride-th frame; the correction is a spline in time, evaluated below at all frames.
-    problem = _problem(request.every(stride), supervisor, source.every(stride), notes,
-                       spline_basis(start.num_frames, config.knot_seconds * start.fps)[::stride])
+    basis = spline_basis(start.num_frames, config.knot_seconds * start.fps)
+    problem = _problem(request.every(stride), supervisor, source.every(stride), notes, basis[::stride])
     descent = descend(problem, progress)
     with torch.no_grad():
         rig = problem.rig if stride == 1 else Rig.of(start, problem.rig.mapping, problem.rig.free.tolist(),
                                                      problem.x0.dtype, request.device)
-        basis = spline_basis(start.num_frames, config.knot_seconds * start.fps, problem.x0.dtype).to(request.device)
         x0 = matrix_to_rot6d(rig.start[:, rig.free])
-        share = _share_keeping_the_jdm(rig, x0, torch.einsum("tk,kfc->tfc", basis, descent.controls),
-                                       source.positions) if config.jdm_guard else 1.0
+        correction = torch.einsum("tk,kfc->tfc", basis.to(x0), descent.controls)
+        share = _share_keeping_the_jdm(rig, x0, correction, source.positions) if config.jdm_guard else 1.0
         if share < 1.0:
             notes.append(f"the correction was scaled to {share:.0%}: in full, the clip would have read less like "
                          "the source (JDM error) than the retargeter's own")
-        x = x0 + share * torch.einsum("tk,kfc->tfc", basis, descent.controls)
+        x = x0 + share * correction
         q = quat_make_continuous(matrix_to_quat(rig.local_rotations(x).double()), dim=0).cpu().numpy()
     result = Motion(start.skeleton, q, start.root_positions.copy(), start.fps, start.name)
     seconds = time.perf_counter() - t0
