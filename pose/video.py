@@ -40,8 +40,13 @@ class VideoError(InputError):
 
 # ----------------------------------------------------------------------------------------------------------
 
+# Only files that start like one of these containers reach the decoder. FFmpeg (inside OpenCV) also reads
+# *playlists* (an "ffconcat" script, an HLS ``#EXTM3U`` list, an SDP session) whatever the file is called, and
+# follows the paths and addresses in them: a text file uploaded as clip.mp4 made the server decode another file on
+# its disk. Old QuickTime files may begin with an atom other than ftyp.
 _SIGNATURES: list[tuple[int, bytes, str]] = [
-    (4, b"ftyp", "MP4/MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (8, b"AVI ", "AVI"),
+    (4, b"ftyp", "MP4/MOV"), (4, b"moov", "MOV"), (4, b"mdat", "MOV"), (4, b"wide", "MOV"), (4, b"free", "MOV"),
+    (4, b"skip", "MOV"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (8, b"AVI ", "AVI"),
     (0, b"FLV", "FLV"), (0, b"OggS", "Ogg"), (0, b"\x00\x00\x01\xba", "MPEG-PS"), (0, b"\x30\x26\xb2\x75", "ASF/WMV"),
 ]
 _NOT_VIDEO: list[tuple[int, bytes, str]] = [
@@ -291,6 +296,9 @@ def open_video(path: str | Path, *, trim: tuple[float | None, float | None] | No
     container, other = sniff_format(head)
     if other is not None:
         raise VideoError(f"{p.name} is {other}, not a video")
+    if container is None:
+        raise VideoError(f"{p.name} is not a video that can be read (format not recognised); use an ordinary "
+                         f"phone video (mp4, mov, mkv, webm, avi)")
 
     start, end = (trim or (None, None))
     start = float(start or 0.0)

@@ -19,6 +19,11 @@ import numpy as np
 
 from ..io.files import atomic_file
 
+# Every ffmpeg run on a file a user sent: local files only, and only real video containers. FFmpeg otherwise also
+# opens playlists (ffconcat, HLS, SDP) that name other files or addresses, whatever the file is called.
+SAFE_INPUT = ["-protocol_whitelist", "file", "-format_whitelist",
+              "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpeg,mpegts,flv,asf,ogg"]
+
 __all__ = ["write_mp4", "probe_video", "probe_video_codec", "VideoInfo", "VideoWriteError", "DEFAULT_CRF",
            "browser_playable", "write_browser_preview"]
 
@@ -159,7 +164,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no video at {path}")
-    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", *SAFE_INPUT, "-i", str(path),
                            "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
                           capture_output=True, text=True, errors="replace", timeout=120)
     counts = re.findall(r"frame=\s*(\d+)", proc.stderr)
@@ -229,7 +234,7 @@ def write_browser_preview(src: str | os.PathLike, dst: str | os.PathLike, max_si
     # Both sides scaled by the same factor to fit max_side, rounded to even sizes (4:2:0); never enlarged.
     scale = (f"scale='2*trunc(min(1,{max_side}/max(iw,ih))*iw/2)':'2*trunc(min(1,{max_side}/max(iw,ih))*ih/2)'")
     with atomic_file(dst, suffix=".tmp.mp4") as tmp:
-        argv = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(src),
+        argv = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *SAFE_INPUT, "-i", str(src),
                 "-map", "0:v:0", "-map", "0:a:0?", "-vf", scale, "-c:v", "libx264", "-preset", "veryfast",
                 "-crf", "26", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart",
                 "-f", "mp4", str(tmp)]

@@ -113,3 +113,20 @@ def test_too_long_is_refused_with_the_limit(clip):
         open_video(clip, max_seconds=1.0)
     reader = open_video(clip, trim=(0.0, 0.8), max_seconds=1.0)  # a trim within the limit is fine
     assert len(list(reader.frames())) >= 19
+
+
+@pytest.mark.parametrize("playlist", ["ffconcat version 1.0\nfile {other}\n",
+                                      "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{other}\n#EXT-X-ENDLIST\n"])
+def test_a_playlist_named_like_a_video_never_makes_us_read_the_file_it_names(tmp_path, playlist):
+    from core.render.video import VideoWriteError, write_browser_preview
+
+    other = tmp_path / "someone_elses.mp4"
+    write_mp4(gradient_frames(12, 64, 48), other, 24.0)
+    for name in ("clip.mp4", "clip.m3u8"):
+        upload = tmp_path / name
+        upload.write_text(playlist.format(other=other))
+        with pytest.raises(VideoError, match="format not recognised"):
+            open_video(upload)
+        with pytest.raises(VideoWriteError):  # the page's preview of the upload
+            write_browser_preview(upload, tmp_path / "preview.mp4")
+        assert not (tmp_path / "preview.mp4").exists()
