@@ -31,8 +31,8 @@ class OptimizeConfig:
     pushed this far out of the body, in figure heights (covers the grid's approximation). stay_close /
     stay_close_arm: weight of the 6D distance to the start for trunk and arm joints. smooth: weight of the
     correction's second difference in time. jitter: weight of the hinge on each joint's acceleration magnitude
-    rising above the start's. contact: weight that keeps sunk hand contacts within ``contact_slack`` × the
-    contact tolerance of the surface. jdm_guard: first weight of the clip's JDM error rising above the start's (a
+    rising above the start's. contact: weight that keeps the hand contacts the start has (sunk or touching)
+    within ``contact_slack`` × the contact tolerance of the surface. jdm_guard: first weight of the clip's JDM error rising above the start's (a
     hinge), raised by ``jdm_guard_rate`` × the excess after each step it is exceeded (0: no guard). foot: weight of the foot joints' displacement on contact frames.
     iterations: the most Adam steps; lr: Adam's step size on the correction's spline controls (6D entries).
     knot_seconds: spacing of the correction's B-spline knots in time. loss_fps: the loss looks at the clip at
