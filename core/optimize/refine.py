@@ -22,7 +22,9 @@ from .request import Request
 from .result import OptimizeResult, SemanticDistance
 from .semantic import semantic_term
 
-__all__ = ["optimize_motion", "prepare_character"]
+__all__ = ["optimize_motion", "prepare_character", "SKELETAL_SOURCE"]
+
+SKELETAL_SOURCE = "the source's joint positions (skeletal supervisor)"
 
 
 def prepare_character(character: Character, device: str | torch.device | None = None) -> None:
@@ -53,11 +55,15 @@ def optimize_motion(source: Motion, start: Motion, character: Character, *, supe
         device: "cpu", "cuda", ... (default: CPU).
         measure: compute before/after metrics (a few seconds on long clips).
         max_mesh_frames: measure Pen% and contacts on at most this many evenly spaced frames.
-        source_frames: for a video source, its frames ``(T, H, W, 3)`` uint8: image supervisors embed these
-            instead of renders of a mannequin. source_camera: the video's camera (a preview ``Camera``).
+        source_frames: for a video source, its frames: ``(T, H, W, 3)`` uint8, or a lazy source of crops around
+            the person (:class:`pose.crops.VideoCrops`); image supervisors embed these (once) instead of renders
+            of a mannequin for the video's view. source_camera: how the video saw the person, a per-frame
+            :class:`~core.render.framing.VideoView` (or one fixed preview ``Camera``). Both are ignored by the
+            skeletal supervisor.
 
     Raises:
-        ValueError: start is not on the character's skeleton, the clips differ in length, a bad config.
+        ValueError: start is not on the character's skeleton, the clips (or source frames, or the video view)
+            differ in length, a bad config.
 
     Out of GPU memory with an image supervisor, it starts again with the skeletal one and says so in notes.
     """
@@ -114,9 +120,16 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
         q = quat_make_continuous(matrix_to_quat(rig.local_rotations(x).double()), dim=0).cpu().numpy()
     result = Motion(start.skeleton, q, start.root_positions.copy(), start.fps, start.name)
     seconds = time.perf_counter() - t0
+    metrics = None
     with torch.no_grad():
-        frames, sem_before = problem.semantic.distances(problem.posed(problem.x0))
-        _, sem_after = problem.semantic.distances(problem.posed(problem.x0 + share * (descent.best - problem.x0)))
+        posed_before = problem.posed(problem.x0)
+        posed_after = problem.posed(problem.x0 + share * (descent.best - problem.x0))
+        if hasattr(problem.semantic, "compare"):  # an image supervisor: the paper's SCL, FID, ITM too
+            progress(0.93, "measuring semantics")
+            frames, sem_before, sem_after, metrics = problem.semantic.compare(posed_before, posed_after)
+        else:
+            frames, sem_before = problem.semantic.distances(posed_before)
+            _, sem_after = problem.semantic.distances(posed_after)
     before = after = None
     if request.measure:
         progress(0.96, "measuring")
@@ -124,7 +137,8 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
         after = measure_clip(source, result, request.character, request.max_mesh_frames)
     progress(1.0, "semantic refinement done")
     return OptimizeResult(result, before, after, described, descent.steps, seconds, descent.history, notes,
-                          SemanticDistance(frames * stride, sem_before, sem_after))
+                          SemanticDistance(frames * stride, sem_before, sem_after),
+                          getattr(problem.semantic, "description", SKELETAL_SOURCE), metrics)
 
 
 def _share_keeping_the_jdm(rig: Rig, x0: Tensor, correction: Tensor, source_positions: Tensor,

@@ -1,0 +1,110 @@
+"""Framing a figure the way a video framed its person: one rule for the crop of a video frame and for the camera
+that renders a character in its place, so stage II compares like with like (issue 17).
+
+The rule: a square centred on the box of the figure's 22 canonical joints as seen in the image, its side the
+box's longer side times ``1 + 2 · pad`` (``pad`` covers what lies beyond the joints: the top of the head above
+the Head joint, fingers beyond the wrists, the soles). :func:`square_crops` applies it to joints in pixels (the
+person in a video); :meth:`VideoView.cameras` to a character's joints in metres, looking the way the video's
+camera looked at the person (its direction through the crop's centre, its up) with the crop's own field of view,
+so the character appears as large, as placed and as foreshortened in its render as the person in the crop.
+
+Conventions: pixels x right, y down, centres at .5; world metres, Y up; cameras are
+:class:`core.render.preview.Camera` (OpenGL, looking down −z).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .preview import Camera
+
+__all__ = ["CROP_PAD", "square_crops", "VideoView"]
+
+CROP_PAD = 0.15  # a standing person's joints span 0.9 of the stature: the head's top is another 0.1, 11 % of it
+
+
+def square_crops(points: np.ndarray, pad: float = CROP_PAD) -> np.ndarray:
+    """``(T, 3)`` square crops ``(centre x, centre y, side)`` in pixels around ``(T, N, 2)`` image points (NaNs are
+    ignored; a frame without a finite point takes the nearest frame's crop).
+
+    Raises:
+        ValueError: wrong shape, a negative pad, or no finite point in any frame.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 3 or p.shape[-1] != 2:
+        raise ValueError(f"points must be (T, N, 2) pixels, got {p.shape}")
+    if pad < 0:
+        raise ValueError(f"pad must be >= 0, got {pad}")
+    ok = np.isfinite(p).all(-1)
+    seen = ok.any(1)
+    if not seen.any():
+        raise ValueError("no finite image point in any frame: nothing to crop around")
+    big = np.where(ok[..., None], p, np.nan)
+    with np.errstate(all="ignore"):
+        lo, hi = np.nanmin(big, axis=1), np.nanmax(big, axis=1)  # (T, 2)
+    centre = 0.5 * (lo + hi)
+    side = (1 + 2 * pad) * np.maximum((hi - lo).max(-1), 1.0)
+    out = np.concatenate([centre, side[:, None]], axis=1)
+    if not seen.all():  # nearest seen frame
+        idx = np.flatnonzero(seen)
+        nearest = idx[np.abs(np.arange(len(p))[:, None] - idx[None]).argmin(1)]
+        out = out[nearest]
+    return out
+
+
+@dataclass(frozen=True)
+class VideoView:
+    """How a video's camera saw its person in each frame's crop.
+
+    forward: ``(T, 3)`` unit world direction from the camera through the crop's centre.
+    up: ``(T, 3)`` the camera's up direction in the world (not necessarily ⟂ forward; it is made so).
+    fov: ``(T,)`` the crop's field of view across its side, degrees.
+    pad: the framing rule's pad (see the module docstring), as the crops were cut with.
+    """
+
+    forward: np.ndarray
+    up: np.ndarray
+    fov: np.ndarray
+    pad: float = CROP_PAD
+
+    def __post_init__(self) -> None:
+        T = len(self.forward)
+        if np.shape(self.forward) != (T, 3) or np.shape(self.up) != (T, 3) or np.shape(self.fov) != (T,):
+            raise ValueError(f"VideoView needs forward (T, 3), up (T, 3), fov (T,); got {np.shape(self.forward)}, "
+                             f"{np.shape(self.up)}, {np.shape(self.fov)}")
+        if not (np.isfinite(self.fov).all() and (self.fov > 0).all() and (self.fov < 170).all()):
+            raise ValueError("every field of view must be within (0, 170) degrees")
+
+    def __len__(self) -> int:
+        return len(self.forward)
+
+    def every(self, step: int) -> "VideoView":
+        """The view on frames ``0, step, 2·step, …``."""
+        return VideoView(self.forward[::step], self.up[::step], self.fov[::step], self.pad)
+
+    def cameras(self, joints: np.ndarray) -> list[Camera]:
+        """One camera per frame that frames a figure's ``(T, 22, 3)`` canonical joints (world metres) by the
+        rule of :func:`square_crops`, looking along :attr:`forward` with the crop's field of view."""
+        X = np.asarray(joints, dtype=np.float64)
+        if X.ndim != 3 or X.shape[0] != len(self) or X.shape[-1] != 3:
+            raise ValueError(f"joints must be ({len(self)}, N, 3), got {X.shape}")
+        cams = []
+        for t in range(len(self)):
+            f = self.forward[t] / np.linalg.norm(self.forward[t])
+            r = np.cross(f, self.up[t])
+            r /= np.linalg.norm(r)
+            u = np.cross(r, f)
+            p = X[t][np.isfinite(X[t]).all(-1)]
+            x, y, z = p @ r, p @ u, p @ f
+            # Angles seen from a far camera: the box centre's ray, then the distance at which the box's longer side
+            # takes 1 / (1 + 2 pad) of the field of view, as the person's joints do in the crop.
+            extent = max(float(np.ptp(x)), float(np.ptp(y)), 1e-3)
+            half = math.tan(math.radians(self.fov[t]) / 2)
+            distance = extent * (1 + 2 * self.pad) / (2 * half)
+            target = r * 0.5 * (x.min() + x.max()) + u * 0.5 * (y.min() + y.max()) + f * float(z.mean())
+            cams.append(Camera(eye=target - f * distance, target=target, up=u, fov_y=float(self.fov[t]),
+                               near=max(1e-3, 0.1 * distance), far=10 * distance + 10 * extent,
+                               extent=extent))
+        return cams
