@@ -10,7 +10,7 @@ compares the character's renders with (issue 17; the paper embeds the original f
   up, and the crop's field of view, so the character is rendered as the person was filmed.
 
 The crops follow the fitted skeleton as projected into the image (``PoseResult.joints_2d``: every frame, gaps
-filled), by the framing rule of :mod:`core.render.framing`, the same rule that frames the character.
+filled), by the framing rule of :mod:`core.render.framing`, which frames the character alike.
 Pixels beyond the frame's edge are white, like the renders' background.
 """
 from __future__ import annotations
@@ -123,5 +123,5 @@ def person_frames(result, path: str | Path, pad: float = CROP_PAD) -> tuple[Vide
     forward /= np.linalg.norm(forward, axis=-1, keepdims=True)
     up = np.tile(to_world @ np.array([0.0, -1.0, 0.0]), (len(crops), 1))
     fov = np.degrees(2 * np.arctan(crops[:, 2] / (2 * cam.focal)))
-    view = VideoView(forward, up, np.clip(fov, 1e-3, 160.0), pad)
+    view = VideoView(forward, up, np.clip(fov, 1e-3, 160.0))
     return VideoCrops(path, (meta.start, meta.end), max(meta.width, meta.height), crops), view

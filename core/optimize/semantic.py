@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from ..kinematics import linear_blend_skinning
-from ..metrics import SourceClip, canonical_positions, frechet_distance
+from ..geometry.mesh import farthest_points
+from ..metrics import SourceClip, frechet_distance
 from ..render.soft import camera_matrices, soft_rasterize
 from ..semantics.skeletal import FigureProxy, SkeletalEncoder
 from .posing import Posed
@@ -99,8 +100,8 @@ class ImageTerm:
         self.weights = character.dense_weights(torch.float32).to(device)
         self.generator = torch.Generator().manual_seed(0)
         T = start.num_frames
-        with torch.no_grad():
-            target_points = character.posed_vertices(start.slice(0, None))[:: max(1, T // 30), ::10].numpy()
+        with torch.no_grad():  # about 30 poses frame the clip; posing every frame of a long clip costs GBs
+            target_points = character.posed_vertices(start.every(max(1, T // 30)))[:, ::10].numpy()
         groups: list[tuple[Tensor, list[list[str]], list[list]]] = []  # (emb (T, c, D), contexts, cameras (T x c))
         said: list[str] = []
         side_views: tuple[str, ...] = ("front", "left", "right")
@@ -130,11 +131,16 @@ class ImageTerm:
         """Per frame, the camera that sees the character as the video saw the person."""
         from ..render.soft import clip_cameras
 
-        camera, T = request.source_camera, request.start.num_frames
-        if hasattr(camera, "cameras"):  # a VideoView: framed on the character's own joints, frame by frame
-            joints = canonical_positions(request.start, torch.float64).numpy()
-            return camera.cameras(joints)
-        return [camera if camera is not None else clip_cameras(target_points, ("front",))[0]] * T
+        camera, start = request.source_camera, request.start
+        if hasattr(camera, "cameras"):  # a VideoView: framed on the character's own mesh, frame by frame
+            character = request.character
+            keep = torch.as_tensor(farthest_points(character.rest_vertices, 256))
+            points = []
+            with torch.no_grad():  # a few hundred vertices a frame, posed 64 frames at a time
+                for s in range(0, start.num_frames, 64):
+                    points.append(character.posed_vertices(start.slice(s, s + 64))[:, keep].numpy())
+            return camera.cameras(np.concatenate(points))
+        return [camera if camera is not None else clip_cameras(target_points, ("front",))[0]] * start.num_frames
 
     def _mannequin_embeddings(self, request: Request, views: tuple[str, ...]) -> tuple[Tensor, list[list[str]]]:
         """``(T, len(views), D)`` embeddings of a mannequin of the source skeleton, each view framing the whole

@@ -1,12 +1,15 @@
-"""Framing a figure the way a video framed its person: one rule for the crop of a video frame and for the camera
-that renders a character in its place, so stage II compares like with like (issue 17).
+"""Framing a figure the way a video framed its person: the crop of a video frame around the person, and the
+camera that renders a character in their place, so stage II compares like with like (issue 17).
 
-The rule: a square centred on the box of the figure's 22 canonical joints as seen in the image, its side the
-box's longer side times ``1 + 2 · pad`` (``pad`` covers what lies beyond the joints: the top of the head above
-the Head joint, fingers beyond the wrists, the soles). :func:`square_crops` applies it to joints in pixels (the
-person in a video); :meth:`VideoView.cameras` to a character's joints in metres, looking the way the video's
-camera looked at the person (its direction through the crop's centre, its up) with the crop's own field of view,
-so the character appears as large, as placed and as foreshortened in its render as the person in the crop.
+Both show the whole figure in a square with a little room around it:
+
+* the person (:func:`square_crops`): a square centred on the box of their 22 canonical joints as seen in the
+  image, its side the box's longer side times ``1 + 2 · CROP_PAD``: the pad covers what lies beyond the joints
+  (the top of the head, 0.13 of the stature above the Head joint; fingers beyond the wrists; the soles);
+* the character (:meth:`VideoView.cameras`): its mesh is at hand, so the square frames the mesh's box with
+  ``RENDER_MARGIN``, looking the way the video's camera looked at the person (its direction through the crop's
+  centre, its up) with the crop's own field of view, so the character is seen from the same side, as
+  foreshortened and as placed as the person in the crop.
 
 Conventions: pixels x right, y down, centres at .5; world metres, Y up; cameras are
 :class:`core.render.preview.Camera` (OpenGL, looking down −z).
@@ -20,9 +23,12 @@ import numpy as np
 
 from .preview import Camera
 
-__all__ = ["CROP_PAD", "square_crops", "VideoView"]
+__all__ = ["CROP_PAD", "RENDER_MARGIN", "square_crops", "VideoView"]
 
-CROP_PAD = 0.15  # a standing person's joints span 0.9 of the stature: the head's top is another 0.1, 11 % of it
+# A standing person's joints span about 0.85 of the stature, the head's top is 0.13 above the Head joint: with the
+# square centred on the joints, 0.2 leaves about 0.05 of the side above the head (0.15 cut it at the crop's edge).
+CROP_PAD = 0.2
+RENDER_MARGIN = 0.05
 
 
 def square_crops(points: np.ndarray, pad: float = CROP_PAD) -> np.ndarray:
@@ -61,13 +67,13 @@ class VideoView:
     forward: ``(T, 3)`` unit world direction from the camera through the crop's centre.
     up: ``(T, 3)`` the camera's up direction in the world (not necessarily ⟂ forward; it is made so).
     fov: ``(T,)`` the crop's field of view across its side, degrees.
-    pad: the framing rule's pad (see the module docstring), as the crops were cut with.
+    margin: room around the character's mesh in its render, a share of the box's longer side on each side.
     """
 
     forward: np.ndarray
     up: np.ndarray
     fov: np.ndarray
-    pad: float = CROP_PAD
+    margin: float = RENDER_MARGIN
 
     def __post_init__(self) -> None:
         T = len(self.forward)
@@ -82,14 +88,15 @@ class VideoView:
 
     def every(self, step: int) -> "VideoView":
         """The view on frames ``0, step, 2·step, …``."""
-        return VideoView(self.forward[::step], self.up[::step], self.fov[::step], self.pad)
+        return VideoView(self.forward[::step], self.up[::step], self.fov[::step], self.margin)
 
-    def cameras(self, joints: np.ndarray) -> list[Camera]:
-        """One camera per frame that frames a figure's ``(T, 22, 3)`` canonical joints (world metres) by the
-        rule of :func:`square_crops`, looking along :attr:`forward` with the crop's field of view."""
-        X = np.asarray(joints, dtype=np.float64)
+    def cameras(self, points: np.ndarray) -> list[Camera]:
+        """One camera per frame that frames ``(T, N, 3)`` points of a figure's surface (world metres; e.g. a
+        few hundred mesh vertices) with :attr:`margin`, looking along :attr:`forward` with the crop's field of
+        view (see the module docstring)."""
+        X = np.asarray(points, dtype=np.float64)
         if X.ndim != 3 or X.shape[0] != len(self) or X.shape[-1] != 3:
-            raise ValueError(f"joints must be ({len(self)}, N, 3), got {X.shape}")
+            raise ValueError(f"points must be ({len(self)}, N, 3), got {X.shape}")
         cams = []
         for t in range(len(self)):
             f = self.forward[t] / np.linalg.norm(self.forward[t])
@@ -98,11 +105,11 @@ class VideoView:
             u = np.cross(r, f)
             p = X[t][np.isfinite(X[t]).all(-1)]
             x, y, z = p @ r, p @ u, p @ f
-            # Angles seen from a far camera: the box centre's ray, then the distance at which the box's longer side
-            # takes 1 / (1 + 2 pad) of the field of view, as the person's joints do in the crop.
+            # The box as seen from afar (across the view), then the distance at which its longer side takes
+            # 1 / (1 + 2 margin) of the field of view; the box's near face is what must fit, so it sets the distance.
             extent = max(float(np.ptp(x)), float(np.ptp(y)), 1e-3)
             half = math.tan(math.radians(self.fov[t]) / 2)
-            distance = extent * (1 + 2 * self.pad) / (2 * half)
+            distance = extent * (1 + 2 * self.margin) / (2 * half) + float(z.mean() - z.min())
             target = r * 0.5 * (x.min() + x.max()) + u * 0.5 * (y.min() + y.max()) + f * float(z.mean())
             cams.append(Camera(eye=target - f * distance, target=target, up=u, fov_y=float(self.fov[t]),
                                near=max(1e-3, 0.1 * distance), far=10 * distance + 10 * extent,
