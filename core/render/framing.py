@@ -47,11 +47,11 @@ def square_crops(points: np.ndarray, pad: float = CROP_PAD) -> np.ndarray:
     seen = ok.any(1)
     if not seen.any():
         raise ValueError("no finite image point in any frame: nothing to crop around")
-    big = np.where(ok[..., None], p, np.nan)
-    with np.errstate(all="ignore"):
-        lo, hi = np.nanmin(big, axis=1), np.nanmax(big, axis=1)  # (T, 2)
-    centre = 0.5 * (lo + hi)
-    side = (1 + 2 * pad) * np.maximum((hi - lo).max(-1), 1.0)
+    lo = np.where(ok[..., None], p, np.inf).min(axis=1)  # (T, 2); inf in frames without a point
+    hi = np.where(ok[..., None], p, -np.inf).max(axis=1)
+    with np.errstate(invalid="ignore"):  # the unseen frames' inf - inf, replaced below
+        centre = 0.5 * (lo + hi)
+        side = (1 + 2 * pad) * np.maximum((hi - lo).max(-1), 1.0)
     out = np.concatenate([centre, side[:, None]], axis=1)
     if not seen.all():  # nearest seen frame
         idx = np.flatnonzero(seen)
