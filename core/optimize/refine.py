@@ -105,7 +105,8 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
     source = SourceClip.of(request.source)  # its canonical positions serve the loss and both measurements
     # The loss looks at every stride-th frame; the correction is a spline in time, evaluated below at all frames.
     basis = spline_basis(start.num_frames, config.knot_seconds * start.fps)
-    problem = _problem(request.every(stride), supervisor, source.every(stride), notes, basis[::stride])
+    problem = _problem(request.every(stride), supervisor, source.every(stride), notes, basis[::stride],
+                       lambda f, what: progress(0.04 * f, what))
     descent = descend(problem, progress)
     with torch.no_grad():
         rig = problem.rig if stride == 1 else Rig.of(start, problem.rig.mapping, problem.rig.free.tolist(),
@@ -125,7 +126,7 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
         posed_before = problem.posed(problem.x0)
         posed_after = problem.posed(problem.x0 + share * (descent.best - problem.x0))
         if hasattr(problem.semantic, "compare"):  # an image supervisor: the paper's SCL, FID, ITM too
-            progress(0.93, "measuring semantics")
+            progress(0.95, "measuring semantics")
             frames, sem_before, sem_after, metrics = problem.semantic.compare(posed_before, posed_after)
         else:
             frames, sem_before = problem.semantic.distances(posed_before)
@@ -161,9 +162,11 @@ def _share_keeping_the_jdm(rig: Rig, x0: Tensor, correction: Tensor, source_posi
     return next((share for share in shares if share == 0.0 or error(share) <= limit), 0.0)
 
 
-def _problem(request: Request, supervisor, source: SourceClip, notes: list[str], basis: Tensor) -> Problem:
+def _problem(request: Request, supervisor, source: SourceClip, notes: list[str], basis: Tensor,
+             progress: Progress = _no_progress) -> Problem:
     """Everything the loop needs, on the request's device (float32: plenty for angles and a few mm); ``basis``
-    ``(T, K)``: the correction's spline at the request's frames."""
+    ``(T, K)``: the correction's spline at the request's frames; ``progress`` hears how far the source's
+    embedding is."""
     character, start, config, device = request.character, request.start, request.config, request.device
     dtype = torch.float32
     mapping = map_to_canonical(character.skeleton).indices
@@ -185,7 +188,7 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str],
     x0 = matrix_to_rot6d(rig.start[:, rig.free])  # (T, F, 6)
     dense = character.dense_weights(dtype).to(device)
     proxy = character_proxy(character)
-    semantic = semantic_term(supervisor, request, source, proxy)
+    semantic = semantic_term(supervisor, request, source, proxy, progress)
     limbs = hands = None
     if model is not None:
         limbs = LimbSamples.of(character, model, dense, config.max_limb_vertices)

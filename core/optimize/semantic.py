@@ -7,7 +7,7 @@ A term is called as ``term(posed, step) -> loss`` (a scalar tensor) and reports 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -31,7 +31,8 @@ class SemanticTerm(Protocol):
     def distances(self, posed: Posed) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def semantic_term(supervisor, request: Request, source: SourceClip, character_proxy: FigureProxy) -> SemanticTerm:
+def semantic_term(supervisor, request: Request, source: SourceClip, character_proxy: FigureProxy,
+                  progress: Callable[[float, str], None] | None = None) -> SemanticTerm:
     """The λ_sem term for the supervisor (a :class:`SkeletalEncoder` or a
     :class:`~core.semantics.base.SemanticEncoder`), ``source`` being ``request.source`` measured.
 
@@ -40,12 +41,13 @@ def semantic_term(supervisor, request: Request, source: SourceClip, character_pr
     of the source skeleton (a motion file), or from the video's camera against the video's frames plus
     ``video_side_views`` (a video source; see :class:`ImageTerm`), embeds them with the same guiding answers as
     the source frames and averages the squared distance per embedding dimension (the scale of a VLM's features
-    is its own, so λ_sem means the same for any model width), summed over views.
+    is its own, so λ_sem means the same for any model width), summed over views. ``progress`` hears how far
+    embedding the source frames is (fraction, what).
     """
     if getattr(supervisor, "kind", None) == "skeleton":
         positions = source.positions.to(dtype=torch.float32, device=request.device)
         return SkeletalTerm(supervisor, positions, source.proxy, character_proxy)
-    return ImageTerm(supervisor, request)
+    return ImageTerm(supervisor, request, progress)
 
 
 class SkeletalTerm:
@@ -87,7 +89,7 @@ class ImageTerm:
     description: where the source embeddings came from, in words.
     """
 
-    def __init__(self, encoder, request: Request) -> None:
+    def __init__(self, encoder, request: Request, progress: Callable[[float, str], None] | None = None) -> None:
         from ..render.soft import SoftRasterSettings, clip_cameras
 
         character, start, device = request.character, request.start, request.device
@@ -106,7 +108,7 @@ class ImageTerm:
         said: list[str] = []
         side_views: tuple[str, ...] = ("front", "left", "right")
         if request.source_frames is not None:  # a video: its frames, the character seen from the video's camera
-            emb, ctx = encoder.embed_source_frames(request.source_frames)
+            emb, ctx = encoder.embed_source_frames(request.source_frames, progress=progress)
             if len(emb) != T:
                 raise ValueError(f"{len(emb)} source frames for a {T}-frame motion")
             groups.append((emb[:, None], [[c] for c in ctx], [[c] for c in self._video_cameras(request, target_points)]))

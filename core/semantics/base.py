@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
@@ -87,7 +87,8 @@ class SemanticEncoder(ABC):
         """Per-image text the embedding is conditioned on (none for encoders without a language side)."""
         return [""] * images.shape[0]
 
-    def embed_source_frames(self, frames, key: Hashable | None = None, batch: int = 16) -> tuple[Tensor, list[str]]:
+    def embed_source_frames(self, frames, key: Hashable | None = None, batch: int = 16,
+                            progress: Callable[[float, str], None] | None = None) -> tuple[Tensor, list[str]]:
         """Embeddings ``(N, D)`` and guiding contexts of source frames, computed once per ``key`` and cached.
 
         frames: ``(N, H, W, 3)`` uint8 (a video's frames), ``(N, 3, H, W)`` floats in [0, 1] (renders), or a lazy
@@ -96,6 +97,8 @@ class SemanticEncoder(ABC):
             resolution so that a long clip's frames never sit in memory together.
         key: what identifies these frames (e.g. the video path and frame range); a lazy source's own ``key``, or
             the frames' bytes' hash, when None.
+        progress: called with (share of the frames embedded, what) after each batch (a long clip takes minutes
+            with BLIP-2's guiding answers; a cancelled job's callback raises there).
         """
         lazy = hasattr(frames, "batches")
         if key is None:
@@ -115,6 +118,8 @@ class SemanticEncoder(ABC):
                     context = self.guiding_context(images)
                     embeddings.append(self.embed_renders(images, context).float().cpu())
                     contexts += context
+                    if progress is not None:
+                        progress(len(contexts) / max(len(frames), 1), "embedding the source frames")
             self._cache[key] = (torch.cat(embeddings), contexts)
         return self._cache[key]
 

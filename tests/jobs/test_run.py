@@ -178,8 +178,11 @@ def test_a_video_job_with_a_vlm_embeds_the_persons_frames(tmp_path, monkeypatch)
     monkeypatch.delenv("SMT_VLM_PATH", raising=False)
     spec = preset("run", SAMPLE_VIDEO, tmp_path / "out", character="Bob", semantic=True, iterations=2,
                   trim=(0.0, 0.5), outputs=("bvh",), previews=False, retargeter="copy", vlm_path=str(tmp_path / "clip"))
-    result = run_job(spec)
+    progress = Recorder()
+    result = run_job(spec, progress)
     r = result.report
+    fractions = [f for f, _ in progress.calls]
+    assert fractions == sorted(fractions) and any(w == "embedding the source frames" for _, w in progress.calls)
     assert r.supervisor.startswith("CLIP image encoder from") and str(tmp_path / "clip") in r.supervisor
     assert r.semantic_source.startswith("video frames (square crops around the person), seen by the character "
                                         "from the video's camera + renders of the source (front, left, right)")

@@ -288,5 +288,16 @@ def test_optimize_motion_on_a_video_names_its_source_and_measures_scl_and_fid(bo
     assert np.isclose(m.scl[1], result.semantic.after.mean() / 2)  # per view, the per-frame sum of 2 views
     with pytest.raises(ValueError, match="5 source frames for a 6-frame motion"):
         optimize_motion(start, start, bob, source_frames=frames[:5])
+
+    class Stop(Exception):
+        pass
+
+    def cancel(fraction, what):  # a cancelled job's callback: embedding a long clip's frames can be stopped
+        if what == "embedding the source frames":
+            raise Stop
+
+    with pytest.raises(Stop):
+        optimize_motion(start, start, bob, supervisor=ClipEncoder(tiny_clip(), "tiny CLIP"), source_frames=frames,
+                        progress=cancel, measure=False)
     skeletal = optimize_motion(start, start, bob, config=OptimizeConfig(iterations=2), measure=False)
     assert skeletal.semantic_source.startswith("the source's joint positions") and skeletal.semantic_metrics is None
