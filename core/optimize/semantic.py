@@ -111,7 +111,8 @@ class ImageTerm:
             emb, ctx = encoder.embed_source_frames(request.source_frames, progress=progress)
             if len(emb) != T:
                 raise ValueError(f"{len(emb)} source frames for a {T}-frame motion")
-            groups.append((emb[:, None], [[c] for c in ctx], [[c] for c in self._video_cameras(request, target_points)]))
+            cams = self._video_cameras(request, target_points)
+            groups.append((emb[:, None], [[c] for c in ctx], [[c] for c in cams]))
             lazy = hasattr(request.source_frames, "batches")
             said.append("video frames (square crops around the person), seen by the character from the video's "
                         "camera" if lazy else "video frames, seen by the character from the video's camera")
