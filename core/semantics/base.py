@@ -110,7 +110,7 @@ class SemanticEncoder(ABC):
         if key not in self._cache:
             size = getattr(self, "image_size", 224)
             chunks = (frames_to_tensor(b, size) for b in frames.batches(size, batch)) if lazy else (
-                x[s:s + batch] for x in [frames_to_tensor(frames)] for s in range(0, len(x), batch))
+                x[s:s + batch] for x in [frames_to_tensor(frames, size)] for s in range(0, len(x), batch))
             embeddings, contexts = [], []
             with torch.no_grad():
                 for chunk in chunks:
