@@ -101,6 +101,8 @@ class VideoView:
         for t in range(len(self)):
             f = self.forward[t] / np.linalg.norm(self.forward[t])
             r = np.cross(f, self.up[t])
+            if np.linalg.norm(r) < 1e-6:  # looking straight along "up" (a camera filming from overhead)
+                r = np.cross(f, [0.0, 0.0, 1.0]) if abs(f[2]) < 0.9 else np.cross(f, [1.0, 0.0, 0.0])
             r /= np.linalg.norm(r)
             u = np.cross(r, f)
             p = X[t][np.isfinite(X[t]).all(-1)]

@@ -43,3 +43,11 @@ def test_video_view_cameras_look_along_the_video_and_frame_the_figure():
     assert len(view.every(2)) == 2
     with pytest.raises(ValueError, match="field of view"):
         VideoView(forward, forward, np.array([0.0, 10, 10]))
+
+
+def test_a_camera_looking_straight_down_still_frames_the_figure():
+    body = np.random.default_rng(1).normal(size=(1, 100, 3)) * [0.3, 0.9, 0.2]
+    view = VideoView(np.array([[0, -1.0, 0]]), np.array([[0, 1.0, 0]]), np.array([40.0]))
+    cam = view.cameras(body)[0]
+    px, depth = cam.project(body[0], (100, 100))
+    assert np.isfinite(cam.view_matrix()).all() and (depth > 0).all() and (px >= 0).all() and (px <= 100).all()
