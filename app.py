@@ -89,11 +89,15 @@ def _print_report(result) -> None:
         print(f"licence of the results: {r.licence} (see assets/retarget/MODEL_CARD.md)")
     if r.supervisor:
         print(f"semantic supervisor: {r.supervisor}")
+    if r.semantic_source:
+        print(f"source semantics from: {r.semantic_source}")
     for key, value in r.metrics.items():
         if value.after is not None and value.before == value.before:  # NaN: nothing to measure (no contacts)
             print(f"{METRIC_LABELS.get(key, key)}: {value.before:.3g} -> {value.after:.3g}")
     if r.measured_on:
         print(f"measured: {r.measured_on}")
+    if r.semantic_measured_on:
+        print(f"measured: {r.semantic_measured_on}")
     if result.pose is not None:
         pose = result.pose
         print(f"{int(pose.detected.sum())} of {pose.num_frames} frames had a person ({100 * pose.detection_rate:.0f} %), "

@@ -91,10 +91,12 @@ def _read_motion_file(spec: JobSpec) -> Motion:
 
 
 def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Character, report: JobReport,
-              progress: Progress, pool: ThreadPoolExecutor) -> tuple:
-    """Stage II; fills the report's supervisor, warnings and semantic plot. Returns the optimiser's result and
-    the futures of the report's before/after metrics, measured on the second core (``pool``): the start's while
-    Adam runs, the result's while the previews render."""
+              progress: Progress, pool: ThreadPoolExecutor, pose=None) -> tuple:
+    """Stage II; fills the report's supervisor, where its source embeddings came from, warnings, the semantic
+    metrics and plot. With a vision-language supervisor, a video job hands it the video's frames (crops around
+    the person, decoded again as they are embedded) and the camera's view of them (``pose``: the pose stage's
+    result). Returns the optimiser's result and the futures of the report's before/after metrics, measured on the
+    second core (``pool``): the start's while Adam runs, the result's while the previews render."""
     from core.metrics import SourceClip, affordable_mesh_frames, measure_clip
     from core.optimize import OptimizeConfig, optimize_motion
     from core.semantics import select_supervisor
@@ -108,15 +110,29 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
     # built-in characters, 24 on a 28k-vertex upload), the sampling error in the report.
     frames = affordable_mesh_frames(character)
     before = pool.submit(measure_clip, clip, retargeted, character, frames)
+    video = {}
+    if pose is not None and getattr(supervisor.encoder, "kind", None) == "image":
+        from pose.crops import person_frames
+
+        video = dict(zip(("source_frames", "source_camera"), person_frames(pose, spec.source)))
     opt = optimize_motion(source, retargeted, character, supervisor=supervisor, config=config, progress=progress,
-                          measure=False)
+                          measure=False, **video)
     after = pool.submit(measure_clip, clip, opt.motion, character, frames)
     report.supervisor = opt.supervisor
+    report.semantic_source = opt.semantic_source
     report.warnings.extend(opt.notes)
     if opt.semantic is not None:
         sem = opt.semantic
         report.metrics["semantic_distance"] = BeforeAfter(float(sem.before.mean()), float(sem.after.mean()))
         report.per_frame["semantic_distance"] = {"before": (sem.frames, sem.before), "after": (sem.frames, sem.after)}
+    if opt.semantic_metrics is not None:
+        m = opt.semantic_metrics
+        report.metrics["scl"], report.metrics["fid"] = BeforeAfter(*m.scl), BeforeAfter(*m.fid)
+        if m.itm is not None:
+            report.metrics["itm"] = BeforeAfter(*m.itm)
+        report.semantic_measured_on = (
+            f"the semantic distance, SCL and FID on {len(opt.semantic.frames)} of {report.frames} frames, evenly "
+            f"spread ({m.samples} embeddings a side)" + ("" if m.itm is not None else f"; no ITM: {m.itm_missing}"))
     return opt, before, after
 
 
@@ -229,7 +245,7 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
-                                                   clock.within(Stage.OPTIMISE), pool)
+                                                   clock.within(Stage.OPTIMISE), pool, result.pose)
         result.final = result.optimization.motion
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)

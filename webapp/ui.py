@@ -105,7 +105,9 @@ def _report_markdown(result: JobResult, character_note: str = "") -> str:
                f"retargeter: {r.retargeter}."] if r.character else [f"{r.frames} frames at {r.fps:g} fps."]
     if r.supervisor:
         details.append(f"Semantic supervisor: {r.supervisor}.")
-    for key in ("pen_percent", "semantic_distance", "jdm_error", "contacts_kept", "jitter"):
+    if r.semantic_source:
+        details.append(f"Source semantics from: {r.semantic_source}.")
+    for key in ("pen_percent", "semantic_distance", "scl", "fid", "itm", "jdm_error", "contacts_kept", "jitter"):
         if key in r.metrics:
             m, label = r.metrics[key], METRIC_LABELS[key]
             if m.before != m.before:  # NaN: nothing to measure (no hand contacts in the source)
@@ -114,6 +116,8 @@ def _report_markdown(result: JobResult, character_note: str = "") -> str:
                            else f"{label}: {m.before:.3g}.")
     if r.measured_on:
         details.append(f"Measured: {r.measured_on}.")
+    if r.semantic_measured_on:
+        details.append(f"Measured: {r.semantic_measured_on}.")
     details.append("Time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
                    + f" (total {sum(r.seconds.values()):.1f} s).")
     # Markdown inside <details> needs the blank lines around it to be parsed as Markdown.

@@ -16,7 +16,9 @@ Adam on the target's local joint rotations (6D, Zhou et al. 2019), starting from
   + w_jdm · ReLU(JDM(p, src) − JDM(p⁰, src))            the clip reads no less like the source than the start
 
 E is the supervisor's embedding (skeletal by default; BLIP-2 or CLIP on soft renders from the front, left and
-right when weights are given, see ``core.semantics``), Φ the body's signed distance
+right when weights are given, see ``core.semantics``; for a video source, as in the paper, the VLM embeds the
+video's own frames, cropped around the person, against the character rendered from the video's camera, beside
+those three views, see :class:`.semantic.ImageTerm`), Φ the body's signed distance
 (:class:`core.geometry.penetration.PenetrationModel`), m a margin of 0.3 % of the height that covers Φ's grid approximation.
 
 Choices the paper leaves open, and why:
@@ -83,7 +85,7 @@ from ..semantics.skeletal import character_proxy, source_proxy
 from .config import UPPER_BODY, OptimizeConfig
 from .posing import spline_basis
 from .refine import optimize_motion, prepare_character
-from .result import OptimizeResult, SemanticDistance
+from .result import OptimizeResult, SemanticDistance, SemanticMetrics
 
-__all__ = ["OptimizeConfig", "ClipMetrics", "OptimizeResult", "SemanticDistance", "optimize_motion", "prepare_character", "measure_clip",
+__all__ = ["OptimizeConfig", "ClipMetrics", "OptimizeResult", "SemanticDistance", "SemanticMetrics", "optimize_motion", "prepare_character", "measure_clip",
            "UPPER_BODY", "canonical_positions", "character_proxy", "source_proxy", "spline_basis", "farthest_points"]

@@ -74,6 +74,7 @@ def test_semantic_job_reports_and_plots_before_and_after(client, small_bvh):
     *_, report, pen_plot, semantic_plot = _run(client, motion_file=small_bvh, character="Bob", semantic=True,
                                                iterations=20)
     assert "Semantic supervisor: skeletal" in report and "Pen%" in report and "Semantic distance" in report
+    assert "Source semantics from: the source's joint positions" in report
     for plot in (pen_plot, semantic_plot):
         rows = plot["value"]["data"]
         assert {row[plot["value"]["columns"].index("series")] for row in rows} == {"before", "after"}

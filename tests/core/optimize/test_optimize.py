@@ -9,8 +9,9 @@ from core.motion import Motion
 from core.optimize import OptimizeConfig, optimize_motion, spline_basis
 from core.semantics.base import SemanticEncoder
 from core.semantics.blip2 import Blip2Encoder
+from core.semantics.clip import ClipEncoder
 from core.skeleton import CANONICAL_JOINTS
-from core.semantics.tiny_models import tiny_blip2, tiny_tokenizer
+from core.semantics.tiny_models import tiny_blip2, tiny_clip, tiny_tokenizer
 from tests.core.geometry.shapes import torso_only
 
 J = {n: i for i, n in enumerate(CANONICAL_JOINTS)}
@@ -249,3 +250,85 @@ def test_a_correction_that_reads_less_like_the_source_is_scaled_back(bob):
     same = Rig.of(source, rig.mapping, free, torch.float64, torch.device("cpu"))  # the start is the source:
     x0s = matrix_to_rot6d(same.start[:, same.free])  # any move is away, and it is kept (OWN_MOTION_JDM)
     assert _share_keeping_the_jdm(same, x0s, -towards, positions) == 1.0
+
+
+# -- a video source (issue 17): the VLM sees the video's frames, the character is seen from the video's camera --
+
+def _video_request(character, frames, view=None, **config):
+    from core.optimize.request import Request
+
+    start = _arms_into_belly(character, frames=len(frames))
+    return Request(start, start, character, ClipEncoder(tiny_clip(), "tiny CLIP"), None,
+                   OptimizeConfig(**config), torch.device("cpu"), False, None, frames, view)
+
+
+def _frames(T: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((T, 48, 36, 3)) * 255).astype(np.uint8)
+
+
+def test_a_video_sources_embeddings_come_from_its_frames_not_from_renders_of_the_source(bob, monkeypatch):
+    import core.render.soft as soft
+    from core.optimize.semantic import ImageTerm
+
+    def no_mannequin(*args, **kwargs):
+        raise AssertionError("the source skeleton was rendered")
+
+    monkeypatch.setattr(soft, "mannequin", no_mannequin)
+    frames = _frames(6)
+    request = _video_request(bob, frames, video_side_views=())
+    term = ImageTerm(request.supervisor, request)
+    expected, _ = request.supervisor.embed_source_frames(frames)
+    assert term.source_emb.shape == (6, 1, 8) and torch.equal(term.source_emb[:, 0], expected)
+    assert term.description.startswith("video frames")
+    changed = frames.copy()
+    changed[3] = 255 - changed[3]
+    other = ImageTerm(request.supervisor, _video_request(bob, changed, video_side_views=()))
+    moved = (other.source_emb - term.source_emb).abs().sum((1, 2))
+    assert moved[3] > 1e-4 and torch.all(moved[[0, 1, 2, 4, 5]] == 0)
+
+
+def test_a_video_view_and_side_views_give_gradients_to_the_joint_angles(bob):
+    from core.metrics import SourceClip
+    from core.optimize.posing import spline_basis
+    from core.optimize.refine import _problem
+    from core.render.framing import VideoView
+
+    T = 4
+    view = VideoView(np.tile([0.2, -0.1, -1.0], (T, 1)), np.tile([0, 1.0, 0], (T, 1)), np.full(T, 25.0))
+    request = _video_request(bob, _frames(T), view, frames_per_step=2)
+    problem = _problem(request, request.supervisor, SourceClip.of(request.source), [],
+                       spline_basis(T, 0.25 * request.start.fps))
+    assert problem.semantic.view.shape == (T, 4, 4, 4)  # the video's view, then front, left, right
+    x = problem.x0.clone().requires_grad_(True)
+    problem.semantic(problem.posed(x), 0).backward()
+    arms = [problem.rig.free.tolist().index(J[n]) for n in ("LeftArm", "RightForeArm")]
+    assert torch.isfinite(x.grad).all() and x.grad[:, arms].abs().sum() > 0
+
+
+def test_optimize_motion_on_a_video_names_its_source_and_measures_scl_and_fid(bob):
+    frames = _frames(6)
+    start = _arms_into_belly(bob, frames=6)
+    result = optimize_motion(start, start, bob, supervisor=ClipEncoder(tiny_clip(), "tiny CLIP"), measure=False,
+                             config=OptimizeConfig(iterations=2, frames_per_step=2, video_side_views=("front",)),
+                             source_frames=frames)
+    assert result.semantic_source == ("video frames, seen by the character from the video's camera + renders of "
+                                      "the source (front)")
+    m = result.semantic_metrics
+    assert m.samples == 3 * 2 and all(np.isfinite(m.scl + m.fid)) and min(m.scl + m.fid) > 0
+    assert m.itm is None and "image-text matching head" in m.itm_missing
+    assert np.isclose(m.scl[1], result.semantic.after.mean() / 2)  # per view, the per-frame sum of 2 views
+    with pytest.raises(ValueError, match="5 source frames for a 6-frame motion"):
+        optimize_motion(start, start, bob, source_frames=frames[:5])
+
+    class Stop(Exception):
+        pass
+
+    def cancel(fraction, what):  # a cancelled job's callback: embedding a long clip's frames can be stopped
+        if what == "embedding the source frames":
+            raise Stop
+
+    with pytest.raises(Stop):
+        optimize_motion(start, start, bob, supervisor=ClipEncoder(tiny_clip(), "tiny CLIP"), source_frames=frames,
+                        progress=cancel, measure=False)
+    skeletal = optimize_motion(start, start, bob, config=OptimizeConfig(iterations=2), measure=False)
+    assert skeletal.semantic_source.startswith("the source's joint positions") and skeletal.semantic_metrics is None
