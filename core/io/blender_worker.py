@@ -656,6 +656,31 @@ def _read_file(bpy, path: str, fmt: str, gltf_fps: int = 30) -> None:
                           f"{_importer_message(exc, path)}") from None
     if "FINISHED" not in result:
         raise WorkerError(f"Blender cannot read this {fmt.upper()} file (the importer gave up)")
+    if fmt != "fbx":
+        _put_bone_children_back()
+
+
+def _put_bone_children_back() -> None:
+    """Undo the glTF importer's (5.0.1) misplacement of nodes hanging from a joint in a scaled armature.
+
+    Blender hangs an object parented to a bone from the bone's tail, so the importer moves each such node back
+    by the bone's length: ``location -= (0, L, 0)`` in the bone's frame, with ``L`` the joint's length in the
+    file. With the "BLENDER" bone heuristic it makes the bone itself ``L / s`` long, ``s`` the armature
+    object's largest scale (io_import_scene_gltf2 ``blender/imp/node.py``), so the node lands ``(s - 1) L /
+    s`` short of where the file puts it, in bone units (×``s`` in the world). RobotExpressive's armature has
+    ``s = 100``: its toe and finger tips and its bone-parented parts (head, feet, ...) sat 0.3 to 1.2 m off,
+    and a GLB written from that and read again moved them as far once more. Adding ``(s - 1) · length`` along
+    the bone puts them where the file says.
+    """
+    import bpy
+
+    for ob in bpy.data.objects:
+        arm = ob.parent
+        if ob.parent_type != "BONE" or arm is None or arm.type != "ARMATURE" or ob.parent_bone not in arm.data.bones:
+            continue
+        s = max(arm.scale)
+        if abs(s - 1.0) > 1e-6:
+            ob.location[1] += (s - 1.0) * arm.data.bones[ob.parent_bone].length
 
 
 def _bones_parents_first(arm) -> list:
