@@ -252,11 +252,42 @@ def _write(bpy, fmt: str, path: str, take: str, whole_file: bool) -> None:
             for mod in ob.modifiers:
                 if mod.type == "ARMATURE":
                     mod.show_viewport = mod.show_render = False
+        if whole_file:
+            _base_colour_maps_for_fbx(bpy)
         _write_fbx(bpy, path, take, embed=whole_file)
     else:
         _write_glb(bpy, path, morphs=whole_file)
     if not Path(path).is_file():
         raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
+
+
+def _base_colour_maps_for_fbx(bpy) -> None:
+    """Plug base-colour images straight into Base Color, as the FBX exporter needs to find them.
+
+    The glTF importer puts a Mix node (multiply by ``baseColorFactor``) between a material's image and the
+    Principled BSDF's Base Color; the FBX exporter only takes an image linked directly (its
+    ``PrincipledBSDFWrapper``), so it wrote Soldier.glb's normal maps but dropped both base-colour maps. FBX has
+    no multiply either: the image goes straight in and the factor becomes the material's colour (FBX
+    ``DiffuseColor``). Only the scene about to be written as FBX changes.
+    """
+    for mat in bpy.data.materials:
+        if mat.node_tree is None:
+            continue
+        links = mat.node_tree.links
+        for bsdf in [n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"]:
+            base = bsdf.inputs["Base Color"]
+            mix = base.links[0].from_node if base.links else None
+            if mix is None or mix.type != "MIX" or mix.data_type != "RGBA" or mix.blend_type != "MULTIPLY":
+                continue
+            a, b = mix.inputs["A"], mix.inputs["B"]
+            if mix.inputs["Factor"].links or mix.inputs["Factor"].default_value != 1.0:
+                continue
+            for image_side, factor_side in ((a, b), (b, a)):
+                if (image_side.links and image_side.links[0].from_node.type == "TEX_IMAGE"
+                        and not factor_side.links):
+                    base.default_value = factor_side.default_value
+                    links.new(image_side.links[0].from_socket, base)
+                    break
 
 
 def _write_fbx(bpy, path: str, take: str, embed: bool) -> None:
