@@ -12,7 +12,7 @@ def _args(**overrides) -> dict:
 
     args = dict(video=None, motion_file=None, character="Ava", character_file=None, semantic=False, smoothing=0.5,
                 foot_locking=True, iterations=30, trim_start=0, trim_end=0,
-                root="Starts at the origin", skeleton_only=False)
+                root="Starts at the origin", skeleton_only=False, fbx_target="Unity (Mixamo layout)")
     args.update(overrides)
     for key in ("video", "motion_file", "character_file"):
         if args[key] is not None:
