@@ -28,8 +28,7 @@ def main(path: str, out: str, frames: list[int]) -> None:
     arms = [o for o in bpy.data.objects if o.type == "ARMATURE"]
     arm = max(arms, key=lambda o: len(o.data.bones))
     loc, rot, scale = arm.matrix_world.decompose()
-    report: dict = {"armature": arm.name, "location": list(loc), "rotation": list(rot), "scale": list(scale),
-                    "fps": scene.render.fps / scene.render.fps_base, "frame_range": [scene.frame_start, scene.frame_end]}
+    report: dict = {"armature": arm.name, "location": list(loc), "rotation": list(rot), "scale": list(scale)}
     A = np.array(arm.matrix_world)
     report["bones"] = {b.name: {"parent": b.parent.name if b.parent else None,
                                 "head": (A @ np.append(np.array(b.head_local), 1.0))[:3].tolist()}
