@@ -129,7 +129,7 @@ def _cmd_job(args: argparse.Namespace) -> int:
     if command == "export":
         options.update(character=args.character, take=args.take)
     if command != "pose":
-        options.update(skeleton_only=args.skeleton_only)
+        options.update(skeleton_only=args.skeleton_only, fbx_target=args.fbx_target)
     options.update(root=args.root)
     spec = preset(command, args.source, args.out, **options)
     progress = None if args.quiet else _ProgressDisplay()
@@ -162,7 +162,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     try:
         rows = run_batch(args.inputs, args.out, workers=args.workers, address=args.address, resume=args.resume,
                          progress=progress, character=args.character, semantic=args.semantic, vlm_path=args.vlm,
-                         root=args.root, skeleton_only=args.skeleton_only)
+                         root=args.root, skeleton_only=args.skeleton_only, fbx_target=args.fbx_target)
     finally:
         if bar is not None:
             bar.close()
@@ -182,6 +182,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
+    from core.io.export import EXPORT_TARGETS
     from core.motion import ROOT_PLACEMENTS
 
     p.add_argument("--root", choices=ROOT_PLACEMENTS, default="origin",
@@ -190,6 +191,9 @@ def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
     if skeleton:
         p.add_argument("--skeleton-only", action="store_true",
                        help="FBX/GLB with the animated skeleton only, no mesh (for your own rig)")
+        p.add_argument("--fbx-for", dest="fbx_target", choices=EXPORT_TARGETS, default="unity",
+                       help="FBX layout: unity (Mixamo's, the default), unreal (a root bone at the origin carries "
+                            "the travel, for root motion) or blender (Z up, metres: no 0.01 scale on import)")
 
 
 def _semantic_option(p: argparse.ArgumentParser) -> None:

@@ -270,7 +270,7 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
     if blender_formats:
         export = pool.submit(export_character_motion_files, character, final,
                              [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
-                             skeleton_only=spec.skeleton_only)
+                             skeleton_only=spec.skeleton_only, target=spec.fbx_target)
     if spec.previews:
         from core.render.preview import write_before_after
 

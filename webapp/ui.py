@@ -49,6 +49,9 @@ CHARACTER_SUFFIXES = (".fbx", ".glb")
 # The page's words for core.motion.place_root's placements.
 ROOT_CHOICES = {"Starts at the origin": "origin", "In place (no travel)": "in_place",
                 "As captured (world coordinates)": "world"}
+# The page's words for core.io.export's FBX targets.
+FBX_TARGET_CHOICES = {"Unity (Mixamo layout)": "unity", "Unreal Engine (root bone for root motion)": "unreal",
+                      "Blender (Z up, metres)": "blender"}
 # The per-frame plots under the report: JobResult.per_frame's key → (title, y-axis title).
 PLOTS = {"pen_percent": ("Penetration per frame, before / after optimisation", "Pen%"),
          "semantic_distance": ("Semantic distance per frame, before / after", "distance to the source")}
@@ -151,7 +154,7 @@ def _cancel(job: _RunningJob, reason: str) -> None:
 def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | None, character: str,
                       character_file: str | None, semantic: bool, smoothing: float, foot_locking: bool,
                       iterations: int, trim_start: float, trim_end: float, root: str, skeleton_only: bool,
-                      progress) -> tuple:
+                      fbx_target: str, progress) -> tuple:
     source = motion_file or video
     if not source:
         raise gr.Error("Upload a video (or a BVH/FBX motion file), or press 'Use the sample clip'.", duration=None)
@@ -164,6 +167,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
                        semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
                        iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
                        skeleton_only=bool(skeleton_only),
+                       fbx_target=FBX_TARGET_CHOICES.get(fbx_target, fbx_target or "unity"),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
         token.check()  # cancelled as it finished: the user asked for nothing, so nothing is kept
@@ -192,6 +196,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
 async def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
                         semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                         trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
+                        fbx_target: str = "unity",
                         progress: gr.Progress = gr.Progress(), request: gr.Request = None):
     """One job from the page (or the API), in a worker thread this coroutine waits for. Gradio cancels the event by
     cancelling this coroutine; a thread cannot be cancelled, so the job's token is set instead, and the coroutine
@@ -202,7 +207,7 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
         _running[session] = job
     work = asyncio.ensure_future(asyncio.to_thread(
         _run_job_for_page, job.token, video, motion_file, character, character_file, semantic, smoothing,
-        foot_locking, iterations, trim_start, trim_end, root, skeleton_only, progress))
+        foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, progress))
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
@@ -360,6 +365,8 @@ def build_app() -> gr.Blocks:
                                        elem_id="root")
                     skeleton_only = gr.Checkbox(value=False, label="Animation only (skeleton, no mesh) in FBX/GLB",
                                                 elem_id="skeleton-only")
+                    fbx_target = gr.Dropdown(list(FBX_TARGET_CHOICES), value=next(iter(FBX_TARGET_CHOICES)),
+                                             label="FBX for", elem_id="fbx-target")
                     with gr.Row():
                         trim_start = gr.Number(value=0, label="Trim start (s)", minimum=0)
                         trim_end = gr.Number(value=0, label="Trim end (s, 0 = whole clip)", minimum=0)
@@ -389,7 +396,7 @@ def build_app() -> gr.Blocks:
                    concurrency_id="job", concurrency_limit=1)
         running = run.click(lambda: "", None, status, queue=False, api_name=False).then(
             run_from_page, [video_file, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                            iterations, trim_start, trim_end, root, skeleton_only],
+                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target],
             [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
             concurrency_id="job", concurrency_limit=1,
             show_progress_on=result_video)  # one progress display (stage, elapsed, estimate), not one per panel
