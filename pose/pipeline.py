@@ -33,7 +33,8 @@ from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_t
 from .tracking import PersonTracker, TrackingReport
 from .video import MAX_SIDE, VideoMeta, open_video
 
-__all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING"]
+__all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING", "PeopleInVideo",
+           "find_people"]
 
 Progress = Callable[[float, str], None]
 DEFAULT_SMOOTHING = 0.5
@@ -144,9 +145,97 @@ def _targets_2d(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def _estimate(reader, estimator: Estimator, progress: Progress) -> tuple[list, TrackingReport]:
+@dataclass
+class PeopleInVideo:
+    """The people in the first frame with anyone in it, numbered as the job's tracker numbers them.
+
+    frame_index: that frame, counted from the trim start (-1: nobody in the part searched). time: its time from
+    the trim start, seconds. rgb: ``(H, W, 3)`` the frame as the pose stage sees it. boxes: ``(N, 4)`` pixel boxes
+    ``x0, y0, x1, y1`` of persons 1..N (left to right). suggested: the person a job follows when the user does
+    not pick (1-based; 0 when nobody was found). searched_seconds: how much of the clip was searched.
+    """
+
+    frame_index: int
+    time: float
+    rgb: np.ndarray | None
+    boxes: np.ndarray
+    suggested: int
+    searched_seconds: float
+
+    @property
+    def count(self) -> int:
+        return len(self.boxes)
+
+    def describe(self) -> list[str]:
+        """One line per person, for the CLI: number, where in the frame, how tall."""
+        if not self.count:
+            return [f"nobody was found in the first {self.searched_seconds:.0f} s"]
+        H, W = self.rgb.shape[:2]
+        out = []
+        for k, (x0, y0, x1, y1) in enumerate(self.boxes, 1):
+            where = "left" if (x0 + x1) / 2 < W / 3 else "right" if (x0 + x1) / 2 > 2 * W / 3 else "centre"
+            out.append(f"person {k}: {where}, box x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f} px of {W}x{H}, "
+                       f"{100 * (y1 - y0) / H:.0f} % of the frame's height"
+                       + (" (followed unless you pick another)" if k == self.suggested else ""))
+        return out
+
+
+def find_people(path: str | Path, *, trim: tuple[float | None, float | None] | None = None,
+                estimator: Estimator | str = "mediapipe", max_side: int = MAX_SIDE,
+                search_seconds: float = 10.0) -> PeopleInVideo:
+    """The people a job on this clip would choose from (same frames, same search, same numbering as
+    :class:`~pose.tracking.PersonTracker`), so the user can pick one before the job runs.
+
+    Searches frames in order from the trim start until someone is found, for at most ``search_seconds``.
+
+    Raises:
+        InputError: (subclasses) unreadable video, backend missing.
+    """
+    from .tracking import choose_person
+
+    reader = open_video(path, trim=trim, max_side=max_side)
+    fps = reader.meta.header_fps or 30.0
+    own = isinstance(estimator, str)
+    est = make_estimator(estimator) if isinstance(estimator, str) else estimator
+    tracker = PersonTracker(est, fps=fps)
+    frames = reader.frames()
+    try:
+        for frame in frames:
+            if frame.index / fps > search_seconds:
+                break
+            people = tracker.people_in(frame.rgb, frame.index)
+            if people:
+                H, W = frame.rgb.shape[:2]
+                return PeopleInVideo(frame.index, frame.index / fps, frame.rgb, np.array([p.box() for p in people]),
+                                     choose_person(people, W, H) + 1, frame.index / fps)
+    finally:
+        frames.close()
+        if own:
+            est.close()
+    return PeopleInVideo(-1, 0.0, None, np.zeros((0, 4)), 0, search_seconds)
+
+
+def _people_warning(report: TrackingReport, fps: float) -> str | None:
+    """What the report says about the people in view (None for one person all along)."""
+    if not report.several_people:
+        return None
+    n = len(report.people)
+    at = f"{n} in the first frame with people ({report.first_frame / fps:.1f} s), " if n > 1 else ""
+    seen = (f"several people were seen ({at}up to {report.people_seen} at once, in {report.frames_with_others} of "
+            f"{report.surveys} checked frames)")
+    if report.chosen_by_user:
+        return f"{seen}; person {report.chosen} (numbered left to right), as asked, was followed"
+    if n > 1:
+        return (f"{seen}; nobody was picked, so person {report.chosen} of {n} (numbered left to right), the "
+                f"largest and most central, was followed: if that is the wrong person, pick one on the page or "
+                f"pass --person N (`app.py people VIDEO` lists them)")
+    return f"{seen}; the person found first was followed"
+
+
+def _estimate(reader, estimator: Estimator, progress: Progress,
+              person: int | None = None) -> tuple[list, TrackingReport]:
     meta = reader.meta
-    tracker = PersonTracker(estimator, fps=meta.header_fps or 30.0)
+    tracker = PersonTracker(estimator, fps=meta.header_fps or 30.0, person=person)
     expected = max(meta.header_frames - int(meta.start * (meta.header_fps or 30.0)), 1)
     if meta.end is not None and meta.header_fps > 0:
         expected = max(1, int((meta.end - meta.start) * meta.header_fps))
@@ -161,7 +250,7 @@ def _estimate(reader, estimator: Estimator, progress: Progress) -> tuple[list, T
 def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
                     trim: tuple[float | None, float | None] | None = None, progress: Progress | None = None,
                     estimator: Estimator | str = "mediapipe", fov: float = DEFAULT_FOV, max_side: int = MAX_SIDE,
-                    max_seconds: float | None = None) -> PoseResult:
+                    max_seconds: float | None = None, person: int | None = None) -> PoseResult:
     """The motion of the person in a video (see the module docstring).
 
     Args:
@@ -172,9 +261,12 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
         estimator: an :class:`~pose.estimators.Estimator` or a backend name.
         fov: assumed field of view across the frame's long side, degrees (default: a phone's main camera).
         max_side: frames are downscaled to this long side. max_seconds: clip length limit (default 10 min).
+        person: who to follow when several people are in view: their number in the first frame with anyone in
+            it, left to right from 1 (:func:`find_people` lists them); None: the largest, most central one.
 
     Raises:
-        InputError: (subclasses) unreadable video, clip too long, nobody found in most frames, backend missing.
+        InputError: (subclasses) unreadable video, clip too long, nobody found in most frames, backend missing,
+            ``person`` beyond the number of people found.
     """
     progress = progress or _no_progress
     if not 0.0 <= smoothing <= 1.0:
@@ -188,7 +280,7 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     own = isinstance(estimator, str)
     est = make_estimator(estimator) if isinstance(estimator, str) else estimator
     try:
-        poses, report = _estimate(reader, est, progress)
+        poses, report = _estimate(reader, est, progress, person)
     finally:
         if own:
             est.close()
@@ -215,10 +307,9 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     for t, p in enumerate(poses):
         if p is not None:
             image[t], world_cam[t], vis[t] = p.image, p.world, p.visibility
-    if report.several_people:
-        warnings.append(f"several people were seen (up to {report.people_seen} at once, in "
-                        f"{report.frames_with_others} of {report.surveys} checked frames); the largest, most central "
-                        f"person was followed")
+    people = _people_warning(report, fps)
+    if people:
+        warnings.append(people)
     result = motion_from_landmarks(image, world_cam, vis, fps, meta.width, meta.height, smoothing=smoothing,
                                    fov=fov, name=Path(path).stem)
     seconds["clean+fit"] = time.perf_counter() - t1
