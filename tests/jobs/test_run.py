@@ -167,3 +167,10 @@ def test_core_imports_nothing_above_it_and_has_no_import_circle():
     for a, deps in graph.items():
         for b in deps:
             assert a not in graph.get(b, set()), f"{a} and {b} import each other"
+
+
+@pytest.mark.parametrize("person", [0, -1, 1.5, True, "2"])
+def test_a_person_number_must_be_a_whole_number_from_one(tmp_path, person):
+    with pytest.raises(InputError, match="people are numbered from 1"):
+        preset("pose", tmp_path / "clip.mp4", tmp_path / "out", person=person)
+    assert preset("pose", tmp_path / "clip.mp4", tmp_path / "out", person=2).person == 2
