@@ -25,6 +25,8 @@ skeleton puts them (a character's rig vs. the fitted skeleton), so a perfect est
 
     python -m bench.run pose_accuracy            # 8 cases x 3 s (about 2-3 min on 2 cores)
     BENCH_POSE_ACCURACY=full python -m bench.run pose_accuracy   # every motion from every camera
+    BENCH_POSE_VIDEOS=DIR python -m bench.run pose_accuracy       # keep the renders in DIR, reuse them next time
+                                                                   # (for before/after runs of a pose change)
 """
 from __future__ import annotations
 
@@ -316,6 +318,9 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
 # The suite
 # ----------------------------------------------------------------------------------------------------------
 
+RENDER_VERSION = 1  # bump when the scene changes: kept renders (BENCH_POSE_VIDEOS) are made again
+
+
 def run_case(case: Case, folder: Path, seed: int) -> tuple[dict[str, float], dict[str, float]]:
     from core.character_library import load_character
     from pose.pipeline import video_to_motion
@@ -323,9 +328,12 @@ def run_case(case: Case, folder: Path, seed: int) -> tuple[dict[str, float], dic
     character = load_character(case.character)
     truth = truth_motion(case, character)
     cams = cameras(case, character, truth)
-    path = folder / f"case{seed}.mp4"
+    name = f"v{RENDER_VERSION}_{seed}_{case.label}_{SECONDS:g}s".replace(" / ", "_").replace(" ", "_")
+    path = folder / f"{name.replace('(', '').replace(')', '')}.mp4"
     t0 = time.perf_counter()
-    render_case(case, character, truth, cams, path, seed)
+    if not path.is_file():
+        render_case(case, character, truth, cams, path.with_suffix(".part.mp4"), seed)
+        path.with_suffix(".part.mp4").rename(path)
     t1 = time.perf_counter()
     pose = video_to_motion(path)
     t2 = time.perf_counter()
@@ -350,9 +358,12 @@ def run() -> list[Row]:
     full = os.environ.get("BENCH_POSE_ACCURACY", "") == "full"
     rows: list[Row] = []
     results: list[tuple[Case, dict[str, float]]] = []
+    keep = os.environ.get("BENCH_POSE_VIDEOS")
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(keep) if keep else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         for k, case in enumerate(cases(full)):
-            m, sec = run_case(case, Path(tmp), k)
+            m, sec = run_case(case, folder, k)
             results.append((case, m))
             note = (f"PA {m['pa_mpjpe']:.0f} mm, root {m['root']:.0f} mm, head pitch {m['head_pitch']:.0f}° "
                     f"(bias {m['head_pitch_bias']:+.0f}), neck {m['neck']:.0f}°, knee {m['knee']:.0f}°, valgus "
