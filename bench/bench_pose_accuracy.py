@@ -10,7 +10,8 @@ frames) replaces the sky, the floor is tinted and textured, the clothes get rand
 occlusion, even light, no motion blur, no lens distortion, the field of view the stage assumes.
 
 Metrics (core.pose_accuracy), on the canonical 22 joints, the prediction scaled by the ratio of the skeletons'
-heights (a video carries no absolute size): MPJPE (root-relative, camera frame) and PA-MPJPE (per-frame
+heights (a video carries no absolute size): MPJPE (root-relative, in each frame's camera: the truth's render
+camera, the pose stage's assumed one turned as it measured the camera turn) and PA-MPJPE (per-frame
 Procrustes), mm; root path error (displacement from the first frame, in the first frame's camera), mm; head
 pitch, neck, knee flexion, knee valgus and elbow angle errors (mean |difference|, degrees; head pitch is the
 head's forward axis against each world's own up, so a tilted floor shows in it); foot skate (horizontal speed
@@ -111,7 +112,7 @@ def _facing(motion) -> float:
 
 def cameras(case: Case, character, motion) -> list:
     """One :class:`~core.render.preview.Camera` per frame (all the same but for the panning camera)."""
-    from core.render.preview import clip_framing_points, frame_camera
+    from core.render.preview import Camera, clip_framing_points, frame_camera
 
     from pose.root import DEFAULT_FOV
 
@@ -123,13 +124,20 @@ def cameras(case: Case, character, motion) -> list:
     T = motion.num_frames
     if case.camera != "pan":
         return [frame_camera(points, aspect, view, fov_y, elevation, pad=pad)] * T
-    # Framed on the first second only, then turning on the spot to follow the hips (smoothed): a slow pan.
-    base = frame_camera(points[: int(FPS)], aspect, view, fov_y, elevation, margin=0.25, pad=pad)
+    # A camera at eye height beside the person's path (70° from their direction of travel, on the side they
+    # come towards), 4.5 m from its middle, turning on the spot to follow their hips (smoothed): a slow pan.
     hips = motion.positions()[:, 0]
+    travel = hips[-1] - hips[0]
+    if math.hypot(travel[0], travel[2]) > 0.5:
+        view = math.degrees(math.atan2(travel[0], travel[2])) + 70.0
+    centre = hips.mean(axis=0)
+    a = math.radians(view)
+    eye = np.array([centre[0] + 4.5 * math.sin(a), 1.5, centre[2] + 4.5 * math.cos(a)])
     kernel = np.hanning(15) / np.hanning(15).sum()
-    follow = np.stack([np.convolve(np.pad(hips[:, a], 7, mode="edge"), kernel, "valid") for a in range(3)], 1)
-    follow[:, 1] = hips[0, 1]
-    return [dataclasses.replace(base, target=base.target + (follow[t] - follow[0])) for t in range(T)]
+    follow = np.stack([np.convolve(np.pad(hips[:, k], 7, mode="edge"), kernel, "valid") for k in range(3)], 1)
+    follow[:, 1] = centre[1]
+    return [Camera(eye=eye, target=follow[t], fov_y=fov_y, aspect=aspect, near=0.05, far=100.0, extent=3.0)
+            for t in range(T)]
 
 
 def camera_coords(camera, points: np.ndarray) -> np.ndarray:
@@ -277,6 +285,7 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
     from core.metrics import foot_skate, jitter
     from core.motion import FOOT_JOINTS
     from core.pose_accuracy import best_lag, joint_angles, mpjpe, pa_mpjpe
+    from pose.pipeline import camera_turns
 
     pred = pose.motion
     T = min(truth.num_frames, pred.num_frames)
@@ -285,7 +294,8 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
     P_p, R_p = pk.positions.numpy()[:T], pk.rotations.numpy()[:T]
     s = _standing_height(truth.skeleton) / _standing_height(pred.skeleton)
     cam_t = np.stack([camera_coords(cams[t], P_t[t]) for t in range(T)])
-    cam_p = pose.camera.to_camera(P_p)
+    turns, _ = camera_turns(pose.camera_motion, T)  # the pose stage's camera, turned as it measured it
+    cam_p = np.einsum("tji,tnj->tni", turns, pose.camera.to_camera(P_p))
     rel_t, rel_p = cam_t - cam_t[:, :1], s * (cam_p - cam_p[:, :1])
     root_t = camera_coords(cams[0], P_t[:, 0])
     root_p = s * pose.camera.to_camera(P_p[:, 0])
@@ -311,6 +321,8 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
         "tilt": tilt, "lag_ms": 1000 / FPS * best_lag(rel_p, rel_t),
         "jitter": jitter(s * P_p, FPS), "jitter_truth": jitter(P_t, FPS),
         "detected": 100 * pose.detection_rate,
+        "pan": getattr(pose.camera_motion, "pan_degrees", float("nan")),
+        "pan_truth": float(np.ptp(np.degrees(np.unwrap([math.atan2(c.forward[0], c.forward[2]) for c in cams[:T]])))),
     }
 
 
@@ -318,7 +330,7 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
 # The suite
 # ----------------------------------------------------------------------------------------------------------
 
-RENDER_VERSION = 1  # bump when the scene changes: kept renders (BENCH_POSE_VIDEOS) are made again
+RENDER_VERSION = 2  # bump when the scene changes: kept renders (BENCH_POSE_VIDEOS) are made again
 
 
 def run_case(case: Case, folder: Path, seed: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -370,8 +382,8 @@ def run() -> list[Row]:
                     f"{m['valgus']:.0f}° (bias {m['valgus_bias']:+.0f}), elbow {m['elbow']:.0f}°, skate "
                     f"{m['skate']:.1f} cm/s (truth {m['skate_truth']:.1f}), feet {m['hover']:+.1f} cm, tilt "
                     f"{m['tilt']:.1f}°, lag {m['lag_ms']:.0f} ms, jitter {m['jitter']:.1f} (truth "
-                    f"{m['jitter_truth']:.1f}) m/s², {m['detected']:.0f} % detected; render {sec['render']:.0f} s, "
-                    f"pose {sec['pose']:.0f} s")
+                    f"{m['jitter_truth']:.1f}) m/s², {m['detected']:.0f} % detected, camera turned "
+                    f"{m['pan']:.0f}° (truth {m['pan_truth']:.0f}°); render {sec['render']:.0f} s, pose {sec['pose']:.0f} s")
             rows.append(Row(f"MPJPE {case.label}", m["mpjpe"], "mm", higher_is_better=False, note=note))
             print(f"  {case.label}: MPJPE {m['mpjpe']:.0f} mm; {note}", flush=True)
     for subset, name in ((False, "tuning"), (True, "held out")):
