@@ -42,11 +42,11 @@ J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 SPINE_FRACTIONS = (0.23, 0.27, 0.27, 0.23)  # Hips->Spine->Spine1->Spine2->shoulder line, of the torso length
 NECK_ABOVE_SHOULDERS = 0.12  # Neck joint above the shoulder line, fraction of the torso length
 CLAVICLE_SHARE = 0.25  # LeftShoulder->LeftArm is the rest of half the shoulder width
-NOSE_PITCH = np.radians(20.0)  # the ear->nose line points this far below the head's forward axis (measured)
-# Mouth -> eyes in the head's frame (as landmarks_from_pose places them): the face's own up axis, a pitch cue
-# that needs no ear (MediaPipe guesses ears, hidden behind the head, least well of the face points).
-FACE_UP = np.array([0.0, 0.07, -0.005]) / np.hypot(0.07, 0.005)
-HEAD_FACE_WEIGHT = float(__import__("os").environ.get("HEAD_FACE_WEIGHT", "0"))  # EXPERIMENT
+# MediaPipe's ear->nose line points this far below the head's forward axis. Set where the head pitch error of
+# `python -m bench.run pose_accuracy` has no mean bias over its tuning cases (it was 20°, from anatomy: heads came
+# out 14° looking up on average; the shared treadmill walk +7°, now -5°). The mouth->eyes line as a second cue, or
+# instead of it, was worse there (it leans the head down when seen from the side).
+NOSE_PITCH = np.radians(8.0)
 FOREARM_TWIST_SHARE = 0.5
 BEND_COST = 0.1  # spine bend penalty, metres of shoulder miss per radian per metre of torso (see _torso)  # of the hand's twist about the forearm, moved into the forearm
 
@@ -336,21 +336,6 @@ def _torso(P: np.ndarray, offsets: np.ndarray, iterations: int = 8) -> tuple[np.
     return frames(x[:, 0], x[:, 1])
 
 
-def _head(P: np.ndarray, ear_mid: np.ndarray) -> np.ndarray:
-    """Head world rotations ``(T, 3, 3)``: side to side along the ears; pitch from the ear->nose line and from
-    the face's mouth->eyes line, blended by ``HEAD_FACE_WEIGHT``."""
-    ears = P[:, LM["left_ear"]] - P[:, LM["right_ear"]]
-    by_nose = _pair_rotation([1, 0, 0], [0, -np.sin(NOSE_PITCH), np.cos(NOSE_PITCH)], ears, P[:, LM["nose"]] - ear_mid)
-    if HEAD_FACE_WEIGHT <= 0:
-        return by_nose
-    face_up = _mid(P, "left_eye", "right_eye") - _mid(P, "mouth_left", "mouth_right")
-    by_face = _pair_rotation([1, 0, 0], FACE_UP, ears, face_up)
-    axis = _unit(ears)
-    w = np.full((len(P), 1), HEAD_FACE_WEIGHT)
-    forward = _blend_about(axis, by_nose[:, :, 2], by_face[:, :, 2], w)
-    return _pair_rotation([1, 0, 0], [0, 0, 1], ears, forward)
-
-
 def fit_skeleton(P: np.ndarray, weights: np.ndarray | None = None, lengths: BodyLengths | None = None
                  ) -> FitResult:
     """Fit the canonical skeleton to ``(T, 33, 3)`` world-axis landmarks (see the module docstring).
@@ -404,7 +389,8 @@ def fit_skeleton(P: np.ndarray, weights: np.ndarray | None = None, lengths: Body
     ear_mid = _mid(P, "left_ear", "right_ear")
     W[:, J["Neck"]] = _aim(Wt, off[J["Head"]], ear_mid - X[:, J["Neck"]])
     place(J["Head"])
-    W[:, J["Head"]] = _head(P, ear_mid)
+    W[:, J["Head"]] = _pair_rotation([1, 0, 0], [0, -np.sin(NOSE_PITCH), np.cos(NOSE_PITCH)],
+                                     P[:, LM["left_ear"]] - P[:, LM["right_ear"]], P[:, LM["nose"]] - ear_mid)
 
     for side, s in (("Left", 1.0), ("Right", -1.0)):
         lo = side.lower()
