@@ -14,7 +14,9 @@ heights (a video carries no absolute size): MPJPE (root-relative, in each frame'
 camera, the pose stage's assumed one turned as it measured the camera turn) and PA-MPJPE (per-frame
 Procrustes), mm; root path error (displacement from the first frame, in the first frame's camera), mm; head
 pitch, neck, knee flexion, knee valgus and elbow angle errors (mean |difference|, degrees; head pitch is the
-head's forward axis against each world's own up, so a tilted floor shows in it); foot skate (horizontal speed
+head's forward axis against each world's own up, so a tilted floor shows in it; the rigs' T-poses bend knees
+5-11° and the neck 9-12° where the fitted skeleton's are straight: measuring from each rest pose instead made
+the knee and neck errors larger, 13 -> 15° and 16 -> 22°, so angles are compared as they are); foot skate (horizontal speed
 of the predicted foot joints where the truth's feet are planted, cm/s; the truth's own in the note); feet
 height where planted (prediction minus truth, cm: positive = hovering); floor tilt (angle between the
 predicted and the true up axis in the camera, degrees); lag (the time shift that best matches prediction to
