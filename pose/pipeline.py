@@ -31,7 +31,7 @@ from . import clean
 from .camera_motion import CameraMotion, CameraMotionTracker
 from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
-from .fit import TARGET_JOINTS, FitResult, fit_skeleton, joint_targets
+from .fit import FitResult, fit_skeleton, joint_targets
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
 from .video import MAX_SIDE, VideoMeta, open_video
@@ -174,10 +174,7 @@ def _project(camera: CameraModel, world: np.ndarray, turns: np.ndarray, zoom: np
 
 def _targets_2d(image: np.ndarray) -> np.ndarray:
     """``(T, 22, 2)`` image positions of the joints that have landmarks (NaN elsewhere)."""
-    out = np.full(image.shape[:1] + (22, 2), np.nan)
-    for name, lms in TARGET_JOINTS.items():
-        out[:, _J[name]] = np.mean([image[:, LM[n]] for n in lms], axis=0)
-    return out
+    return joint_targets(image)[0]
 
 
 @dataclass
