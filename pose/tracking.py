@@ -115,9 +115,16 @@ def _window_starts(total: int, side: int) -> list[int]:
 
 
 def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two boxes are one person seen twice (centres closer than half the smaller height)."""
+    """Whether two boxes are one person seen twice: centres closer than half the smaller height, or the smaller
+    box mostly (60 %) inside the larger (the detector found someone's upper body, then, with it blacked out,
+    the rest of them: seen on a rendered runner)."""
     ca, cb = 0.5 * (a[:2] + a[2:]), 0.5 * (b[:2] + b[2:])
-    return float(np.linalg.norm(ca - cb)) < 0.5 * min(a[3] - a[1], b[3] - b[1])
+    if float(np.linalg.norm(ca - cb)) < 0.5 * min(a[3] - a[1], b[3] - b[1]):
+        return True
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return bool(w > 0 and h > 0 and w * h > 0.6 * max(smaller, 1e-9))
 
 
 class PersonTracker:
@@ -196,7 +203,11 @@ class PersonTracker:
         people = self._everyone(rgb)
         if people or index % self.survey_interval == 0:
             people += self._people_in_windows(rgb, [p.box() for p in people])
-        return sorted(people, key=lambda p: float(p.box()[0] + p.box()[2]))
+        distinct: list[PoseFrame] = []
+        for p in sorted(people, key=lambda p: -float(p.box()[3] - p.box()[1])):  # the fullest view of each person
+            if not any(_same_place(p.box(), q.box()) for q in distinct):
+                distinct.append(p)
+        return sorted(distinct, key=lambda p: float(p.box()[0] + p.box()[2]))
 
     def _masked(self, rgb: np.ndarray, index: int) -> np.ndarray:
         H, W = rgb.shape[:2]

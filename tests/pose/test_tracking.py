@@ -106,6 +106,15 @@ def test_people_are_numbered_left_to_right_and_the_one_asked_for_is_followed():
     assert all(p is not None and abs(centre(p)[0] - (45 + t)) < 1 for t, p in enumerate(poses))
 
 
+def test_one_person_found_in_two_parts_is_one_person():
+    """The detector first returns someone's upper body; with it blacked out, the rest of them: one person."""
+    upper = (135, 40, 185, 110)
+    whole = (130, 40, 190, 220)
+    poses, report = run([[upper, whole]] * 5)
+    assert report.people_seen == 1 and len(report.people) == 1 and not report.several_people
+    np.testing.assert_allclose(report.people[0], whole)
+
+
 def test_a_person_beyond_those_found_is_refused_with_the_count():
     with pytest.raises(PersonChoiceError, match="person 3 was asked for, but 2 people were found"):
         run([[(200, 40, 260, 220), (30, 110, 60, 190)]] * 3, person=3)
