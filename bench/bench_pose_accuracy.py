@@ -16,14 +16,16 @@ Procrustes), mm; root path error (displacement from the first frame, in the firs
 pitch, neck, knee flexion, knee valgus and elbow angle errors (mean |difference|, degrees; head pitch is the
 head's forward axis against each world's own up, so a tilted floor shows in it; the rigs' T-poses bend knees
 5-11° and the neck 9-12° where the fitted skeleton's are straight: measuring from each rest pose instead made
-the knee and neck errors larger, 13 -> 15° and 16 -> 22°, so angles are compared as they are); foot skate (horizontal speed
-of the predicted foot joints where the truth's feet are planted, cm/s; the truth's own in the note); feet
+the knee and neck errors larger, 13 -> 15° and 16 -> 22°, so angles are compared as they are); foot skate
+(horizontal speed of the predicted foot joints where the truth's feet are planted, cm/s; the truth's own in the
+note); feet
 height where planted (prediction minus truth, cm: positive = hovering); floor tilt (angle between the
 predicted and the true up axis in the camera, degrees); lag (the time shift that best matches prediction to
 truth, ms; a filter that trades jitter for lag shows here); jitter (m/s²) predicted vs true.
 
-Held out of any tuning: the cases marked "held out" (Bandai styles "old" and "happy", as the retargeter holds
-them back, and the CMU run): fixes are tuned on the others and only checked on these. The joints are where each
+Held out of any tuning: the cases marked "held out" (run_old with the panning camera, walk_happy: the Bandai
+styles "old" and "happy", which the retargeter holds back too): fixes are tuned on the other six and only
+checked on these. The joints are where each
 skeleton puts them (a character's rig vs. the fitted skeleton), so a perfect estimator still scores a few cm.
 
     python -m bench.run pose_accuracy            # 8 cases x 3 s (about 2-3 min on 2 cores)
@@ -85,7 +87,8 @@ def cases(full: bool = False) -> list[Case]:
                 for k, (m, s) in enumerate(tuning + held) for i, cam in enumerate(CAMERAS)]
     plan = [("Ava", "eye"), ("Brute", "high"), ("Slim", "side30"), ("Kit", "low"), ("Ava", "side60"),
             ("Brute", "eye"), ("Slim", "pan"), ("Kit", "side60")]
-    return [Case(m, s, ch, cam, held_out=k >= len(tuning)) for k, ((m, s), (ch, cam)) in enumerate(zip(tuning + held, plan))]
+    return [Case(m, s, ch, cam, held_out=k >= len(tuning))
+            for k, ((m, s), (ch, cam)) in enumerate(zip(tuning + held, plan))]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -385,7 +388,8 @@ def run() -> list[Row]:
                     f"{m['skate']:.1f} cm/s (truth {m['skate_truth']:.1f}), feet {m['hover']:+.1f} cm, tilt "
                     f"{m['tilt']:.1f}°, lag {m['lag_ms']:.0f} ms, jitter {m['jitter']:.1f} (truth "
                     f"{m['jitter_truth']:.1f}) m/s², {m['detected']:.0f} % detected, camera turned "
-                    f"{m['pan']:.0f}° (truth {m['pan_truth']:.0f}°); render {sec['render']:.0f} s, pose {sec['pose']:.0f} s")
+                    f"{m['pan']:.0f}° (truth {m['pan_truth']:.0f}°); render {sec['render']:.0f} s, "
+                    f"pose {sec['pose']:.0f} s")
             rows.append(Row(f"MPJPE {case.label}", m["mpjpe"], "mm", higher_is_better=False, note=note))
             print(f"  {case.label}: MPJPE {m['mpjpe']:.0f} mm; {note}", flush=True)
     for subset, name in ((False, "tuning"), (True, "held out")):

@@ -8,8 +8,8 @@ copy of the frame (:data:`SIDE` pixels wide), followed with pyramidal Lucas-Kana
 length they become viewing rays: a turning camera keeps the angles between them, a zoom scales them (the zoom is
 the ratio of their spreads), and the turn is the rotation that best maps one frame's rays onto the other's
 (Kabsch). This is exact for a turning camera whatever the depth of the scene, where a shift of the image is not
-(points off the centre move along curves, which a similarity fit reads as a zoom). Chained over the clip, they give each frame's camera orientation relative to the first
-(:attr:`CameraMotion.rotations`) and its zoom, which :func:`pose.pipeline.motion_from_landmarks` uses to put
+(points off the centre move along curves, which a similarity fit reads as a zoom). Chained over the clip, they
+give each frame's camera orientation relative to the first (:attr:`CameraMotion.rotations`) and its zoom, which :func:`pose.pipeline.motion_from_landmarks` uses to put
 every frame in the first frame's camera.
 
 Limits: a far background gives the turn exactly; a near one (a wall a metre behind the person) also moves when
@@ -19,7 +19,6 @@ Cost: about 2-4 ms per frame at 320 px on this CPU.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -237,7 +237,8 @@ def person_offsets(L: BodyLengths) -> np.ndarray:
         "Neck": (0, (f3 + NECK_ABOVE_SHOULDERS) * L.torso, 0), "Head": (0, L.neck_head, 0),
         "LeftShoulder": (CLAVICLE_SHARE * L.shoulder_width / 2, f3 * L.torso, 0),
         "LeftArm": ((1 - CLAVICLE_SHARE) * L.shoulder_width / 2, 0, 0), "LeftForeArm": (L.upper_arm, 0, 0),
-        "LeftHand": (L.forearm, 0, 0), "LeftUpLeg": (HIP_JOINT_SHARE * L.hip_width / 2, 0, 0), "LeftLeg": (0, -L.thigh, 0),
+        "LeftHand": (L.forearm, 0, 0), "LeftUpLeg": (HIP_JOINT_SHARE * L.hip_width / 2, 0, 0),
+        "LeftLeg": (0, -L.thigh, 0),
         "LeftFoot": (0, -L.shin, 0), "LeftToeBase": (0, -L.ankle_height, L.foot_length),
     }
     out = np.zeros((22, 3))
