@@ -18,7 +18,8 @@ head's forward axis against each world's own up, so a tilted floor shows in it; 
 5-11° and the neck 9-12° where the fitted skeleton's are straight: measuring from each rest pose instead made
 the knee and neck errors larger, 13 -> 15° and 16 -> 22°, so angles are compared as they are); foot skate
 (horizontal speed of the predicted foot joints where the truth's feet are planted, cm/s; the truth's own in the
-note); feet
+note: frame to frame, so a foot trembling in place counts) and foot slide (the same joints' travel from the first
+to the last frame of each contact over its duration: the slide without the tremble); feet
 height where planted (prediction minus truth, cm: positive = hovering); floor tilt (angle between the
 predicted and the true up axis in the camera, degrees); lag (the time shift that best matches prediction to
 truth, ms; a filter that trades jitter for lag shows here); jitter (m/s²) predicted vs true.
@@ -276,20 +277,11 @@ def _standing_height(skeleton) -> float:
 from core.skeleton import CANONICAL_JOINTS  # noqa: E402
 
 
-def planted(feet: np.ndarray, rise: float = 0.02, speed: float = 0.2) -> np.ndarray:
-    """``(T, N)`` where the truth's foot joints ``(T, N, 3)`` are planted: within ``rise`` metres of that joint's
-    lowest height in the clip and moving slower than ``speed`` m/s over the floor (a heel lifting, a toe
-    swinging low and the Copy retarget's own slide on a character with other leg lengths are not contacts)."""
-    low = feet[..., 1] < feet[..., 1].min(axis=0) + rise
-    v = np.linalg.norm(np.gradient(feet[..., [0, 2]], axis=0), axis=-1) * FPS
-    return low & (v < speed)
-
-
 def compare(truth, cams: list, pose) -> dict[str, float]:
     """The metrics of the module docstring for one case (``pose``: a PoseResult of the rendered clip)."""
     from core.metrics import foot_skate, jitter
     from core.motion import FOOT_JOINTS
-    from core.pose_accuracy import best_lag, joint_angles, mpjpe, pa_mpjpe
+    from core.pose_accuracy import best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted
     from pose.pipeline import camera_turns
 
     pred = pose.motion
@@ -306,7 +298,7 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
     root_p = s * pose.camera.to_camera(P_p[:, 0])
     a_t, a_p = joint_angles(P_t, R_t), joint_angles(P_p, R_p)
     feet = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
-    contacts = planted(P_t[:, feet])
+    contacts = planted(P_t[:, feet], FPS)
     hover = (s * P_p[:, feet, 1] - P_t[:, feet, 1])[contacts]
     up_p = pose.camera.to_camera(np.array([0.0, 1.0, 0.0])) - pose.camera.to_camera(np.zeros(3))
     up_t = camera_coords(cams[0], np.array([0.0, 1.0, 0.0])) - camera_coords(cams[0], np.zeros(3))
@@ -322,6 +314,8 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
         "valgus_bias": float((a_p["knee_valgus"] - a_t["knee_valgus"]).mean()),
         "elbow": float(np.abs(a_p["elbow"] - a_t["elbow"]).mean()),
         "skate": 100 * foot_skate(s * P_p, FPS, contacts), "skate_truth": 100 * foot_skate(P_t, FPS, contacts),
+        "slide": 100 * contact_slide(s * P_p[:, feet], contacts, FPS),
+        "slide_truth": 100 * contact_slide(P_t[:, feet], contacts, FPS),
         "hover": 100 * float(hover.mean()) if hover.size else float("nan"),
         "tilt": tilt, "lag_ms": 1000 / FPS * best_lag(rel_p, rel_t),
         "jitter": jitter(s * P_p, FPS), "jitter_truth": jitter(P_t, FPS),
@@ -365,6 +359,7 @@ def _mean(results: list[dict[str, float]], key: str) -> float:
 _TARGETS = {"head_pitch": ("head pitch error", "deg", 10.0), "knee": ("knee flexion error", "deg", 10.0),
             "valgus": ("knee valgus error", "deg", 10.0), "neck": ("neck angle error", "deg", None),
             "elbow": ("elbow angle error", "deg", None), "skate": ("foot skate where planted", "cm/s", 2.0),
+            "slide": ("foot slide over whole contacts", "cm/s", 2.0),
             "tilt": ("floor tilt", "deg", None), "root": ("root path error", "mm", None),
             "lag_ms": ("lag", "ms", None)}
 
@@ -385,7 +380,8 @@ def run() -> list[Row]:
             note = (f"PA {m['pa_mpjpe']:.0f} mm, root {m['root']:.0f} mm, head pitch {m['head_pitch']:.0f}° "
                     f"(bias {m['head_pitch_bias']:+.0f}), neck {m['neck']:.0f}°, knee {m['knee']:.0f}°, valgus "
                     f"{m['valgus']:.0f}° (bias {m['valgus_bias']:+.0f}), elbow {m['elbow']:.0f}°, skate "
-                    f"{m['skate']:.1f} cm/s (truth {m['skate_truth']:.1f}), feet {m['hover']:+.1f} cm, tilt "
+                    f"{m['skate']:.1f} cm/s (truth {m['skate_truth']:.1f}), slide {m['slide']:.1f} cm/s (truth "
+                    f"{m['slide_truth']:.1f}), feet {m['hover']:+.1f} cm, tilt "
                     f"{m['tilt']:.1f}°, lag {m['lag_ms']:.0f} ms, jitter {m['jitter']:.1f} (truth "
                     f"{m['jitter_truth']:.1f}) m/s², {m['detected']:.0f} % detected, camera turned "
                     f"{m['pan']:.0f}° (truth {m['pan_truth']:.0f}°); render {sec['render']:.0f} s, "

@@ -9,7 +9,10 @@ positions ``(T, 22, 3)`` metres; "root-relative" means the Hips joint subtracted
   Procrustes), which leaves only the pose's shape;
 * :func:`joint_angles`: the angles users notice: head pitch (the head's forward axis above or below the
   horizontal), neck flexion, knee flexion and valgus (knee inward in the frontal plane), elbow flexion;
-* :func:`best_lag`: the time shift that best matches two trajectories (a smoothing filter's lag shows here).
+* :func:`best_lag`: the time shift that best matches two trajectories (a smoothing filter's lag shows here);
+* :func:`planted` and :func:`contact_slide`: where the truth's feet are planted, and how far a prediction's feet
+  travel over each of those contacts (the slide, without the frame-to-frame tremble that
+  :func:`core.metrics.foot_skate` also counts).
 
 The joints are where each skeleton puts them: a character's rig and the pose stage's fitted skeleton place
 hips and shoulders a little differently, so a perfect estimator still scores a few centimetres of MPJPE.
@@ -20,7 +23,8 @@ import numpy as np
 
 from .skeleton import CANONICAL_JOINTS
 
-__all__ = ["mpjpe", "pa_mpjpe", "procrustes", "joint_angles", "ANGLES", "best_lag", "angle_between"]
+__all__ = ["mpjpe", "pa_mpjpe", "procrustes", "joint_angles", "ANGLES", "best_lag", "angle_between", "planted",
+           "contact_slide"]
 
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 ANGLES = ("head_pitch", "neck", "knee_flexion", "knee_valgus", "elbow")
@@ -125,3 +129,28 @@ def best_lag(pred: np.ndarray, truth: np.ndarray, most: int = 8) -> int:
         if err < best_err:
             best, best_err = k, err
     return best
+
+
+def planted(feet: np.ndarray, fps: float, rise: float = 0.02, speed: float = 0.2) -> np.ndarray:
+    """``(T, N)`` where foot joints ``(T, N, 3)`` (Y up, metres) are planted: within ``rise`` metres of that
+    joint's lowest height in the clip and moving slower than ``speed`` m/s along the floor (a heel lifting, a toe
+    swinging low, a retargeted foot sliding a little are not contacts)."""
+    feet = np.asarray(feet, np.float64)
+    low = feet[..., 1] < feet[..., 1].min(axis=0) + rise
+    v = np.linalg.norm(np.gradient(feet[..., [0, 2]], axis=0), axis=-1) * fps
+    return low & (v < speed)
+
+
+def contact_slide(feet: np.ndarray, contacts: np.ndarray, fps: float, min_frames: int = 3) -> float:
+    """Mean speed over whole contacts, m/s: for each run of ``contacts (T, N)`` (``min_frames`` or more) of each
+    foot joint ``(T, N, 3)``, its travel along the floor (X, Z) from the run's first to its last frame over that
+    time. A foot trembling in place scores ~0 here; NaN when there is no contact."""
+    feet, contacts = np.asarray(feet, np.float64), np.asarray(contacts, bool)
+    speeds = []
+    for j in range(contacts.shape[1]):
+        c = np.concatenate([[False], contacts[:, j], [False]])
+        starts, ends = np.flatnonzero(~c[:-1] & c[1:]), np.flatnonzero(c[:-1] & ~c[1:])
+        for a, b in zip(starts, ends):
+            if b - a >= min_frames:
+                speeds.append(np.linalg.norm(feet[b - 1, j, [0, 2]] - feet[a, j, [0, 2]]) * fps / (b - 1 - a))
+    return float(np.mean(speeds)) if speeds else float("nan")

@@ -6,7 +6,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from core.motion import Motion
-from core.pose_accuracy import best_lag, joint_angles, mpjpe, pa_mpjpe, procrustes
+from core.pose_accuracy import best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted, procrustes
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from tests.synthetic import random_motion, tpose_offsets
 
@@ -74,3 +74,20 @@ def test_best_lag_finds_a_delay():
     P = random_motion(sk, frames=60, scale=0.5, seed=3).positions()
     late = np.concatenate([P[:1].repeat(3, axis=0), P[:-3]])  # the same motion 3 frames late
     assert best_lag(late, P) == 3 and best_lag(P, P) == 0
+
+
+def test_planted_feet_and_their_slide_apart_from_tremble():
+    T, fps = 60, 30.0
+    t = np.arange(T) / fps
+    foot = np.zeros((T, 1, 3))
+    foot[:, 0, 1] = np.where(t < 1.0, 0.0, 0.3 * (t - 1.0))  # planted for 1 s, then lifts
+    foot[:, 0, 0] = np.where(t < 1.0, 0.0, 1.0 * (t - 1.0))  # ...and moves on
+    contacts = planted(foot, fps)
+    assert contacts[:29, 0].all() and not contacts[35:, 0].any()
+    rng = np.random.default_rng(0)
+    trembling = foot[:30] + rng.normal(scale=0.005, size=(30, 1, 3)) * [1, 0, 1]
+    assert contact_slide(trembling, contacts[:30], fps) < 0.02  # ~1 cm over a second: not a slide
+    sliding = foot[:30].copy()
+    sliding[:, 0, 2] = 0.1 * t[:30]  # 10 cm/s along the floor
+    assert contact_slide(sliding, contacts[:30], fps) == pytest.approx(0.1, rel=1e-6)
+    assert np.isnan(contact_slide(foot, np.zeros((T, 1), bool), fps))
