@@ -182,7 +182,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
 
             clock.start(Stage.POSE)
             pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim,
-                                   progress=clock.within(Stage.POSE))
+                                   progress=clock.within(Stage.POSE), person=spec.person)
             source = pose.motion
             clock.stop()
             clock.seconds.pop(Stage.POSE.label, None)  # its parts stand in its place

@@ -18,7 +18,7 @@ from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
 
 from .video import open_video
 
-__all__ = ["overlay_frames", "write_overlay", "OVERLAY_SIDE"]
+__all__ = ["overlay_frames", "write_overlay", "people_picture", "OVERLAY_SIDE"]
 
 OVERLAY_SIDE = 720
 
@@ -85,3 +85,28 @@ def _checked(frames: Iterator[np.ndarray], check: Callable[[], None], every: int
         if i % every == 0:
             check()
         yield frame
+
+
+def people_picture(rgb: np.ndarray, boxes: np.ndarray, suggested: int = 0, max_side: int = OVERLAY_SIDE) -> np.ndarray:
+    """``rgb`` (``(H, W, 3)`` uint8) at most ``max_side`` pixels on the long side, with ``boxes`` (``(N, 4)``
+    pixels ``x0, y0, x1, y1`` in ``rgb``) drawn and numbered 1..N in a label above each box: the picture the user
+    picks a person from. The ``suggested`` person (1-based; 0: none) is drawn in the left colour, the others in
+    the right one, each label on a dark backing so it reads on any background."""
+    import cv2
+
+    scale = min(1.0, max_side / max(rgb.shape[:2]))
+    img = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    img = np.ascontiguousarray(img)
+    H, W = img.shape[:2]
+    thick = max(2, round(max(H, W) / 360))
+    font = 0.5 + max(H, W) / 1200
+    for k, box in enumerate(np.asarray(boxes, float) * scale, 1):
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        colour = _LEFT if k == suggested else _RIGHT
+        cv2.rectangle(img, (x0, y0), (x1, y1), colour, thick, cv2.LINE_AA)
+        label = str(k)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        lx, ly = min(max(x0, 0), W - tw - 8), max(y0 - 6, th + 8)  # above the box, inside the picture
+        cv2.rectangle(img, (lx, ly - th - 6), (lx + tw + 8, ly + base - 2), (20, 20, 20), -1)
+        cv2.putText(img, label, (lx + 4, ly - 3), cv2.FONT_HERSHEY_SIMPLEX, font, colour, thick, cv2.LINE_AA)
+    return img
