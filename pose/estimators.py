@@ -13,17 +13,14 @@ Conventions of a :class:`PoseFrame`:
   a relative depth z in pixels (away from the camera, MediaPipe's z scaled like x), NaN for a hand not found;
   None when hands were not asked for.
 
-Hands come from MediaPipe's Holistic graph (also in the 0.10.21 wheel): it runs the same "full" BlazePose model,
-then the hand landmark model on crops placed by the body's own wrist, index and pinky landmarks (no palm
-detector), so a hand belongs to the body's side by construction. Measured against the alternative, the hands
-solution on square crops around the body's wrists (one tracker per side, palm detector when lost), on 100 frames
-of mmpose_body3d_demo at 720 px: Holistic 25.7 frames/s with hands found 60 % / 86 % (left / right), crops
-20.6 frames/s with 66 % / 72 %, body alone 45 frames/s (2 shared cores, load 0.7).
-
-MediaPipe 0.10.21's wheel ships only the "full" BlazePose landmark model (legacy ``solutions.pose``,
-``model_complexity=1``); lite and heavy would be downloaded at run time, which this product never does, so they
-are not offered. Video mode tracks one person from frame to frame (re-detecting when it loses them);
-:mod:`pose.tracking` decides which person that is.
+Hands come from MediaPipe's hands solution (also in the 0.10.21 wheel: palm detector + hand landmark model), run
+on a square crop around each of the body's wrists, one tracker per side (the hand's ROI is tracked from frame to
+frame inside a crop that follows the wrist, the palm detector runs only when the hand is lost). Measured against
+the Holistic graph (body + face + hands on crops placed by the body's landmarks), pose stage alone on 100 frames:
+on the repo's rendered gesture clip at 1280x720, crops 19.3 frames/s with hands found 88 % / 100 % (left /
+right), Holistic 10.1 frames/s with 38 % / 71 % (its face model keeps failing on a featureless head), body alone
+21.5 (load 5.6); on mmpose_body3d_demo at 720 px, crops 20.6 frames/s with 66 % / 72 %, Holistic 25.7 with
+60 % / 86 %, body alone 45 (load 0.7). Crops find more hands where it matters and do not depend on a face.
 """
 from __future__ import annotations
 
@@ -37,7 +34,7 @@ import numpy as np
 from core.errors import InputError
 
 __all__ = ["LANDMARKS", "LM", "HAND_LANDMARKS", "HAND_LM", "PoseFrame", "Estimator", "MediaPipeEstimator", "RtmlibEstimator",
-           "EstimatorUnavailable", "make_estimator", "ESTIMATORS"]
+           "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop"]
 
 LANDMARKS: tuple[str, ...] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
@@ -101,19 +98,33 @@ class Estimator(Protocol):
     def close(self) -> None: ...
 
 
-def _mediapipe_frame(result, width: int, height: int, hands: bool = False) -> PoseFrame | None:
+def _mediapipe_frame(result, width: int, height: int) -> PoseFrame | None:
     if result.pose_landmarks is None or result.pose_world_landmarks is None:
         return None
     img = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)
     world = np.array([(p.x, p.y, p.z) for p in result.pose_world_landmarks.landmark], dtype=np.float64)
     image = img[:, :2] * (width, height)
-    hand_lms = None
-    if hands:
-        hand_lms = np.full((2, 21, 3), np.nan)
-        for k, found in enumerate((result.left_hand_landmarks, result.right_hand_landmarks)):
-            if found is not None:
-                hand_lms[k] = np.array([(p.x, p.y, p.z) for p in found.landmark]) * (width, height, width)
-    return PoseFrame(image=image, world=world, visibility=np.clip(img[:, 2], 0.0, 1.0), hands=hand_lms)
+    return PoseFrame(image=image, world=world, visibility=np.clip(img[:, 2], 0.0, 1.0))
+
+
+HAND_CROP_FOREARMS = 2.0  # crop side, in forearm lengths: the palm detector needs the hand with context
+MIN_HAND_CROP = 64  # pixels; smaller hands are too small to see fingers anyway
+
+
+def hand_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[int, int, int] | None:
+    """Square crop ``(x0, y0, size)`` pixels around one hand from ``(33, 2)`` body landmarks, centred 0.4 forearm
+    past the wrist along the forearm, kept inside the frame; None when it would leave the frame."""
+    wrist, elbow = image[LM[f"{side}_wrist"]], image[LM[f"{side}_elbow"]]
+    if not (np.isfinite(wrist).all() and np.isfinite(elbow).all()):
+        return None
+    size = int(max(HAND_CROP_FOREARMS * np.linalg.norm(wrist - elbow), MIN_HAND_CROP))
+    size = min(size, width, height)
+    centre = wrist + 0.4 * (wrist - elbow)
+    x0 = int(np.clip(round(centre[0] - size / 2), 0, width - size))
+    y0 = int(np.clip(round(centre[1] - size / 2), 0, height - size))
+    if not (-size / 2 <= centre[0] <= width + size / 2 and -size / 2 <= centre[1] <= height + size / 2):
+        return None
+    return x0, y0, size
 
 
 class MediaPipeEstimator:
@@ -123,7 +134,7 @@ class MediaPipeEstimator:
         min_detection_confidence, min_tracking_confidence: MediaPipe's thresholds.
         smooth: MediaPipe's own causal landmark filter. Off by default: :mod:`pose.clean` filters the whole clip
             without lag afterwards, and the raw output keeps the "jitter before cleaning" number honest.
-        hands: also find both hands' 21 landmarks (video mode through the Holistic graph; see the module doc).
+        hands: also find both hands' 21 landmarks in ``track`` (crops around the wrists; see the module doc).
             ``detect`` (used to count people) stays body-only.
     """
 
@@ -140,19 +151,42 @@ class MediaPipeEstimator:
         self.hands = hands
         self._video = None
         self._static = None
+        self._hand_trackers: list | None = None
 
     def _make(self, static: bool):
         import mediapipe as mp
 
-        if self.hands and not static:
-            args = {k: v for k, v in self._args.items() if k != "enable_segmentation"}
-            return mp.solutions.holistic.Holistic(static_image_mode=False, refine_face_landmarks=False, **args)
         return mp.solutions.pose.Pose(static_image_mode=static, **self._args)
 
     def track(self, rgb: np.ndarray) -> PoseFrame | None:
         if self._video is None:
             self._video = self._make(False)
-        return _mediapipe_frame(self._video.process(rgb), rgb.shape[1], rgb.shape[0], self.hands)
+        frame = _mediapipe_frame(self._video.process(rgb), rgb.shape[1], rgb.shape[0])
+        if frame is not None and self.hands:
+            frame.hands = self._hands(rgb, frame)
+        return frame
+
+    def _hands(self, rgb: np.ndarray, frame: PoseFrame) -> np.ndarray:
+        """``(2, 21, 3)`` hand landmarks found on crops around the body's wrists (see the module docstring)."""
+        import mediapipe as mp
+
+        if self._hand_trackers is None:
+            self._hand_trackers = [mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1,
+                                                            model_complexity=1, min_detection_confidence=0.5,
+                                                            min_tracking_confidence=0.5) for _ in range(2)]
+        out = np.full((2, 21, 3), np.nan)
+        H, W = rgb.shape[:2]
+        for k, side in enumerate(("left", "right")):
+            box = hand_crop(frame.image, side, W, H)
+            if box is None:
+                continue
+            x0, y0, size = box
+            crop = np.ascontiguousarray(rgb[y0:y0 + size, x0:x0 + size])
+            found = self._hand_trackers[k].process(crop).multi_hand_landmarks
+            if found:
+                pts = np.array([(p.x, p.y, p.z) for p in found[0].landmark])
+                out[k] = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
+        return out
 
     def detect(self, rgb: np.ndarray) -> PoseFrame | None:
         if self._static is None:
@@ -162,12 +196,14 @@ class MediaPipeEstimator:
     def reset(self) -> None:
         if self._video is not None:
             self._video.reset()
+        for tracker in self._hand_trackers or ():
+            tracker.reset()
 
     def close(self) -> None:
-        for pose in (self._video, self._static):
+        for pose in (self._video, self._static, *(self._hand_trackers or ())):
             if pose is not None:
                 pose.close()
-        self._video = self._static = None
+        self._video = self._static = self._hand_trackers = None
 
 
 class RtmlibEstimator:
