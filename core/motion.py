@@ -293,6 +293,8 @@ def _finger_frames(skeleton: Skeleton, rest: Pose) -> tuple[dict[int, int], Tens
     mapped finger ``{n: (3, 3)}``, built like :func:`_tpose_frames`: the parent's frame carried down with the
     smallest turn that lines the canonical T-pose finger direction up with the rig's rest bone."""
     fingers = map_fingers(skeleton)
+    if not fingers:
+        return fingers, torch.empty(0), {}
     idx = map_to_canonical(skeleton, check_hierarchy=False).indices
     frames22 = _tpose_frames(_canonical_tracks(rest.positions, idx))
     frames: dict[int, Tensor] = {}

@@ -147,7 +147,7 @@ def _cancel(job: _RunningJob, reason: str) -> None:
 def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | None, character: str,
                       character_file: str | None, semantic: bool, smoothing: float, foot_locking: bool,
                       iterations: int, trim_start: float, trim_end: float, root: str, skeleton_only: bool,
-                      progress) -> tuple:
+                      progress, hands: bool = True) -> tuple:
     source = motion_file or video
     if not source:
         raise gr.Error("Upload a video (or a BVH/FBX motion file), or press 'Use the sample clip'.", duration=None)
@@ -159,7 +159,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
         spec = JobSpec(source=Path(source), out_dir=job / "out", character=character_file or character,
                        semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
                        iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
-                       skeleton_only=bool(skeleton_only),
+                       skeleton_only=bool(skeleton_only), hands=bool(hands),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
         token.check()  # cancelled as it finished: the user asked for nothing, so nothing is kept
@@ -188,7 +188,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
 async def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
                         semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                         trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
-                        progress: gr.Progress = gr.Progress(), request: gr.Request = None):
+                        hands: bool = True, progress: gr.Progress = gr.Progress(), request: gr.Request = None):
     """One job from the page (or the API), in a worker thread this coroutine waits for. Gradio cancels the event by
     cancelling this coroutine; a thread cannot be cancelled, so the job's token is set instead, and the coroutine
     waits for the thread to stop before it lets the queue start the next job."""
@@ -198,7 +198,7 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
         _running[session] = job
     work = asyncio.ensure_future(asyncio.to_thread(
         _run_job_for_page, job.token, video, motion_file, character, character_file, semantic, smoothing,
-        foot_locking, iterations, trim_start, trim_end, root, skeleton_only, progress))
+        foot_locking, iterations, trim_start, trim_end, root, skeleton_only, progress, hands))
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
@@ -348,6 +348,8 @@ def build_app() -> gr.Blocks:
                 semantic = gr.Checkbox(label="Semantic optimisation (keeps the motion's meaning, stops limbs "
                                              "cutting through the body)", value=True, elem_id="semantic")
                 with gr.Accordion("Advanced", open=False):
+                    hands = gr.Checkbox(value=True, label="Hands and fingers (video; characters with finger "
+                                                          "bones move them)", elem_id="hands")
                     smoothing = gr.Slider(0, 1, value=0.5, step=0.05, label="Smoothing strength (video)")
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
                     iterations = gr.Slider(10, 500, value=OptimizeConfig.iterations, step=10,
@@ -385,7 +387,7 @@ def build_app() -> gr.Blocks:
                    concurrency_id="job", concurrency_limit=1)
         running = run.click(lambda: "", None, status, queue=False, api_name=False).then(
             run_from_page, [video_file, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                            iterations, trim_start, trim_end, root, skeleton_only],
+                            iterations, trim_start, trim_end, root, skeleton_only, hands],
             [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
             concurrency_id="job", concurrency_limit=1,
             show_progress_on=result_video)  # one progress display (stage, elapsed, estimate), not one per panel
