@@ -127,8 +127,8 @@ class PoseResult:
                 f"reprojection {self.reprojection_error:.1f} px ({self.reprojection_error_unpinned:.1f} px before "
                 f"pinning the feet), jitter {self.jitter_before:.1f} -> {self.jitter_after:.1f} m/s², "
                 f"{self.frames_per_second:.1f} frames/s"
-                + ("" if self.hands is None else
-                   ", hands found in {:.0f} % / {:.0f} % of frames (left / right)".format(*100 * self.hands.found_rate)))
+                + ("" if self.hands is None else ", hands found in {:.0f} % / {:.0f} % of frames (left / right)".format(
+                    *100 * self.hands.found_rate)))
 
 
 def _no_progress(fraction: float, stage: str) -> None:
@@ -226,11 +226,14 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     world_cam = np.full((T, 33, 3), np.nan)
     vis = np.zeros((T, 33))
     hand_lms = np.full((T, 2, 21, 3), np.nan) if hands else None
+    hand_world = np.full((T, 2, 21, 3), np.nan) if hands else None
     for t, p in enumerate(poses):
         if p is not None:
             image[t], world_cam[t], vis[t] = p.image, p.world, p.visibility
             if hand_lms is not None and p.hands is not None:
                 hand_lms[t] = p.hands
+            if hand_world is not None and p.hands_world is not None:
+                hand_world[t] = p.hands_world
     if hands and not any(p is not None and p.hands is not None for p in poses):
         warnings.append("the pose backend gave no hand landmarks; the fingers were left relaxed")
     if report.several_people:
@@ -238,7 +241,7 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
                         f"{report.frames_with_others} of {report.surveys} checked frames); the largest, most central "
                         f"person was followed")
     result = motion_from_landmarks(image, world_cam, vis, fps, meta.width, meta.height, smoothing=smoothing,
-                                   fov=fov, name=Path(path).stem, hands=hand_lms)
+                                   fov=fov, name=Path(path).stem, hands=hand_lms, hands_world=hand_world)
     seconds["clean+fit"] = time.perf_counter() - t1
     progress(1.0, "pose done")
     return replace(result, video=meta, tracking=report, seconds=seconds, warnings=warnings + result.warnings)
@@ -246,7 +249,8 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
 
 def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndarray, fps: float, width: int,
                           height: int, *, smoothing: float = DEFAULT_SMOOTHING, fov: float = DEFAULT_FOV,
-                          name: str = "", hands: np.ndarray | None = None) -> PoseResult:
+                          name: str = "", hands: np.ndarray | None = None,
+                          hands_world: np.ndarray | None = None) -> PoseResult:
     """Stages 2-5 (see the module docstring) on landmark tracks: the part of the pipeline after estimation.
 
     Args:
@@ -254,7 +258,8 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         world_cam: ``(T, 33, 3)`` metric, hip-centred landmarks in camera axes (x right, y down, z away).
         vis: ``(T, 33)`` visibility. fps: frame rate. width, height: frame size, pixels.
         hands: ``(T, 2, 21, 3)`` hand landmarks (pixels, camera axes, NaN where not found; see
-            :class:`~pose.estimators.PoseFrame`), or None for a body-only motion.
+            :class:`~pose.estimators.PoseFrame`), or None for a body-only motion. hands_world: the same hands as
+            the model's metric landmarks (optional; see :func:`pose.hands.fit_hands`).
 
     Raises:
         NobodyError: when most frames have no detection.
@@ -269,8 +274,8 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         warnings.append(f"nobody was found for more than {clean.MAX_GAP_SECONDS:g} s at {spans}; the motion there "
                         f"is interpolated")
     if hands is not None:
-        hands = assign_sides(np.where(detected[:, None, None, None], hands, np.nan), image)
-        world_cam = palm_landmarks(world_cam, hands)  # the palms turn the wrists
+        hands = np.where(detected[:, None, None, None], hands, np.nan)
+        world_cam = palm_landmarks(world_cam, assign_sides(hands, image))  # the palms turn the wrists
     image_f = clean.fill_gaps(image, detected)
     world_f = clean.fill_gaps(world_cam, detected)
     vis_f = np.where(detected[:, None], vis, 0.05)
@@ -316,7 +321,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     motion = Motion(canonical_skeleton(fit.offsets), fit.rotations, root, fps, name)
     hand_tracks = None
     if hands is not None:
-        hand_tracks = fit_hands(hands, image, fps, smoothing)
+        hand_tracks = fit_hands(hands, image, fps, smoothing, hands_world)
         offsets = np.vstack([fit.offsets, finger_offsets(HAND_LENGTH_SHARE * L.forearm)])
         motion = Motion(canonical_skeleton(offsets), np.concatenate([fit.rotations, hand_tracks.rotations], axis=1),
                         root, fps, name)
