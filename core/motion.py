@@ -22,7 +22,8 @@ from torch import Tensor
 from .kinematics import Pose, forward_kinematics
 from .rotations import matrix_to_quat, quat_between, quat_make_continuous, quat_slerp, quat_to_matrix
 from .skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, CANONICAL_TPOSE_DIRECTIONS, FINGER_JOINTS,
-                       FINGER_PARENTS, Skeleton, canonical_main_child, finger_tpose_direction, map_fingers,
+                       FINGER_PARENTS, Skeleton, canonical_main_child, finger_offsets, finger_tpose_direction,
+                       map_fingers,
                        canonical_skeleton, map_to_canonical)
 
 __all__ = ["Motion", "to_canonical", "from_canonical", "canonical_rest", "canonical_fingers", "with_fingers",
@@ -288,15 +289,51 @@ def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:
 # Fingers: they bypass the canonical 22 joints (and the network); their rotations copy across rigs directly.
 # ----------------------------------------------------------------------------------------------------------
 
+def _frame_of(a: Tensor, b: Tensor) -> Tensor:
+    """Orthonormal frame ``(3, 3)``: columns a, b made perpendicular to a, a x b."""
+    a = a / a.norm().clamp_min(1e-12)
+    b = b - (b @ a) * a
+    b = b / b.norm().clamp_min(1e-12)
+    return torch.stack([a, b, torch.linalg.cross(a, b)], dim=-1)
+
+
+def _palm_frame(rest: Pose, fingers: dict[int, int], hand: int, side: int) -> Tensor | None:
+    """The hand's canonical frame ``(3, 3)`` from the rest positions of its finger bases (long axis to the middle
+    knuckle, across from the little finger to the index), or None when the rig lacks them.
+
+    The palm fixes the hand's twist from the rig's geometry alone: carried down the arm with smallest turns, the
+    hand's frame depends on how the rig's rest pose holds the arm (a BVH written from a joint-orient rig has every
+    bone along Y in its rest), and its twist turns the fingers' hinge axes.
+    """
+    base = {name: 15 * side + 3 * FINGER_JOINTS[15 * side:15 * side + 15:3].index(
+        f"{'Left' if side == 0 else 'Right'}Hand{name}1") for name in ("Index", "Middle", "Ring", "Pinky")}
+    across = [(a, b) for a, b in (("Index", "Pinky"), ("Index", "Ring"), ("Middle", "Pinky")) if
+              base[a] in fingers and base[b] in fingers]
+    if "Middle" not in {n for n in base if base[n] in fingers} or not across:
+        return None
+    can = torch.as_tensor(finger_offsets(1.0), dtype=rest.positions.dtype)  # bases are the hand's children
+    a, b = across[0]
+    P = rest.positions
+    rig = _frame_of(P[fingers[base["Middle"]]] - P[hand], P[fingers[base[a]]] - P[fingers[base[b]]])
+    canonical = _frame_of(can[base["Middle"]], can[base[a]] - can[base[b]])
+    return rig @ canonical.T
+
+
 def _finger_frames(skeleton: Skeleton, rest: Pose) -> tuple[dict[int, int], Tensor, dict[int, Tensor]]:
-    """The rig's fingers by name, its canonical T-pose frames for the 22 joints ``(22, 3, 3)`` and for each
-    mapped finger ``{n: (3, 3)}``, built like :func:`_tpose_frames`: the parent's frame carried down with the
-    smallest turn that lines the canonical T-pose finger direction up with the rig's rest bone."""
+    """The rig's fingers by name, its canonical T-pose frames for the 22 joints ``(22, 3, 3)`` (the hands' from
+    their palms, :func:`_palm_frame`, where the rig has the finger bases) and for each mapped finger
+    ``{n: (3, 3)}``, built like :func:`_tpose_frames`: the parent's frame carried down with the smallest turn that
+    lines the canonical T-pose finger direction up with the rig's rest bone."""
     fingers = map_fingers(skeleton)
     if not fingers:
         return fingers, torch.empty(0), {}
     idx = map_to_canonical(skeleton, check_hierarchy=False).indices
-    frames22 = _tpose_frames(_canonical_tracks(rest.positions, idx))
+    frames22 = _tpose_frames(_canonical_tracks(rest.positions, idx)).clone()
+    for side, name in enumerate(("LeftHand", "RightHand")):
+        k = CANONICAL_JOINTS.index(name)
+        palm = _palm_frame(rest, fingers, idx[k], side)
+        if palm is not None:
+            frames22[k] = palm
     frames: dict[int, Tensor] = {}
     for n in range(len(FINGER_JOINTS)):
         p = FINGER_PARENTS[n]

@@ -88,3 +88,44 @@ def test_copy_retarget_carries_fingers_to_a_character_with_fingers(tmp_path):
     # And a BVH carries them: read back, the fingers are the same.
     write_bvh(source, tmp_path / "hands.bvh")
     assert _angle(canonical_fingers(read_bvh(tmp_path / "hands.bvh")), source.rotations[:, 22:]) < 1e-4
+
+
+def _bones_along_y(skeleton: Skeleton, roll: float) -> Skeleton:
+    """The same figure as an FBX-style rig: each bone's rest frame has Y along the bone, turned by ``roll`` radians
+    about it (one roll for all bones, as exporters give a chain)."""
+    P = skeleton.rest_positions()
+    J = skeleton.num_joints
+    world = np.zeros((J, 3, 3))
+    for j in range(J):
+        kids = skeleton.children(j)
+        if not kids:
+            world[j] = world[skeleton.parents[j]]
+            continue
+        main = [k for k in kids if skeleton.names[k].endswith(("Middle1", "Spine"))] or kids
+        bone = P[main[0]] - P[j]
+        align = Rotation.align_vectors([bone], [[0, 1.0, 0]])[0]
+        world[j] = (align * Rotation.from_rotvec([0, roll, 0])).as_matrix()
+    local = np.zeros((J, 4))
+    offsets = np.zeros((J, 3))
+    for j, p in enumerate(skeleton.parents):
+        R = world[j] if p < 0 else world[p].T @ world[j]
+        local[j] = Rotation.from_matrix(R).as_quat()[[3, 0, 1, 2]]
+        offsets[j] = P[j] if p < 0 else world[p].T @ (P[j] - P[p])
+    return Skeleton(skeleton.names, skeleton.parents, offsets, local)
+
+
+def test_fingers_read_the_same_from_a_bvh_of_an_fbx_style_rig(tmp_path):
+    # A BVH written from a rig whose bones carry rest orientations has another rest pose (each offset in its
+    # parent's bone frame, so every bone along Y): the fingers' canonical rotations must not depend on it (the palm
+    # fixes the hand's twist; carried down the arm it came out 20-50 degrees off on X Bot). The thumb is the
+    # exception: such a BVH's rest has it along the hand (its own Y), so its base's canonical twist is lost.
+    rig = _bones_along_y(_hands_skeleton(), roll=0.7)
+    motion = with_fingers(Motion.rest(rig, 4), _random_fingers(4, 3))
+    write_bvh(motion, tmp_path / "rig.bvh")
+    back = read_bvh(tmp_path / "rig.bvh")
+    assert np.allclose(back.positions()[:, [back.skeleton.index(n) for n in rig.names]], motion.positions(),
+                       atol=1e-5)
+    fingers = [k for k, n in enumerate(FINGER_JOINTS) if "Thumb" not in n]
+    diff = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(canonical_fingers(back) * canonical_fingers(motion), -1)),
+                                            0, 1)))[:, fingers]
+    assert diff.mean() < 3.0 and diff.max() < 8.0
