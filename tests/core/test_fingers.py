@@ -90,9 +90,10 @@ def test_copy_retarget_carries_fingers_to_a_character_with_fingers(tmp_path):
     assert _angle(canonical_fingers(read_bvh(tmp_path / "hands.bvh")), source.rotations[:, 22:]) < 1e-4
 
 
-def _bones_along_y(skeleton: Skeleton, roll: float) -> Skeleton:
-    """The same figure as an FBX-style rig: each bone's rest frame has Y along the bone, turned by ``roll`` radians
-    about it (one roll for all bones, as exporters give a chain)."""
+def _bones_along_y(skeleton: Skeleton, roll: float, seed: int = 0) -> Skeleton:
+    """The same figure as an FBX-style rig: each bone's rest frame has Y along the bone, turned about it by ``roll``
+    radians for hands and fingers (one roll along a hand, as exporters give it) and at random elsewhere."""
+    rng = np.random.default_rng(seed)
     P = skeleton.rest_positions()
     J = skeleton.num_joints
     world = np.zeros((J, 3, 3))
@@ -104,7 +105,8 @@ def _bones_along_y(skeleton: Skeleton, roll: float) -> Skeleton:
         main = [k for k in kids if skeleton.names[k].endswith(("Middle1", "Spine"))] or kids
         bone = P[main[0]] - P[j]
         align = Rotation.align_vectors([bone], [[0, 1.0, 0]])[0]
-        world[j] = (align * Rotation.from_rotvec([0, roll, 0])).as_matrix()
+        turn = roll if "Hand" in skeleton.names[j] else rng.uniform(-np.pi, np.pi)
+        world[j] = (align * Rotation.from_rotvec([0, turn, 0])).as_matrix()
     local = np.zeros((J, 4))
     offsets = np.zeros((J, 3))
     for j, p in enumerate(skeleton.parents):
