@@ -35,7 +35,7 @@ import numpy as np
 from core.errors import InputError
 
 __all__ = ["LANDMARKS", "LM", "HAND_LANDMARKS", "HAND_LM", "PoseFrame", "Estimator", "MediaPipeEstimator",
-           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop"]
+           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop", "elbow_crop"]
 
 LANDMARKS: tuple[str, ...] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
@@ -115,7 +115,21 @@ HAND_CROP_FOREARMS = 2.0  # crop side, in forearm lengths: the palm detector nee
 # Hands solution thresholds: on the rendered gesture clip 0.3 found 68 % / 94 % of frames (left / right), 0.5 found
 # 63 % / 82 %; a hand found away from its wrist is dropped later (pose.hands.assign_sides).
 HAND_CONFIDENCE = 0.3
+MIN_HAND_SPAN = 0.25  # of the shoulder width: a hand spans about half of it, seen from any side
+HAND_MEMORY_FRAMES = 90  # a hand lost from its wrist's crop is looked for where it was, this many frames on
 MIN_HAND_CROP = 64  # pixels; smaller hands are too small to see fingers anyway
+
+
+def elbow_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[int, int, int] | None:
+    """Square crop ``(x0, y0, size)`` pixels holding everywhere a hand can be from its elbow (the upper arm's
+    length in every direction), for when the body model misplaced the wrist; None without an elbow."""
+    shoulder, elbow = image[LM[f"{side}_shoulder"]], image[LM[f"{side}_elbow"]]
+    if not (np.isfinite(shoulder).all() and np.isfinite(elbow).all()):
+        return None
+    size = int(min(max(2.4 * np.linalg.norm(elbow - shoulder), MIN_HAND_CROP), width, height))
+    x0 = int(np.clip(round(elbow[0] - size / 2), 0, width - size))
+    y0 = int(np.clip(round(elbow[1] - size / 2), 0, height - size))
+    return x0, y0, size
 
 
 def hand_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[int, int, int] | None:
@@ -159,6 +173,8 @@ class MediaPipeEstimator:
         self._video = None
         self._static = None
         self._hand_trackers: list | None = None
+        self._last_hand: list[tuple[np.ndarray, float, int] | None] = [None, None]  # centre, span, frame
+        self._frame_count = -1
 
     def _make(self, static: bool):
         import mediapipe as mp
@@ -175,7 +191,12 @@ class MediaPipeEstimator:
 
     def _hands(self, rgb: np.ndarray, frame: PoseFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(2, 21, 3)`` hand landmarks found on crops around the body's wrists (see the module docstring), in
-        pixels and as the model's metric 3D landmarks."""
+        pixels and as the model's metric 3D landmarks.
+
+        When a hand is not in its wrist's crop but was seen lately, a second crop around where it was is tried:
+        the body model puts a raised, open hand's wrist on the chest often enough (on the rendered gesture clip
+        the left hand fell from 63 % to 26 % found when its wrist went astray), and hands move little in 1 s.
+        """
         import mediapipe as mp
 
         if self._hand_trackers is None:
@@ -183,20 +204,35 @@ class MediaPipeEstimator:
                 mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=1,
                                          min_detection_confidence=HAND_CONFIDENCE, min_tracking_confidence=HAND_CONFIDENCE)
                 for _ in range(2)]
+        self._frame_count += 1
         out = np.full((2, 21, 3), np.nan)
         world = np.full((2, 21, 3), np.nan)
         H, W = rgb.shape[:2]
+        shoulders = float(np.linalg.norm(frame.image[LM["left_shoulder"]] - frame.image[LM["right_shoulder"]]))
         for k, side in enumerate(("left", "right")):
-            box = hand_crop(frame.image, side, W, H)
-            if box is None:
-                continue
-            x0, y0, size = box
-            crop = np.ascontiguousarray(rgb[y0:y0 + size, x0:x0 + size])
-            result = self._hand_trackers[k].process(crop)
-            if result.multi_hand_landmarks and result.multi_hand_world_landmarks:
+            boxes = [hand_crop(frame.image, side, W, H), elbow_crop(frame.image, side, W, H)]
+            last = self._last_hand[k]
+            if last is not None and self._frame_count - last[2] <= HAND_MEMORY_FRAMES:
+                size = int(min(max(last[1] * 2.5, MIN_HAND_CROP), W, H))
+                boxes.insert(1, (int(np.clip(round(last[0][0] - size / 2), 0, W - size)),
+                                 int(np.clip(round(last[0][1] - size / 2), 0, H - size)), size))
+            for box in boxes:
+                if box is None:
+                    continue
+                x0, y0, size = box
+                crop = np.ascontiguousarray(rgb[y0:y0 + size, x0:x0 + size])
+                result = self._hand_trackers[k].process(crop)
+                if not (result.multi_hand_landmarks and result.multi_hand_world_landmarks):
+                    continue
                 pts = np.array([(p.x, p.y, p.z) for p in result.multi_hand_landmarks[0].landmark])
-                out[k] = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
+                pts = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
+                span = float(np.ptp(pts[:, :2], axis=0).max())
+                if span < MIN_HAND_SPAN * shoulders:  # a speck, not a hand (seen on a mannequin's chest)
+                    continue
+                out[k] = pts
                 world[k] = [(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark]
+                self._last_hand[k] = (pts[:, :2].mean(axis=0), span, self._frame_count)
+                break
         return out, world
 
     def detect(self, rgb: np.ndarray) -> PoseFrame | None:
@@ -209,6 +245,7 @@ class MediaPipeEstimator:
             self._video.reset()
         for tracker in self._hand_trackers or ():
             tracker.reset()
+        self._last_hand = [None, None]
 
     def close(self) -> None:
         for pose in (self._video, self._static, *(self._hand_trackers or ())):

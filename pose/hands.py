@@ -188,11 +188,15 @@ def angles_to_quats(angles: np.ndarray) -> np.ndarray:
 # Whole clip: sides, gaps, filter
 # ----------------------------------------------------------------------------------------------------------
 
-def side_sources(hands: np.ndarray, body_image: np.ndarray) -> np.ndarray:
+def side_sources(hands: np.ndarray, body_image: np.ndarray, fps: float = 30.0) -> np.ndarray:
     """``(T, 2)`` which of the found hands (0 or 1, -1 for none) belongs to the body's left / right side.
 
-    A hand belongs to the side whose body wrist it is nearest to, when that wrist has no hand yet and the hand's
-    wrist lies within half a forearm of it (further away it is a detection on something else).
+    A hand belongs to the side whose body wrist it is nearest to, when that side has no hand yet and the hand's
+    wrist lies within half a forearm of that body wrist; failing that (the body model sometimes puts a raised
+    hand's wrist on the chest: the hand itself is the better witness then), to the one side whose hand was
+    accepted within half a forearm of it during the last second, or else to the one side whose elbow it is within
+    reach of (an upper arm's length and a bit) while the other elbow is further. Anything else is a detection on
+    something else.
 
     Args:
         hands: ``(T, 2, 21, 3)`` pixels (NaN where not found). body_image: ``(T, 33, 2)`` body landmarks, pixels.
@@ -200,23 +204,38 @@ def side_sources(hands: np.ndarray, body_image: np.ndarray) -> np.ndarray:
     out = np.full(hands.shape[:2], -1)
     wrists = body_image[:, [LM["left_wrist"], LM["right_wrist"]]]  # (T, 2, 2)
     elbows = body_image[:, [LM["left_elbow"], LM["right_elbow"]]]
+    shoulders = body_image[:, [LM["left_shoulder"], LM["right_shoulder"]]]
     with np.errstate(invalid="ignore"):
         forearm = np.nan_to_num(np.nanmedian(np.linalg.norm(wrists - elbows, axis=-1), axis=1), nan=1.0)
+        upper = np.nan_to_num(np.nanmedian(np.linalg.norm(elbows - shoulders, axis=-1), axis=1), nan=1.0)
+    last: list[tuple[np.ndarray, int] | None] = [None, None]  # where each side's hand was last accepted
+    memory = max(int(round(fps)), 1)
     for t in range(len(hands)):
+        reach = 0.5 * max(forearm[t], 1.0)
         for k in range(2):
             h = hands[t, k]
             if not np.isfinite(h).all() or not np.isfinite(wrists[t]).all():
                 continue
             d = np.linalg.norm(wrists[t] - h[0, :2], axis=-1)
             side = int(np.argmin(d))
-            if d[side] <= 0.5 * max(forearm[t], 1.0) and out[t, side] < 0:
+            if d[side] > reach:
+                near = [s for s in range(2) if last[s] is not None and t - last[s][1] <= memory
+                        and np.linalg.norm(last[s][0] - h[0, :2]) <= reach]
+                if len(near) != 1:
+                    e = np.linalg.norm(elbows[t] - h[0, :2], axis=-1)
+                    near = [s for s in range(2) if e[s] <= 1.3 * upper[t] and e[s] < e[1 - s]]
+                if len(near) != 1:
+                    continue
+                side = near[0]
+            if out[t, side] < 0:
                 out[t, side] = k
+                last[side] = (h[0, :2], t)
     return out
 
 
-def assign_sides(hands: np.ndarray, body_image: np.ndarray) -> np.ndarray:
+def assign_sides(hands: np.ndarray, body_image: np.ndarray, fps: float = 30.0) -> np.ndarray:
     """``(T, 2, 21, 3)`` hands moved to the body side they belong to (:func:`side_sources`), NaN elsewhere."""
-    return _by_side(hands, side_sources(hands, body_image))
+    return _by_side(hands, side_sources(hands, body_image, fps))
 
 
 def _by_side(x: np.ndarray, sources: np.ndarray) -> np.ndarray:
@@ -317,7 +336,7 @@ def fit_hands(hands: np.ndarray, body_image: np.ndarray, fps: float, smoothing: 
     where found, against 19.7 / 24.3 image-only and 22.3 / 21.5 metric-only).
     """
     hands = np.asarray(hands, dtype=np.float64)
-    sources = side_sources(hands, np.asarray(body_image, dtype=np.float64))
+    sources = side_sources(hands, np.asarray(body_image, dtype=np.float64), fps)
     sided = _by_side(hands, sources)
     world = None if hands_world is None else _by_side(np.asarray(hands_world, dtype=np.float64), sources)
     found = np.isfinite(sided).all(axis=(2, 3))

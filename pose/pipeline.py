@@ -275,7 +275,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
                         f"is interpolated")
     if hands is not None:
         hands = np.where(detected[:, None, None, None], hands, np.nan)
-        world_cam = palm_landmarks(world_cam, assign_sides(hands, image))  # the palms turn the wrists
+        world_cam = palm_landmarks(world_cam, assign_sides(hands, image, fps))  # the palms turn the wrists
     image_f = clean.fill_gaps(image, detected)
     world_f = clean.fill_gaps(world_cam, detected)
     vis_f = np.where(detected[:, None], vis, 0.05)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from pose.estimators import LM, hand_crop
+from pose.estimators import LM, elbow_crop, hand_crop
 from pose.hands import (ANGLE_NAMES, GESTURES, LIMITS, RELAXED, angles_to_quats, assign_sides, clean_angles,
                         fit_hands, gesture_track, hand_angles, landmarks_from_angles, palm_landmarks, palm_rotation)
 
@@ -61,17 +61,19 @@ def test_cleaning_interpolates_short_gaps_relaxes_long_ones_and_unseen_hands():
 
 
 def test_hands_are_kept_on_the_side_of_the_body_wrist_they_are_at():
-    body = np.zeros((3, 33, 2))
+    body = np.zeros((4, 33, 2))
     body[:, LM["left_wrist"]], body[:, LM["right_wrist"]] = (500.0, 300.0), (200.0, 300.0)
     body[:, LM["left_elbow"]], body[:, LM["right_elbow"]] = (520.0, 450.0), (180.0, 450.0)
+    body[:, LM["left_shoulder"]], body[:, LM["right_shoulder"]] = (420.0, 250.0), (280.0, 250.0)
     hand = np.zeros((21, 3))
-    hands = np.full((3, 2, 21, 3), np.nan)
+    hands = np.full((4, 2, 21, 3), np.nan)
     hands[0, 0] = hand + (505, 295, 0)  # at the left wrist: left
     hands[1, 0] = hand + (205, 305, 0)  # reported as left, but at the right wrist: moved to the right
-    hands[2, 1] = hand + (900, 900, 0)  # nowhere near a wrist: dropped
+    hands[2, 1] = hand + (900, 900, 0)  # nowhere near a wrist or an elbow: dropped
+    hands[3, 1] = hand + (640, 420, 0)  # off the wrist (misplaced by the body model), in the left elbow's reach
     out = assign_sides(hands, body)
     found = np.isfinite(out).all(axis=(2, 3))
-    assert found.tolist() == [[True, False], [False, True], [False, False]]
+    assert found.tolist() == [[True, False], [False, True], [False, False], [True, False]]
 
 
 def test_palm_landmarks_turn_the_body_hand_and_keep_its_size():
@@ -111,6 +113,8 @@ def test_fit_hands_gives_finger_quaternions_of_the_landmarks():
 def test_hand_crop_follows_the_forearm_and_stays_in_the_frame():
     image = np.zeros((33, 2))
     image[LM["left_elbow"]], image[LM["left_wrist"]] = (600.0, 500.0), (600.0, 300.0)
+    image[LM["left_shoulder"]] = (450.0, 500.0)
+    assert elbow_crop(image, "left", 1280, 720) == (600 - 180, 500 - 180, 360)
     x0, y0, size = hand_crop(image, "left", 1280, 720)
     assert size == 400 and (x0 + size / 2, y0 + size / 2) == (600, 220)
     image[LM["left_wrist"]] = (1270.0, 300.0)
