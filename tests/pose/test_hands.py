@@ -123,3 +123,34 @@ def test_hand_crop_follows_the_forearm_and_stays_in_the_frame():
     assert x0 + size == 1280
     image[LM["left_wrist"]] = (np.nan, np.nan)
     assert hand_crop(image, "left", 1280, 720) is None
+
+
+def test_the_fitted_wrist_turns_with_the_palm():
+    # The body's index/pinky landmarks say one hand orientation; the hand landmarks another (the hand twisted 50
+    # degrees about the forearm and bent 30 at the wrist): after palm_landmarks, the fit's hand follows the palm.
+    from core.motion import Motion
+    from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
+    from pose.fit import BodyLengths, fit_skeleton, landmarks_from_pose, person_offsets
+
+    L = BodyLengths()
+    sk = canonical_skeleton(person_offsets(L))
+    T = 10
+    q = np.tile([1.0, 0, 0, 0], (T, 22, 1))
+    q[:, CANONICAL_JOINTS.index("LeftArm")] = Rotation.from_rotvec(np.outer(np.linspace(-1.0, 0.3, T), [0, 0, 1])
+                                                                   ).as_quat()[:, [3, 0, 1, 2]]
+    pose = Motion(sk, q, np.tile(sk.offsets[0], (T, 1)), 30.0).fk()
+    X, W = pose.positions.numpy(), pose.rotations.numpy()
+    P = landmarks_from_pose(X, W, L)
+    hand = CANONICAL_JOINTS.index("LeftHand")
+    turn = (Rotation.from_rotvec([0.87, 0, 0]) * Rotation.from_rotvec([0, 0, -0.52])).as_matrix()  # twist, bend
+    R_true = W[:, hand] @ turn
+    lms = np.einsum("tij,nj->tni", R_true, landmarks_from_angles(RELAXED[None], 0, 0.08)[0]) + X[:, hand, None]
+    hands = np.full((T, 2, 21, 3), np.nan)
+    hands[:, 0] = lms
+    fit = fit_skeleton(palm_landmarks(P, hands), lengths=L)
+    R_fit = fit.world_rotations[:, hand]
+    angle = np.degrees(np.linalg.norm(Rotation.from_matrix(np.swapaxes(R_fit, 1, 2) @ R_true).as_rotvec(), axis=-1))
+    assert angle.max() < 1.0
+    before = fit_skeleton(P, lengths=L).world_rotations[:, hand]
+    assert np.degrees(np.linalg.norm(Rotation.from_matrix(np.swapaxes(before, 1, 2) @ R_true).as_rotvec(),
+                                     axis=-1)).min() > 40  # without the palm, the wrist stays where the body put it
