@@ -115,6 +115,8 @@ HAND_CROP_FOREARMS = 2.0  # crop side, in forearm lengths: the palm detector nee
 # Hands solution thresholds: on the rendered gesture clip 0.3 found 68 % / 94 % of frames (left / right), 0.5 found
 # 63 % / 82 %; a hand found away from its wrist is dropped later (pose.hands.assign_sides).
 HAND_CONFIDENCE = 0.3
+HAND_MODEL = 1  # full; the lite model (0, also in the wheel) was barely faster (x3.04 vs x3.29 of body-only time,
+# load 7) and found fewer hands (51 % / 87 % vs 77 % / 94 %) on the rendered gesture clip
 MIN_HAND_SPAN = 0.25  # of the shoulder width: a hand spans about half of it, seen from any side
 HAND_MEMORY_FRAMES = 90  # a hand lost from its wrist's crop is looked for where it was, this many frames on
 MIN_HAND_CROP = 64  # pixels; smaller hands are too small to see fingers anyway
@@ -201,7 +203,7 @@ class MediaPipeEstimator:
 
         if self._hand_trackers is None:
             self._hand_trackers = [
-                mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=1,
+                mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=HAND_MODEL,
                                          min_detection_confidence=HAND_CONFIDENCE, min_tracking_confidence=HAND_CONFIDENCE)
                 for _ in range(2)]
         self._frame_count += 1
