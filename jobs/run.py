@@ -181,7 +181,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
             from pose.pipeline import video_to_motion
 
             clock.start(Stage.POSE)
-            pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim,
+            pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim, hands=spec.hands,
                                    progress=clock.within(Stage.POSE), person=spec.person)
             source = pose.motion
             clock.stop()

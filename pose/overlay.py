@@ -4,7 +4,9 @@ The frames are decoded again with the same trim and rotation as the pose pass an
 :data:`OVERLAY_SIDE` pixels on the long side (the page shows it in a panel of about that size; at the pose
 pass's 1280 px, encoding took most of the overlay's 3 s on a 10 s clip), the joints scaled to match. Bones are drawn in the preview renderer's colours (the person's
 left blue, right orange, centre grey); frames where nobody was detected get a small "no detection" tag, since
-the skeleton there is interpolated. Planted feet get a white ring.
+the skeleton there is interpolated. Planted feet get a white ring. Hands found in a frame are drawn as their 21
+landmarks and bones (thin lines in the side's colour); a hand not found there is left undrawn (its fingers were
+interpolated or relaxed).
 """
 from __future__ import annotations
 
@@ -25,6 +27,10 @@ OVERLAY_SIDE = 720
 _LEFT = (56, 122, 235)
 _RIGHT = (242, 128, 51)
 _CENTRE = (210, 210, 205)
+# MediaPipe's hand bones between the 21 landmarks (wrist, then four per finger from the base).
+HAND_BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12), (9, 13),
+    (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20))
 
 
 def _colour(name: str) -> tuple[int, int, int]:
@@ -44,6 +50,8 @@ def overlay_frames(result, path: str | Path, trim=None, max_side: int = OVERLAY_
     scale = side / 720
     thick = max(2, int(round(3 * scale)))
     feet = [CANONICAL_JOINTS.index(n) for n in ("LeftFoot", "RightFoot")]
+    hands = None if getattr(result, "hands", None) is None else (
+        result.hands.image[..., :2] * (side / max(meta.width, meta.height)))
     for frame in reader.frames():
         img = np.ascontiguousarray(frame.rgb)
         t = frame.index
@@ -62,10 +70,26 @@ def overlay_frames(result, path: str | Path, trim=None, max_side: int = OVERLAY_
         for f, j in enumerate(feet):
             if result.contacts[t, f] and np.isfinite(pts[j]).all():
                 cv2.circle(img, tuple(int(round(v)) for v in pts[j]), 4 * thick, (255, 255, 255), thick, cv2.LINE_AA)
+        if hands is not None and t < len(hands):
+            _draw_hands(img, hands[t], max(1, thick // 2))
         if not result.detected[t]:
             cv2.putText(img, "no detection", (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
                         (255, 80, 80), max(1, thick // 2), cv2.LINE_AA)
         yield img
+
+
+def _draw_hands(img: np.ndarray, hands: np.ndarray, thick: int) -> None:
+    """Draw ``(2, 21, 2)`` hand landmarks (pixels; a hand with NaN is skipped) on ``img`` in place."""
+    import cv2
+
+    for points, colour in zip(hands, (_LEFT, _RIGHT)):
+        if not np.isfinite(points).all():
+            continue
+        pts = [tuple(int(round(v)) for v in p) for p in points]
+        for a, b in HAND_BONES:
+            cv2.line(img, pts[a], pts[b], colour, thick, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, p, thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
 
 
 def write_overlay(result, video_path: str | Path, out_path: str | Path, check: Callable[[], None] | None = None) -> int:

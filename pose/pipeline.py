@@ -13,7 +13,10 @@ Stages (all whole-clip numpy after the per-frame estimation):
 3. root path in the camera frame from 2D + 3D landmarks and an assumed field of view (:mod:`pose.root`); with a
    camera that moved, every frame is first turned into the first frame's camera (and scaled by the zoom);
 4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`);
-5. bone lengths and IK (:mod:`pose.fit`); foot contacts; feet pinned to the floor (:mod:`pose.root`).
+5. bone lengths and IK (:mod:`pose.fit`); foot contacts; feet pinned to the floor (:mod:`pose.root`);
+6. with ``hands=True``: the palms turn the wrists, and the fingers are fitted and cleaned (:mod:`pose.hands`); the
+   motion's skeleton is then the canonical 22 joints followed by the 30 finger joints
+   (:data:`core.skeleton.FINGER_JOINTS`).
 """
 from __future__ import annotations
 
@@ -25,22 +28,25 @@ from typing import Callable
 import numpy as np
 
 from core.motion import Motion
-from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton
+from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton, finger_offsets
 
 from . import clean
 from .camera_motion import CameraMotion, CameraMotionTracker
 from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
 from .fit import FitResult, fit_skeleton, joint_targets
+from .hands import HandTracks, assign_sides, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
 from .video import MAX_SIDE, VideoMeta, open_video
 
-__all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING", "PeopleInVideo",
-           "find_people", "camera_turns"]
+__all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING", "DEFAULT_HANDS",
+           "HAND_LENGTH_SHARE", "PeopleInVideo", "find_people", "camera_turns"]
 
 Progress = Callable[[float, str], None]
 DEFAULT_SMOOTHING = 0.5
+DEFAULT_HANDS = True
+HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adult proportions)
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 _FEET = (("left", "Left"), ("right", "Right"))
 _SOLE = [LM[f"{s}_{k}"] for s, _ in _FEET for k in ("heel", "foot_index")]
@@ -78,6 +84,7 @@ class PoseResult:
     root_correction: ``(T, 3)`` how far the foot pinning moved the root, metres.
     fps: the clip's measured frame rate. seconds: wall time per stage. warnings: things the user should know.
     camera_motion: how the camera turned and zoomed (measured from the background; still for landmarks alone).
+    hands: the hands' landmarks, where they were found, and the finger rotations; None when not asked for.
     """
 
     motion: Motion
@@ -103,6 +110,7 @@ class PoseResult:
     camera_motion: CameraMotion | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    hands: HandTracks | None = None
 
     @property
     def num_frames(self) -> int:
@@ -123,7 +131,9 @@ class PoseResult:
                 f", fit error {100 * self.fit_error:.2f} cm (vs raw landmarks {100 * self.fit_error_raw:.2f} cm), "
                 f"reprojection {self.reprojection_error:.1f} px ({self.reprojection_error_unpinned:.1f} px before "
                 f"pinning the feet), jitter {self.jitter_before:.1f} -> {self.jitter_after:.1f} m/s², "
-                f"{self.frames_per_second:.1f} frames/s")
+                f"{self.frames_per_second:.1f} frames/s"
+                + ("" if self.hands is None else ", hands found in {:.0f} % / {:.0f} % of frames (left / right)".format(
+                    *100 * self.hands.found_rate)))
 
 
 def _no_progress(fraction: float, stage: str) -> None:
@@ -286,7 +296,8 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
 def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
                     trim: tuple[float | None, float | None] | None = None, progress: Progress | None = None,
                     estimator: Estimator | str = "mediapipe", fov: float = DEFAULT_FOV, max_side: int = MAX_SIDE,
-                    max_seconds: float | None = None, person: int | None = None) -> PoseResult:
+                    max_seconds: float | None = None, person: int | None = None,
+                    hands: bool = DEFAULT_HANDS) -> PoseResult:
     """The motion of the person in a video (see the module docstring).
 
     Args:
@@ -299,6 +310,8 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
         max_side: frames are downscaled to this long side. max_seconds: clip length limit (default 10 min).
         person: who to follow when several people are in view: their number in the first frame with anyone in
             it, left to right from 1 (:func:`find_people` lists them); None: the largest, most central one.
+        hands: also track both hands and fit the fingers (an estimator passed in must have been made with hands
+            on, e.g. ``make_estimator("mediapipe", hands=True)``).
 
     Raises:
         InputError: (subclasses) unreadable video, clip too long, nobody found in most frames, backend missing,
@@ -314,7 +327,7 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     meta = reader.meta
     progress(0.0, "reading video")
     own = isinstance(estimator, str)
-    est = make_estimator(estimator) if isinstance(estimator, str) else estimator
+    est = make_estimator(estimator, **({"hands": True} if hands else {})) if own else estimator
     try:
         poses, report, camera_motion = _estimate(reader, est, progress, person, fov)
     finally:
@@ -340,9 +353,17 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     image = np.full((T, 33, 2), np.nan)
     world_cam = np.full((T, 33, 3), np.nan)
     vis = np.zeros((T, 33))
+    hand_lms = np.full((T, 2, 21, 3), np.nan) if hands else None
+    hand_world = np.full((T, 2, 21, 3), np.nan) if hands else None
     for t, p in enumerate(poses):
         if p is not None:
             image[t], world_cam[t], vis[t] = p.image, p.world, p.visibility
+            if hand_lms is not None and p.hands is not None:
+                hand_lms[t] = p.hands
+            if hand_world is not None and p.hands_world is not None:
+                hand_world[t] = p.hands_world
+    if hands and not any(p is not None and p.hands is not None for p in poses):
+        warnings.append("the pose backend gave no hand landmarks; the fingers were left relaxed")
     people = _people_warning(report, fps)
     if people:
         warnings.append(people)
@@ -351,7 +372,8 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
                         f"{int(camera_motion.measured.sum())} of {T - 1} frame pairs): the person's path was "
                         f"corrected for it; a camera carried along (not only turned) still adds its own travel")
     result = motion_from_landmarks(image, world_cam, vis, fps, meta.width, meta.height, smoothing=smoothing,
-                                   fov=fov, name=Path(path).stem, camera_motion=camera_motion)
+                                   fov=fov, name=Path(path).stem, camera_motion=camera_motion,
+                                   hands=hand_lms, hands_world=hand_world)
     seconds["clean+fit"] = time.perf_counter() - t1
     progress(1.0, "pose done")
     return replace(result, video=meta, tracking=report, camera_motion=camera_motion, seconds=seconds,
@@ -360,7 +382,8 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
 
 def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndarray, fps: float, width: int,
                           height: int, *, smoothing: float = DEFAULT_SMOOTHING, fov: float = DEFAULT_FOV,
-                          name: str = "", camera_motion: CameraMotion | None = None) -> PoseResult:
+                          name: str = "", camera_motion: CameraMotion | None = None,
+                          hands: np.ndarray | None = None, hands_world: np.ndarray | None = None) -> PoseResult:
     """Stages 2-5 (see the module docstring) on landmark tracks: the part of the pipeline after estimation.
 
     Args:
@@ -369,6 +392,9 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         vis: ``(T, 33)`` visibility. fps: frame rate. width, height: frame size, pixels.
         camera_motion: the camera's turn and zoom per frame; when it moved, every frame's landmarks and root are
             put in the first frame's camera before the rest (None or a still camera: nothing changes).
+        hands: ``(T, 2, 21, 3)`` hand landmarks (pixels, camera axes, NaN where not found; see
+            :class:`~pose.estimators.PoseFrame`), or None for a body-only motion. hands_world: the same hands as
+            the model's metric landmarks (optional; see :func:`pose.hands.fit_hands`).
 
     Raises:
         NobodyError: when most frames have no detection.
@@ -382,6 +408,9 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         spans = ", ".join(f"{s / fps:.1f}-{e / fps:.1f} s" for s, e in long_gaps[:5])
         warnings.append(f"nobody was found for more than {clean.MAX_GAP_SECONDS:g} s at {spans}; the motion there "
                         f"is interpolated")
+    if hands is not None:
+        hands = np.where(detected[:, None, None, None], hands, np.nan)
+        world_cam = palm_landmarks(world_cam, assign_sides(hands, image, fps))  # the palms turn the wrists
     image_f = clean.fill_gaps(image, detected)
     world_own = clean.fill_gaps(world_cam, detected)  # each frame in its own camera's axes
     vis_f = np.where(detected[:, None], vis, 0.05)
@@ -431,6 +460,12 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     contacts = clean.foot_contacts(rel_h, foot_speed, fps)
     root, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps)
     motion = Motion(canonical_skeleton(fit.offsets), fit.rotations, root, fps, name)
+    hand_tracks = None
+    if hands is not None:
+        hand_tracks = fit_hands(hands, image, fps, smoothing, hands_world)
+        offsets = np.vstack([fit.offsets, finger_offsets(HAND_LENGTH_SHARE * L.forearm)])
+        motion = Motion(canonical_skeleton(offsets), np.concatenate([fit.rotations, hand_tracks.rotations], axis=1),
+                        root, fps, name)
 
     # Numbers.
     final = fit.positions - fit.positions[:, :1] + root[:, None]
@@ -451,4 +486,4 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         reprojection_error_unpinned=reproj_unpinned,
         jitter_before=clean.jitter(raw_global, fps), jitter_after=clean.jitter(final[:, mask], fps),
         bone_length_variation=float(bones.std(axis=0).max()), root_correction=corr,
-        fps=fps, tracking=TrackingReport(), warnings=warnings)
+        fps=fps, tracking=TrackingReport(), warnings=warnings, hands=hand_tracks)

@@ -155,7 +155,7 @@ def _cancel(job: _RunningJob, reason: str) -> None:
 def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | None, character: str,
                       character_file: str | None, semantic: bool, smoothing: float, foot_locking: bool,
                       iterations: int, trim_start: float, trim_end: float, root: str, skeleton_only: bool,
-                      fbx_target: str, person: str | None, progress) -> tuple:
+                      fbx_target: str, person: str | None, progress, hands: bool = False) -> tuple:
     source = motion_file or video
     if not source:
         raise gr.Error("Upload a video (or a BVH/FBX motion file), or press 'Use the sample clip'.", duration=None)
@@ -167,7 +167,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
         spec = JobSpec(source=Path(source), out_dir=job / "out", character=character_file or character,
                        semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
                        iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
-                       skeleton_only=bool(skeleton_only), person=_person_number(person),
+                       skeleton_only=bool(skeleton_only), person=_person_number(person), hands=bool(hands),
                        fbx_target=FBX_TARGET_CHOICES.get(fbx_target, fbx_target or "unity"),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
@@ -197,7 +197,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
 async def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
                         semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                         trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
-                        fbx_target: str = "unity", person: str | None = AUTO_PERSON,
+                        fbx_target: str = "unity", person: str | None = AUTO_PERSON, hands: bool = False,
                         progress: gr.Progress = gr.Progress(), request: gr.Request = None):
     """One job from the page (or the API), in a worker thread this coroutine waits for. Gradio cancels the event by
     cancelling this coroutine; a thread cannot be cancelled, so the job's token is set instead, and the coroutine
@@ -208,7 +208,7 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
         _running[session] = job
     work = asyncio.ensure_future(asyncio.to_thread(
         _run_job_for_page, job.token, video, motion_file, character, character_file, semantic, smoothing,
-        foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, progress))
+        foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, progress, hands))
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
@@ -402,6 +402,8 @@ def build_app() -> gr.Blocks:
                 semantic = gr.Checkbox(label="Semantic optimisation (keeps the motion's meaning, stops limbs "
                                              "cutting through the body)", value=True, elem_id="semantic")
                 with gr.Accordion("Advanced", open=False):
+                    hands = gr.Checkbox(value=True, label="Hands and fingers (video; characters with finger "
+                                                          "bones move them)", elem_id="hands")
                     smoothing = gr.Slider(0, 1, value=0.5, step=0.05, label="Smoothing strength (video)")
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
                     iterations = gr.Slider(10, 500, value=OptimizeConfig.iterations, step=10,
@@ -445,7 +447,7 @@ def build_app() -> gr.Blocks:
                    concurrency_id="job", concurrency_limit=1)
         running = run.click(lambda: "", None, status, queue=False, api_name=False).then(
             run_from_page, [video_file, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person],
+                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, hands],
             [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
             concurrency_id="job", concurrency_limit=1,
             show_progress_on=result_video)  # one progress display (stage, elapsed, estimate), not one per panel
