@@ -155,14 +155,14 @@ def _cmd_job(args: argparse.Namespace) -> int:
                        iterations=args.iterations, foot_locking=not args.no_foot_locking)
     if command == "run":
         options.update(smoothing=args.smoothing, trim=tuple(args.trim) if args.trim else None, person=args.person,
-                       hands=not args.no_hands)
+                       hands=args.hands)
     if command == "retarget":
         options.update(outputs=("bvh", *args.formats), previews=not args.no_video, preview_size=args.size,
                        retargeter=args.retargeter)
     if command == "pose":
         trim = (args.start or 0.0, args.end) if args.start is not None or args.end is not None else None
         options.update(smoothing=args.smoothing, trim=trim, previews=not args.no_video, person=args.person,
-                       hands=not args.no_hands)
+                       hands=args.hands)
     if command == "export":
         options.update(character=args.character, take=args.take)
     if command != "pose":
@@ -288,8 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     _semantic_option(p)
     p.add_argument("--vlm", default=None, help="BLIP-2 weights folder (default: $SMT_VLM_PATH, else skeletal)")
     p.add_argument("--smoothing", type=float, default=0.5, help="pose smoothing strength 0..1 (default 0.5)")
-    p.add_argument("--no-hands", action="store_true",
-                   help="body only: skip hand tracking (faster; fingers stay in their rest pose)")
+    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=False,
+                   help="track the hands and move the fingers of characters with finger bones (about 3x the pose "
+                        "stage's time; default off)")
     p.add_argument("--iterations", type=int, default=None,
                    help="most optimisation steps (default: the optimiser's, 120)")
     p.add_argument("--trim", type=float, nargs=2, metavar=("START", "END"), help="use only this part (seconds)")
@@ -305,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video of one person (mp4, mov, mkv, webm, ...; at most 10 minutes)")
     p.add_argument("--out", required=True, type=Path, help="output folder (motion.bvh, source_overlay.mp4)")
     p.add_argument("--smoothing", type=float, default=0.5, help="filter strength 0..1 (default 0.5; 0 = off)")
-    p.add_argument("--no-hands", action="store_true", help="body only: skip hand tracking (no finger joints)")
+    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=False,
+                   help="also track the hands and write finger joints (about 3x the time; default off)")
     p.add_argument("--start", type=float, default=None, help="use the video from this second on")
     p.add_argument("--end", type=float, default=None, help="use the video up to this second")
     p.add_argument("--no-video", action="store_true", help="skip the overlay video")

@@ -41,7 +41,8 @@ class JobSpec:
     semantic: run stage II (semantics and penetration). vlm_path: its weights folder (None: ``$SMT_VLM_PATH``,
         else the skeletal supervisor). iterations: most stage-II steps (None: the optimiser's default).
         foot_locking: keep planted feet in place during stage II.
-    hands: track the hands and fit the fingers (video input); characters with finger bones move them.
+    hands: track the hands and fit the fingers (video input; off by default, see pose.pipeline.DEFAULT_HANDS);
+        characters with finger bones move them.
     smoothing: pose filter strength in [0, 1] (video input). trim: ``(start, end)`` seconds of the input, end
         excluded (0 or None: to the end). take: the animation to use when a motion file has several.
     person: who to follow in a video with several people: their number (1.., left to right) in the first frame
@@ -63,7 +64,7 @@ class JobSpec:
     iterations: int | None = None
     foot_locking: bool = True
     smoothing: float = 0.5
-    hands: bool = True
+    hands: bool = False
     trim: tuple[float, float | None] | None = None
     take: str | None = None
     person: int | None = None

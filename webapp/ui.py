@@ -402,7 +402,7 @@ def build_app() -> gr.Blocks:
                 semantic = gr.Checkbox(label="Semantic optimisation (keeps the motion's meaning, stops limbs "
                                              "cutting through the body)", value=True, elem_id="semantic")
                 with gr.Accordion("Advanced", open=False):
-                    hands = gr.Checkbox(value=True, label="Hands and fingers (video; characters with finger "
+                    hands = gr.Checkbox(value=False, label="Hands and fingers (video; characters with finger "
                                                           "bones move them)", elem_id="hands")
                     smoothing = gr.Slider(0, 1, value=0.5, step=0.05, label="Smoothing strength (video)")
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
