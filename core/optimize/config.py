@@ -29,7 +29,9 @@ class OptimizeConfig:
     lambda_sem, lambda_pen: the paper's λ_s and λ_p (0.1, 1). pen_peak: λ_pen is ramped from lambda_pen to this
     over the first ``ramp`` fraction of the iterations, then held at pen_final. pen_margin: limb vertices are
     pushed this far out of the body, in figure heights (covers the grid's approximation). stay_close /
-    stay_close_arm: weight of the 6D distance to the start for trunk and arm joints. smooth: weight of the
+    stay_close_arm: weight of the 6D distance to the start for trunk and arm joints. stay_close_twist: weight of
+    the squared turn (radians) of the forearms and upper arms about their own axes since the start (10: 0.2-1.5°
+    mean on the bench, where it was 40-60° on Mousey; 2 left 3.5-18°). smooth: weight of the
     correction's second difference in time. jitter: weight of the hinge on each joint's acceleration magnitude
     rising above the start's. contact: weight that keeps the hand contacts the start has (sunk or touching)
     within ``contact_slack`` × the contact tolerance of the surface. jdm_guard: first weight of the clip's JDM error rising above the start's (a
@@ -64,7 +66,7 @@ class OptimizeConfig:
     stay_close_arm: float = 0.05
     stay_close_hand: float = 2.0
     stay_close_head: float = 50.0
-    stay_close_twist: float = 2.0
+    stay_close_twist: float = 10.0
     limits: float = 10.0
     hand_relation: float = 50.0
     jdm_guard: float = 10.0
