@@ -22,7 +22,8 @@ each figure's height; target: not above Copy's), and how often the result bends 
 the anatomical ranges of core/optimize/limits.py by more than 5 degrees (share of frames x limited joints;
 target: not above Copy's, whose excursions are the source's own), and how far the forearms and upper arms turn
 about their own axes (the palm facing another way with the wrist unchanged; target mean <= 15, our choice, the
-hands' own bar).
+hands' own bar), and how far the chest turns against the hips (a deeper bow than the source's; target mean <= 10,
+our choice).
 """
 from __future__ import annotations
 
@@ -145,6 +146,7 @@ def _quality_rows() -> list[Row]:
         hand_mean = np.mean([r.hand_mean for _, r in turns])
         hand_p95 = np.mean([r.hand_p95 for _, r in turns])
         head_mean = np.mean([r.head_mean for _, r in turns])
+        trunk_mean = np.mean([r.trunk_mean for _, r in turns])
         beyond_b, beyond_a = np.mean(beyond, axis=0)
         twist_mean = np.mean([t.mean() for t in twists])
         twist_p95 = np.mean([np.percentile(t, 95) for t in twists])
@@ -180,6 +182,8 @@ def _quality_rows() -> list[Row]:
                 Row(f"{name}: hand rotation change (vs forearm), mean", hand_mean, "deg", 15.0, False, turn_note),
                 Row(f"{name}: hand rotation change (vs forearm), p95", hand_p95, "deg", 35.0, False),
                 Row(f"{name}: head rotation change (vs chest), mean", head_mean, "deg", 5.0, False),
+                Row(f"{name}: trunk rotation change (chest vs hips), mean", trunk_mean, "deg", 10.0, False,
+                    "the spine bending or turning beyond the start's (a deeper bow)"),
                 Row(f"{name}: forearm and upper-arm twist change, mean", twist_mean, "deg", 15.0, False,
                     f"turn about the bone's own axis (pronation, humeral rotation), p95 {twist_p95:.1f}: the palm "
                     "facing another way, which the hand-vs-forearm rows do not show"),
@@ -191,7 +195,8 @@ def _quality_rows() -> list[Row]:
             rows.append(Row(f"{name}: Pen% before -> after", pen_a, "%", note=(
                 f"Copy {pen_b:.3f} -> {pen_a:.3f}; JDM {jdm_b:.4f} -> {jdm_a:.4f}; jitter {jit_b:.2f} -> {jit_a:.2f}; "
                 f"contacts {kept_b:.2f} -> {kept_a:.2f}; hand-hand {hd_b:.3f} -> {hd_a:.3f}; hand turn mean "
-                f"{hand_mean:.1f}, p95 {hand_p95:.1f}, head {head_mean:.1f}, arm twist {twist_mean:.1f} deg; past the "
+                f"{hand_mean:.1f}, p95 {hand_p95:.1f}, head {head_mean:.1f}, trunk {trunk_mean:.1f}, arm twist "
+                f"{twist_mean:.1f} deg; past the "
                 f"joint limits "
                 f"{100 * beyond_b:.2f} -> {100 * beyond_a:.2f} % ({where})")))
     return rows

@@ -252,7 +252,7 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
 # (child, reference) canonical joint pairs: the hand is read against its forearm (wrist bend and twist), the head
 # against the chest (neck and head together: what a viewer sees as "the head turned").
 ROTATION_PAIRS = {"LeftHand": ("LeftHand", "LeftForeArm"), "RightHand": ("RightHand", "RightForeArm"),
-                  "Head": ("Head", "Spine2")}
+                  "Head": ("Head", "Spine2"), "Chest": ("Spine2", "Hips")}
 
 
 def _relative_rotations(motion: Motion, pairs: dict[str, tuple[str, str]]) -> dict[str, Tensor]:
@@ -278,12 +278,14 @@ class RotationChange:
     """How far a result's hands and head turned from a reference motion on the same skeleton, degrees.
 
     hand_mean, hand_p95: mean and 95th percentile over frames and both hands of the angle between the hand's
-    rotation relative to its forearm in the two motions; head_mean: the same for the head relative to the chest.
+    rotation relative to its forearm in the two motions; head_mean: the same for the head relative to the chest;
+    trunk_mean: for the chest relative to the hips (the spine bending or turning).
     """
 
     hand_mean: float
     hand_p95: float
     head_mean: float
+    trunk_mean: float = float("nan")
 
 
 def rotation_change(reference: Motion, result: Motion) -> RotationChange:
@@ -296,7 +298,8 @@ def rotation_change(reference: Motion, result: Motion) -> RotationChange:
     nan = float("nan")
     return RotationChange(float(hand.mean()) if len(hand) else nan,
                           float(torch.quantile(hand, 0.95)) if len(hand) else nan,
-                          float(angle["Head"].mean()) if "Head" in angle else nan)
+                          float(angle["Head"].mean()) if "Head" in angle else nan,
+                          float(angle["Chest"].mean()) if "Chest" in angle else nan)
 
 
 _HANDS = [CANONICAL_JOINTS.index(n) for n in ("LeftHand", "RightHand")]

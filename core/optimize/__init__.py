@@ -28,8 +28,12 @@ Choices the paper leaves open, and why:
 - λ_pen ramps from 1 to 10 over the first 30 % of the steps as in the paper, but then stays at 10 (the paper
   returns to 1): back at 1, the semantic and stay-close terms pulled hands back into bulky bodies (Pen% after
   rose from 0.1-0.3 to 0.5-1.8 % on the bench's bow clip).
-- The trunk's stay-close weight is 1 (arms 0.05): at 2 the spine could not lean out of the way, and on the
-  bench's huge-headed Mousey the JDM error rose (+0.0018) where at 1 it falls (−0.0050), other characters alike.
+- The trunk's stay-close weight is 20 (arms 0.05). At 1 the semantic term bent the spine to match the source's
+  joint distances on another body: the chest turned 20-65° against the hips on average where the source stands
+  upright or bows less (Bob's bow 43°, Mousey's call 64°: a deep bow no animator would keep), for a JDM error a
+  little lower than Copy's. At 20 the chest turns 2-3° on Bob and Granny, 15° on huge-headed Mousey (whose arms
+  cannot pass its head otherwise); the cost is Granny's Pen% after, 0.16 → 0.20 (of Copy's 0.61), and less of a
+  JDM gain (the JDM guard still holds every clip at or below Copy's).
 - Two terms keep what the paper's losses do not see. Jitter: the squared smoothness term lets small added
   accelerations through, and on slow clips (a bow, a dance at 0.1 m/s²) those are much of the clip's jitter
   (bench, pooled over 5 clips: +0.14 % on Sporty_Granny, +0.19 % on Mousey); a hinge on each joint's

@@ -62,7 +62,7 @@ class OptimizeConfig:
     pen_final: float = 10.0
     ramp: float = 0.3
     pen_margin: float = 0.003
-    stay_close: float = 1.0
+    stay_close: float = 20.0
     stay_close_arm: float = 0.05
     stay_close_hand: float = 2.0
     stay_close_head: float = 50.0

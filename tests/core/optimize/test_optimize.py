@@ -149,6 +149,17 @@ def test_a_limb_vertex_that_moves_into_the_body_is_seen_before_the_next_refresh(
     assert phi.numel() and phi.min() < 0
 
 
+def test_the_trunk_does_not_bow_deeper_than_the_source(shared_data):
+    # Issue 18: on Bandai's bow, the semantic term bent Bob's spine a further 43 degrees on average (trunk
+    # stay-close weight 1) to match the source's joint distances; the arms clear his belly instead now.
+    from core.metrics import rotation_change
+
+    source, start, bob = _bench_case(shared_data, "Bob", "bow")
+    result = optimize_motion(source, start, bob)
+    assert rotation_change(start, result.motion).trunk_mean < 10
+    assert result.after.pen_percent < 0.3 * result.before.pen_percent, (result.before, result.after)
+
+
 def test_the_jitter_hinge_keeps_a_slow_dance_calm(shared_data):
     # Bandai's short dance (0.11 m/s² mean acceleration) on Sporty_Granny: the hands sweep through the hips and
     # bust, and the correction's small added accelerations are a large share of so slow a clip's jitter.
@@ -162,7 +173,7 @@ def test_the_jitter_hinge_keeps_a_slow_dance_calm(shared_data):
 
     base = jitter(canonical_positions(start).numpy(), start.fps)
     hinged, unhinged = added_jitter(OptimizeConfig()), added_jitter(OptimizeConfig(jitter=0.0))
-    assert unhinged > 0.1 * base  # what the hinge is for: +21 % measured
+    assert unhinged > 0.05 * base  # what the hinge is for: +21 % measured with a pliant trunk, +9 % held upright
     assert hinged < 0.5 * unhinged, (base, hinged, unhinged)
 
 
@@ -230,7 +241,9 @@ def test_penetration_is_cleared_without_turning_the_wrists_or_the_head(shared_da
     from core.optimize.limits import long_bone_twist
     assert long_bone_twist(start, result.motion).mean() < 15
     assert result.after.pen_percent < 0.5 * result.before.pen_percent, (result.before, result.after)
-    assert result.after.hand_distance <= result.before.hand_distance, (result.before, result.after)
+    # The hands' distances stay near the source's: with the trunk held upright (issue 18's deeper bow) this clip
+    # ends 0.4 % of the height further than Copy (0.059 -> 0.063); pooled over the bench's clips it is closer.
+    assert result.after.hand_distance <= result.before.hand_distance + 0.01, (result.before, result.after)
 
 
 def test_a_correction_that_reads_less_like_the_source_is_scaled_back(bob):
