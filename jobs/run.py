@@ -8,7 +8,7 @@ then Blender's export while this thread renders the preview.
 from __future__ import annotations
 
 import functools
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from core.character import Character
@@ -21,7 +21,7 @@ from core.motion import Motion, place_root
 
 from .report import BeforeAfter, JobReport, JobResult
 from .spec import JobSpec
-from .stages import Progress, Stage, StageClock
+from .stages import JobCancelled, Progress, Stage, StageClock
 
 __all__ = ["run_job", "check_clip_length", "PREVIEW_FPS"]
 
@@ -91,10 +91,11 @@ def _read_motion_file(spec: JobSpec) -> Motion:
 
 
 def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Character, report: JobReport,
-              progress: Progress, pool: ThreadPoolExecutor) -> tuple:
+              progress: Progress, pool: ThreadPoolExecutor, check) -> tuple:
     """Stage II; fills the report's supervisor, warnings and semantic plot. Returns the optimiser's result and
     the futures of the report's before/after metrics, measured on the second core (``pool``): the start's while
-    Adam runs, the result's while the previews render."""
+    Adam runs, the result's while the previews render; ``check`` (the clock's) stops them when the job is
+    cancelled."""
     from core.metrics import SourceClip, affordable_mesh_frames, measure_clip
     from core.optimize import OptimizeConfig, optimize_motion
     from core.semantics import select_supervisor
@@ -107,10 +108,10 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
     # Pen% and contacts on evenly spread frames, exact on each: as many as a bounded cost affords (120 on the
     # built-in characters, 24 on a 28k-vertex upload), the sampling error in the report.
     frames = affordable_mesh_frames(character)
-    before = pool.submit(measure_clip, clip, retargeted, character, frames)
+    before = pool.submit(measure_clip, clip, retargeted, character, frames, check)
     opt = optimize_motion(source, retargeted, character, supervisor=supervisor, config=config, progress=progress,
                           measure=False)
-    after = pool.submit(measure_clip, clip, opt.motion, character, frames)
+    after = pool.submit(measure_clip, clip, opt.motion, character, frames, check)
     report.supervisor = opt.supervisor
     report.warnings.extend(opt.notes)
     if opt.semantic is not None:
@@ -142,7 +143,33 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     Raises:
         InputError: for any unusable input or option, with a message meant for the user; nothing is left in
             ``spec.out_dir`` then.
+        JobCancelled: ``progress`` raised it (a :meth:`CancelToken.guard`), or the job failed while its token was
+            set (the canceller killed its Blender worker); nothing is left in ``spec.out_dir`` either.
     """
+    clock = StageClock(_stages(spec), progress)
+    try:
+        return _run(spec, clock)
+    except JobCancelled:
+        raise
+    except Exception:
+        # A cancel that killed the job's Blender worker (as the page's Cancel does) surfaces here as the worker's
+        # error; the caller asked for a stop, so it gets JobCancelled (the worker's error as its context). The
+        # clock's check raises it when the caller's token is set, and only re-sends the last report otherwise.
+        clock.check()
+        raise
+
+
+def _results(futures, check, every: float = 0.2) -> list:
+    """The ``futures``' results, calling ``check()`` every ``every`` seconds meanwhile: a cancel ends the wait
+    at once instead of after the work (which stops at its own next check)."""
+    pending = set(futures)
+    while pending:
+        check()
+        _, pending = wait(pending, timeout=every)
+    return [f.result() for f in futures]
+
+
+def _run(spec: JobSpec, clock: StageClock) -> JobResult:
     import cv2
 
     from core.character_library import load_character
@@ -151,7 +178,6 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     # previews); OpenCV's thread pool on top of that (decoding, resizing) slowed stage II 1.5x and gained nothing
     # (pose estimation: 6.5 s with one thread or two).
     cv2.setNumThreads(1)
-    clock = StageClock(_stages(spec), progress)
     clock.start(Stage.READ)
     check_input_file(spec.source, what="video" if spec.is_video else "motion file")
     # The character first: a typo in its name is refused before minutes of pose estimation.
@@ -229,7 +255,7 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
-                                                   clock.within(Stage.OPTIMISE), pool)
+                                                   clock.within(Stage.OPTIMISE), pool, clock.check)
         result.final = result.optimization.motion
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
@@ -268,7 +294,7 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
                            progress=clock.within(Stage.RENDER))
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
     if measured is not None:  # what is left of measuring waits under the stage running now
-        _report_metrics(report, *(f.result() for f in measured))
+        _report_metrics(report, *_results(measured, clock.check))
     if overlay is not None:
         overlay.result()
     if export is not None:
