@@ -173,7 +173,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from webapp.ui import serve
 
-    serve(host=args.host, port=args.port, vlm_path=args.vlm)
+    serve(host=args.host, port=args.port, vlm_path=args.vlm, history_dir=args.history_dir,
+          history_mb=args.history_mb)
     return 0
 
 
@@ -201,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=7860, help="web UI port (default 7860)")
     parser.add_argument("--vlm", default=None, help="web UI: BLIP-2 or CLIP weights folder for every job (default: "
                         "$SMT_VLM_PATH; without weights the skeletal supervisor runs); visitors cannot change it")
+    parser.add_argument("--history-mb", type=float, default=float(os.environ.get("SMT_HISTORY_MB", 2048)),
+                        help="web UI: disk budget of the kept jobs, all browsers together; the oldest are removed "
+                             "first (default: $SMT_HISTORY_MB, else 2048)")
+    parser.add_argument("--history-dir", type=Path, default=None,
+                        help="web UI: folder of the kept jobs (default: $SMT_HOME/jobs, else "
+                             "~/.local/share/smt/jobs)")
     parser.set_defaults(func=_cmd_serve)
     sub = parser.add_subparsers(title="commands")
     # --debug is accepted after the command too (`app.py run ... --debug`); SUPPRESS keeps one given before it.
