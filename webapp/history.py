@@ -6,6 +6,8 @@ first visit). The server keeps only the id's SHA-256, as the name of that browse
 ``<root>/<owner>/<job id>/`` holds the job's files (``out/``) and ``job.json`` (what the history list shows),
 written last, so a folder without it is a job still running (or one a crash left, removed at start-up). Jobs are
 listed and served only to the browser whose id hashes to their folder's name; a job id is 128 random bits.
+A caller without the cookie (an API client) gets its files from Gradio's copies; its job folder goes after an
+hour.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ COOKIE_SCRIPT = f"""<script>
 _BROWSER_ID = re.compile(r"[0-9a-f]{32,128}")
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 NOBODY = "nobody"  # the owner of jobs from callers without the cookie (API clients): listed to no one
+NOBODY_MAX_AGE_S = 3600  # their files go back to them through Gradio's copies: kept an hour, like those
 
 
 def owner_of(browser_id: str | None) -> str:
@@ -51,7 +54,7 @@ class JobEntry:
     """One finished job as the history shows it.
 
     files: what it made, kind ("fbx", "glb", "bvh", "preview", "overlay") → file name inside ``folder / "out"``.
-    frames, fps: the motion's length (the player's timeline).
+    frames, fps: the motion's length (the player's timeline). preview_label: what the preview video shows.
     """
 
     id: str
@@ -61,6 +64,7 @@ class JobEntry:
     files: dict[str, str]
     frames: int
     fps: float
+    preview_label: str = "Before / after optimisation"
     folder: Path = field(default=Path(), compare=False, repr=False)
 
     @property
@@ -86,18 +90,23 @@ class JobHistory:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def new_job(self, owner: str) -> Path:
-        """A new, empty job folder of ``owner``'s (the job writes into its ``out``)."""
+        """A new, empty job folder of ``owner``'s (the job writes into its ``out``). Jobs of :data:`NOBODY`
+        older than :data:`NOBODY_MAX_AGE_S` are removed first: no one can open them again."""
+        now = time.time()
+        for old in (self.root / NOBODY).glob("*"):
+            if now - old.stat().st_mtime > NOBODY_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
         folder = self.root / owner / uuid.uuid4().hex
         folder.mkdir(parents=True)
         return folder
 
     def finish(self, folder: Path, title: str, report: str, files: dict[str, Path], frames: int,
-               fps: float) -> JobEntry:
+               fps: float, preview_label: str = JobEntry.preview_label) -> JobEntry:
         """Record a finished job (``files``: kind → path inside ``folder / "out"``), then make room within the
         budget by removing the oldest jobs, never this one."""
         entry = JobEntry(id=folder.name, created=time.time(), title=title, report=report,
                          files={kind: Path(p).name for kind, p in files.items()}, frames=frames, fps=fps,
-                         folder=folder)
+                         preview_label=preview_label, folder=folder)
         record = {k: v for k, v in asdict(entry).items() if k != "folder"}
         with atomic_file(folder / "job.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1))

@@ -59,7 +59,7 @@ GRADIO_COPIES_MAX_AGE_S = 3600  # Gradio's copies of shown files; the jobs thems
 HISTORY_MB = 2048  # the job history's default disk budget
 WEBAPP = Path(__file__).resolve().parent
 PREVIEW_SIZE = 512  # px, each half of the before/after video: the player shows it about 900 px wide
-PLAYER_HEIGHT = 620  # px: the before/after video at about 900 px wide, controls below
+PLAYER_HEIGHT = 560  # px: the before/after video (2:1) at about 900 px wide, the view buttons and controls
 MAX_UPLOAD = "200mb"
 CHARACTER_SUFFIXES = (".fbx", ".glb")
 # The page's words for core.motion.place_root's placements.
@@ -207,7 +207,8 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
     report = _report_markdown(result, note)
     shown = {kind: files[kind] for kind in ("fbx", "glb", "bvh", "preview", "overlay") if kind in files}
     entry = _history().finish(job, f"{Path(source).name} → {result.report.character}", report, shown,
-                              result.report.frames, result.report.fps)
+                              result.report.frames, result.report.fps,
+                              "Before / after optimisation" if semantic else "Source / character")
     return (str(files["overlay"]) if "overlay" in files else None, str(files["preview"]),
             str(files["glb"]) if "glb" in files else None, downloads, report,
             *(gr.LinePlot(value=plot, visible=plot is not None) for plot in plots)), entry
@@ -422,7 +423,7 @@ def _add_routes(app) -> None:
             return f"../jobs/{entry.id}/{quote(entry.files[kind])}" if kind in entry.files else None
 
         job = {"frames": entry.frames, "fps": entry.fps, "result": url("preview"), "source": url("overlay"),
-               "glb": url("glb"), "result_label": "Before / after optimisation"}
+               "glb": url("glb"), "result_label": entry.preview_label}
         page = template.replace("__JOB__", json.dumps(job).replace("</", "<\\/"))
         return HTMLResponse(page, headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"})
 
