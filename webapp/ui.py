@@ -52,7 +52,7 @@ from core.limits import MAX_CLIP_SECONDS  # noqa: E402
 from core.optimize import OptimizeConfig  # noqa: E402
 from jobs import (METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, CancelToken, JobResult,  # noqa: E402
                   JobSpec, plain_summary, run_job)
-from webapp.history import BROWSER_COOKIE, COOKIE_SCRIPT, JobEntry, JobHistory, owner_of  # noqa: E402
+from webapp.history import BROWSER_COOKIE, COOKIE_SCRIPT, NOBODY, JobEntry, JobHistory, owner_of  # noqa: E402
 
 log = logging.getLogger(__name__)
 GRADIO_COPIES_MAX_AGE_S = 3600  # Gradio's copies of shown files; the jobs themselves stay in the history
@@ -260,6 +260,10 @@ def cancel_from_page(request: gr.Request = None) -> str:
             else "Cancelling: the job is still stopping.")
 
 
+def _report_after_cancel(status: str):
+    return "The job was cancelled; its files were removed." if status.startswith("Cancelled:") else gr.update()
+
+
 def _page_closed(request: gr.Request = None) -> None:
     """A page that went away (tab closed, reloaded) takes its job with it: nobody will see the result."""
     with _running_lock:
@@ -382,6 +386,9 @@ def _show_latest(request: gr.Request = None):
     owner = _owner(request)
     with _running_lock:
         job_id = _latest.pop(request.session_hash, None) if request is not None else None
+    if job_id is not None and owner == NOBODY:
+        return ("<p>This browser keeps no cookies, which the player and the list of your jobs need: use the "
+                "downloads below.</p>", _jobs_dropdown(owner))
     return _player_html(_history().get(owner, job_id)), _jobs_dropdown(owner, job_id)
 
 
@@ -520,7 +527,10 @@ def build_app() -> gr.Blocks:
             concurrency_id="job", concurrency_limit=1,
             show_progress_on=player)  # one progress display (stage, elapsed, estimate), not one per panel
         running.success(_show_latest, None, [player, jobs], api_name=False, queue=False)
-        cancel.click(cancel_from_page, None, status, cancels=[running], queue=False, api_name="cancel")
+        # The report says so too: whether the run's own outputs arrive (it saw its token) or Gradio cancelled the
+        # event first (no outputs) is a race.
+        cancel.click(cancel_from_page, None, status, cancels=[running], queue=False, api_name="cancel").then(
+            _report_after_cancel, status, report, queue=False, api_name=False)
         jobs.input(open_job, jobs, [player, downloads, report, *plots], api_name=False, queue=False)
         remove.click(remove_job, jobs, [jobs, player, downloads, report], api_name=False, queue=False)
         demo.load(lambda: gr.Dropdown(choices=_character_choices()), None, character, api_name=False)
