@@ -117,6 +117,12 @@ def test_sample_clip_with_semantic_optimisation_shows_both_videos_and_plots(page
         page.locator(plot).wait_for(state="visible", timeout=30_000)
     page.wait_for_timeout(2000)  # the plots draw
     ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "webapp_sample_semantic_3d.png"), full_page=True)
+    player.get_by_role("button", name="Before / after optimisation").click()
+    player.evaluate("() => player.seek(1.6)")  # arms in front of the body: where the two differ
+    player.wait_for_function("() => { const v = document.querySelector('#video-result');"
+                             " return !v.seeking && Math.abs(v.currentTime - 1.6) < 0.05; }", timeout=10_000)
+    page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "webapp_sample_semantic.png"), full_page=True)
 
 

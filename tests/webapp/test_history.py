@@ -54,7 +54,7 @@ def test_jobs_are_listed_and_served_only_to_their_browser(tmp_path):
 
 
 def test_the_budget_removes_the_oldest_jobs_first_never_the_new_one(tmp_path):
-    history = JobHistory(tmp_path, budget_bytes=3000)  # room for two 1000-byte jobs (and their small files: ~1.3 kB each)
+    history = JobHistory(tmp_path, budget_bytes=3000)  # room for two jobs of ~1.3 kB (a 1000-byte FBX, the rest)
     first, second = _job(history, A), _job(history, B)
     third = _job(history, A)
     assert history.get(owner_of(A), first) is None  # the oldest, whoever's
