@@ -197,6 +197,7 @@ def test_cancel_stops_the_running_job_and_the_next_job_starts_at_once(browser, s
         _start_long_job(a)
         _queue_small_job(b, small_bvh)
         a.wait_for_timeout(1000)
+        a.screenshot(path=str(_artifact("webapp_progress.png")), full_page=True)  # one progress display
         t = time.perf_counter()
         a.locator("#cancel").click()
         _wait_for_stage(b, timeout=15_000)  # the waiting job starts as soon as the cancelled one has stopped
