@@ -8,6 +8,7 @@ then Blender's export while this thread renders the preview.
 from __future__ import annotations
 
 import functools
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -62,22 +63,29 @@ def _stages(spec: JobSpec) -> list[Stage]:
     return stages
 
 
+_warm_lock = threading.Lock()
+
+
 def _warm_up(spec: JobSpec, character: Character | None) -> None:
     """What the later stages need that does not depend on the motion, made while the pose is estimated (which
     leaves most of the second core idle): the retargeter's weights, stage II's penetration grid and its first
-    Adam (whose first use imports torch._dynamo: 2.5 s), the preview renderer's GL context."""
+    Adam (whose first use imports torch._dynamo: 2.5 s), the preview renderer's GL context.
+
+    A job that stops early (cancelled, a bad clip) leaves its warm-up running: it only fills caches. The lock makes
+    the next job's warm-up wait for it rather than build a second GL context beside it."""
     if character is None:
         return
-    _retargeter(spec.retargeter)
-    if spec.semantic:
-        import torch
+    with _warm_lock:
+        _retargeter(spec.retargeter)
+        if spec.semantic:
+            import torch
 
-        from core.optimize import prepare_character
+            from core.optimize import prepare_character
 
-        prepare_character(character)
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    if spec.previews:
-        _preview_renderer().info  # creates the GL context
+            prepare_character(character)
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        if spec.previews:
+            _preview_renderer().info  # creates the GL context
 
 
 def _read_motion_file(spec: JobSpec) -> Motion:
@@ -185,7 +193,8 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
     if spec.character is not None:
         character = spec.character if isinstance(spec.character, Character) else load_character(spec.character)
     pose = None
-    with ThreadPoolExecutor(max_workers=1) as side:
+    side = ThreadPoolExecutor(max_workers=1)
+    try:
         warm = side.submit(_warm_up, spec, character)  # on the second core while the pose is estimated
         if spec.is_video:
             from pose.pipeline import video_to_motion
@@ -200,6 +209,8 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
                 clock.record(f"pose: {name}", seconds)
         else:
             source = _read_motion_file(spec)
+    finally:
+        side.shutdown(wait=False)  # a job stopped here does not wait for its warm-up (see _warm_up)
     warm.result()
     check_clip_length(source)
     if spec.character is None:

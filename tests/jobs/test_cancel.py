@@ -102,6 +102,23 @@ def test_a_cancelled_video_job_stops_during_pose_estimation(tmp_path):
     assert "retargeting" not in hook.reports and not out.exists()
 
 
+def test_a_cancel_during_pose_estimation_does_not_wait_for_the_warm_up(tmp_path, monkeypatch):
+    """The warm-up beside pose estimation (retargeter, GL context, torch's first Adam) took seconds on a busy
+    machine, and a cancelled job used to wait for it."""
+    import jobs.run
+
+    release = threading.Event()
+    monkeypatch.setattr(jobs.run, "_warm_up", lambda spec, character: release.wait(20))
+    hook = CancelAt("pose estimation: frame")
+    try:
+        with pytest.raises(JobCancelled):
+            run_job(JobSpec(source=SAMPLE_VIDEO, out_dir=tmp_path / "out", character="Bob", semantic=True,
+                            outputs=("bvh",)), progress=hook.token.guard(hook))
+        assert time.perf_counter() - hook.at < 2.0
+    finally:
+        release.set()
+
+
 def _short_clip(folder: Path) -> Path:
     path = folder / "short.bvh"
     write_bvh(random_motion(canonical_skeleton(tpose_offsets(1.7)), frames=20, fps=30, seed=4), path)
