@@ -99,9 +99,9 @@ def _read_motion_file(spec: JobSpec) -> Motion:
 
 
 def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Character, report: JobReport,
-              progress: Progress, pool: ThreadPoolExecutor, check) -> tuple:
+              progress: Progress, measuring: ThreadPoolExecutor, check) -> tuple:
     """Stage II; fills the report's supervisor, warnings and semantic plot. Returns the optimiser's result and
-    the futures of the report's before/after metrics, measured on the second core (``pool``): the start's while
+    the futures of the report's before/after metrics, measured on the second core (``measuring``): the start's while
     Adam runs, the result's while the previews render; ``check`` (the clock's) stops them when the job is
     cancelled."""
     from core.metrics import SourceClip, affordable_mesh_frames, measure_clip
@@ -116,10 +116,10 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
     # Pen% and contacts on evenly spread frames, exact on each: as many as a bounded cost affords (120 on the
     # built-in characters, 24 on a 28k-vertex upload), the sampling error in the report.
     frames = affordable_mesh_frames(character)
-    before = pool.submit(measure_clip, clip, retargeted, character, frames, check)
+    before = measuring.submit(measure_clip, clip, retargeted, character, frames, check)
     opt = optimize_motion(source, retargeted, character, supervisor=supervisor, config=config, progress=progress,
                           measure=False)
-    after = pool.submit(measure_clip, clip, opt.motion, character, frames, check)
+    after = measuring.submit(measure_clip, clip, opt.motion, character, frames, check)
     report.supervisor = opt.supervisor
     report.warnings.extend(opt.notes)
     if opt.semantic is not None:
@@ -219,7 +219,20 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
                        warnings=list(pose.warnings) if pose is not None else [])
     result = JobResult(report, source, character=character, pose=pose)
 
-    # The pool is left (every task finished) before the staging folder is: nothing writes into a removed folder.
+    # The pool (files: overlay, export) is left, every task finished, before the staging folder is: nothing writes
+    # into a removed folder. The report's measuring writes nothing: a job that stops does not wait for it (it stops
+    # at its own next check when cancelled).
+    measuring = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _write(spec, result, clock, pose, character, measuring)
+    finally:
+        measuring.shutdown(wait=False, cancel_futures=True)
+
+
+def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character: Character | None,
+           measuring: ThreadPoolExecutor) -> JobResult:
+    """Everything after the motion is read: stages I and II, previews, files (all or nothing)."""
+    source, report = result.source, result.report
     with staged_output_dir(spec.out_dir) as stage_dir, ThreadPoolExecutor(max_workers=2) as pool:
         overlay: Future | None = None
         if spec.previews and pose is not None:
@@ -231,7 +244,7 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
             report.files["motion"] = spec.out_dir / "motion.bvh"
 
         if character is not None:
-            measured = _retarget_and_optimise(spec, result, clock, pool)
+            measured = _retarget_and_optimise(spec, result, clock, measuring)
             _write_results(spec, result, clock, stage_dir, pool, measured, overlay)
         elif overlay is not None:
             clock.start(Stage.RENDER)
@@ -245,8 +258,9 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
 
 
 def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
-                           pool: ThreadPoolExecutor) -> tuple[Future, Future] | None:
-    """Stages I and II; returns the futures of the report's before/after metrics when stage II ran."""
+                           measuring: ThreadPoolExecutor) -> tuple[Future, Future] | None:
+    """Stages I and II; returns the futures of the report's before/after metrics (measured in ``measuring``)
+    when stage II ran."""
     from core.io.export import same_rig
 
     character, source, report = result.character, result.source, result.report
@@ -266,7 +280,7 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
-                                                   clock.within(Stage.OPTIMISE), pool, clock.check)
+                                                   clock.within(Stage.OPTIMISE), measuring, clock.check)
         result.final = result.optimization.motion
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
@@ -291,7 +305,7 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
     if blender_formats:
         export = pool.submit(export_character_motion_files, character, final,
                              [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
-                             skeleton_only=spec.skeleton_only)
+                             skeleton_only=spec.skeleton_only, check=clock.check)
     if spec.previews:
         from core.render.preview import write_before_after
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -255,9 +255,12 @@ def export_character_motion(character: Character | None, motion: Motion, path: s
 
 def export_character_motion_files(character: Character | None, motion: Motion,
                                   paths: Sequence[str | os.PathLike], *, skeleton_only: bool = False,
-                                  timeout: float = DEFAULT_TIMEOUT_S,
-                                  memory_mb: int = DEFAULT_MEMORY_MB) -> list[Path]:
-    """Like :func:`export_character_motion` for several files at once (one Blender start for all of them)."""
+                                  timeout: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+                                  check: Callable[[], None] | None = None) -> list[Path]:
+    """Like :func:`export_character_motion` for several files at once (one Blender start for all of them).
+
+    ``check()`` is called while Blender works (see :func:`~core.io.blender.run_blender_worker`): whatever it raises
+    (a cancelled job) stops the worker, and no file is written."""
     outputs = [Path(p) for p in paths]
     formats = [_format_of(p) for p in outputs]
     source = character.source if character is not None and character.source is not None else None
@@ -285,7 +288,8 @@ def export_character_motion_files(character: Character | None, motion: Motion,
     request["outputs"] = [{"path": str(s.resolve()), "format": f} for s, (_, f) in zip(staged, blender_jobs)]
     names = ", ".join(p.name for p, _ in blender_jobs)
     try:
-        run_blender_worker(request, arrays, what=f"writing {names}", timeout=timeout, memory_mb=memory_mb)
+        run_blender_worker(request, arrays, what=f"writing {names}", timeout=timeout, memory_mb=memory_mb,
+                           check=check)
         for s, (p, _) in zip(staged, blender_jobs):
             os.chmod(s, 0o644)
             os.replace(s, p)
