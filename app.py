@@ -89,11 +89,15 @@ def _print_report(result) -> None:
         print(f"licence of the results: {r.licence} (see assets/retarget/MODEL_CARD.md)")
     if r.supervisor:
         print(f"semantic supervisor: {r.supervisor}")
+    if r.semantic_source:
+        print(f"source semantics from: {r.semantic_source}")
     for key, value in r.metrics.items():
         if value.after is not None and value.before == value.before:  # NaN: nothing to measure (no contacts)
             print(f"{METRIC_LABELS.get(key, key)}: {value.before:.3g} -> {value.after:.3g}")
     if r.measured_on:
         print(f"measured: {r.measured_on}")
+    if r.semantic_measured_on:
+        print(f"measured: {r.semantic_measured_on}")
     if result.pose is not None:
         pose = result.pose
         print(f"{int(pose.detected.sum())} of {pose.num_frames} frames had a person ({100 * pose.detection_rate:.0f} %), "
@@ -125,7 +129,7 @@ def _cmd_job(args: argparse.Namespace) -> int:
     if command == "export":
         options.update(character=args.character, take=args.take)
     if command != "pose":
-        options.update(skeleton_only=args.skeleton_only)
+        options.update(skeleton_only=args.skeleton_only, fbx_target=args.fbx_target)
     options.update(root=args.root)
     spec = preset(command, args.source, args.out, **options)
     progress = None if args.quiet else _ProgressDisplay()
@@ -158,7 +162,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     try:
         rows = run_batch(args.inputs, args.out, workers=args.workers, address=args.address, resume=args.resume,
                          progress=progress, character=args.character, semantic=args.semantic, vlm_path=args.vlm,
-                         root=args.root, skeleton_only=args.skeleton_only)
+                         root=args.root, skeleton_only=args.skeleton_only, fbx_target=args.fbx_target)
     finally:
         if bar is not None:
             bar.close()
@@ -188,6 +192,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
+    from core.io.export import EXPORT_TARGETS
     from core.motion import ROOT_PLACEMENTS
 
     p.add_argument("--root", choices=ROOT_PLACEMENTS, default="origin",
@@ -196,6 +201,9 @@ def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
     if skeleton:
         p.add_argument("--skeleton-only", action="store_true",
                        help="FBX/GLB with the animated skeleton only, no mesh (for your own rig)")
+        p.add_argument("--fbx-for", dest="fbx_target", choices=EXPORT_TARGETS, default="unity",
+                       help="FBX layout: unity (Mixamo's, the default), unreal (a root bone at the origin carries "
+                            "the travel, for root motion) or blender (Z up, metres: no 0.01 scale on import)")
 
 
 def _semantic_option(p: argparse.ArgumentParser) -> None:

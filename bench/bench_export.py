@@ -101,6 +101,11 @@ def run() -> list[Row]:
                                 "s", 3.0, higher_is_better=False,
                                 note=f"{len(xbot.rest_vertices):,} vertices in 2 meshes, {xbot.skeleton.num_joints} "
                                      f"bones, {FRAMES} frames"))
+            for target, what in (("blender", "its armature's transform moved into bones and meshes"),
+                                 ("unreal", "a root bone added, keyed with the travel")):
+                wall = _best(lambda: export_character_motion(xbot, clip, out / f"xbot_{target}.fbx", target=target))
+                rows.append(Row(f"FBX for {target.capitalize()}: X Bot, start included", wall, "s", 3.0,
+                                higher_is_better=False, note=what))
         samba = SHARED_DATA / "characters" / "Samba_Dancing.fbx"
         if samba.exists():
             t = time.perf_counter()

@@ -15,7 +15,8 @@ import sys
 from .common import ROOT, format_table, machine_line, markdown_table
 
 SUITES = {"core": "bench.bench_core", "pose": "bench.bench_pose", "export": "bench.bench_export",
-          "retarget": "bench.bench_retarget", "optimize": "bench.bench_optimize", "app": "bench.bench_app", "batch": "bench.bench_batch"}
+          "retarget": "bench.bench_retarget", "optimize": "bench.bench_optimize",
+          "semantic": "bench.bench_semantic", "app": "bench.bench_app", "batch": "bench.bench_batch"}
 
 
 def _existing_sections() -> dict[str, str]:

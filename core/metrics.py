@@ -8,6 +8,7 @@
   winding number counts; not parity, which calls overlapping shells outside), never with stage II's SDF grid;
 * contacts kept: share of the source's hand contacts (hand–body, hand–hand) the result keeps
   (:func:`source_contacts` for a bare skeleton, :func:`mesh_contacts` for a character);
+* FID: the Fréchet distance between two sets of semantic embeddings (:func:`frechet_distance`, paper Eq. 15);
 * :func:`measure_clip`: all of them for a retargeted clip against its source (:class:`ClipMetrics`).
 
 Conventions: positions are ``(T, J, 3)`` in metres, Y up; the foot, JDM and contact metrics take canonical
@@ -17,6 +18,7 @@ geometry they stand on (SDF, inside tests) in core/geometry.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -36,7 +38,8 @@ from .skeleton import CANONICAL_JOINTS, map_to_canonical
 
 __all__ = ["acceleration", "jitter", "foot_contacts", "foot_skate", "jdm_error", "canonical_positions", "PenStats",
            "spread_frames", "affordable_mesh_frames", "sampling_error", "penetration_percent", "source_contacts", "mesh_contacts", "SourceClip", "ClipMetrics",
-           "measure_clip", "rotation_change", "RotationChange", "hand_distance_error"]
+           "measure_clip", "rotation_change", "RotationChange", "hand_distance_error",
+           "frechet_distance"]
 
 _FEET = [CANONICAL_JOINTS.index(n) for n in FOOT_JOINTS]
 
@@ -407,3 +410,31 @@ def measure_clip(source: Motion | SourceClip, result: Motion, character: Charact
                        jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height),
                        hand_distance=hand_distance_error(src.positions, src.proxy.height, res, character.height),
                        pen_frames=pen_frames, pen_per_frame=pen_per_frame)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Semantic embeddings
+# ----------------------------------------------------------------------------------------------------------
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance (paper Eq. 15, "FID") between Gaussians fitted to ``(N, D)`` and ``(M, D)`` embeddings:
+    ``||μa − μb||² + tr(Σa + Σb − 2 (Σa^½ Σb Σa^½)^½)``, sample covariances (N − 1, M − 1).
+
+    Exact without a D × D matrix square root: with centred ``A``, ``B``, ``Σa = AᵀA / (N − 1)`` and
+    ``Σb = BᵀB / (M − 1)``, so the eigenvalues of ``Σa^½ Σb Σa^½`` are those of ``Σa Σb``, the squared singular
+    values of ``A Bᵀ / √((N − 1)(M − 1))``: the trace of the root is their sum (an N × M problem; VLM embeddings
+    have thousands of dimensions and a clip gives tens of samples).
+
+    Raises:
+        ValueError: not two 2-D arrays of the same width, or fewer than 2 samples in either.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"embeddings must be (N, D) and (M, D), got {a.shape} and {b.shape}")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"the Fréchet distance needs at least 2 samples on each side, got {len(a)} and {len(b)}")
+    A, B = a - a.mean(0), b - b.mean(0)
+    na, nb = len(a) - 1, len(b) - 1
+    cross = np.linalg.svd(A @ B.T, compute_uv=False).sum() / math.sqrt(na * nb)
+    mean = float(((a.mean(0) - b.mean(0)) ** 2).sum())
+    return float(max(mean + (A * A).sum() / na + (B * B).sum() / nb - 2 * cross, 0.0))

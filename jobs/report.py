@@ -19,7 +19,8 @@ __all__ = ["BeforeAfter", "JobReport", "JobResult", "METRIC_LABELS", "plain_summ
 # Metric key → how the page and the CLI name it (units in the label where there are any).
 METRIC_LABELS = {"pen_percent": "Penetration (Pen%)", "semantic_distance": "Semantic distance",
                  "jdm_error": "JDM error", "contacts_kept": "Hand contacts kept", "jitter": "Jitter (m/s²)",
-                 "foot_skate": "Foot skate (m/s)"}
+                 "foot_skate": "Foot skate (m/s)", "scl": "Semantics consistency loss (SCL)",
+                 "fid": "Semantic FID", "itm": "Image-text matching (ITM)"}
 
 
 # A frame counts as "an arm passes through the body" from this Pen% on (arm vertices inside the torso/head, as a
@@ -42,7 +43,9 @@ class JobReport:
     frames, fps: the clip as used (after trimming). source: "video" or "motion file". character, height: who
     plays it. retargeter: which retargeter ran and why; licence: the licence its checkpoint gives what it makes
     (None for one that learned nothing, such as Copy). supervisor: stage II's semantic supervisor (None without
-    stage II). metrics: key (see :data:`METRIC_LABELS`) → before/after. per_frame: plot name ("pen_percent",
+    stage II). semantic_source: where stage II's source embeddings came from ("video frames ...", "renders of the
+    source ...", "the source's joint positions ..."). semantic_measured_on: on which frames the VLM's metrics
+    (semantic distance, SCL, FID) were measured, and why ITM is missing where it is. metrics: key (see :data:`METRIC_LABELS`) → before/after. per_frame: plot name ("pen_percent",
     "semantic_distance") → series ("before", "after") → ``(frames (N,), values (N,))``. warnings: what the user
     should know (several people, variable frame rate, notes of stage II). measured_on: on which frames the mesh
     metrics (Pen%, contacts) were measured, when not on all, with Pen%'s sampling error. seconds: wall time per
@@ -58,6 +61,8 @@ class JobReport:
     retargeter: str | None = None
     licence: str | None = None
     supervisor: str | None = None
+    semantic_source: str | None = None
+    semantic_measured_on: str | None = None
     metrics: dict[str, BeforeAfter] = field(default_factory=dict)
     per_frame: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

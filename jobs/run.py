@@ -99,11 +99,13 @@ def _read_motion_file(spec: JobSpec) -> Motion:
 
 
 def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Character, report: JobReport,
-              progress: Progress, measuring: ThreadPoolExecutor, check) -> tuple:
-    """Stage II; fills the report's supervisor, warnings and semantic plot. Returns the optimiser's result and
-    the futures of the report's before/after metrics, measured on the second core (``measuring``): the start's while
-    Adam runs, the result's while the previews render; ``check`` (the clock's) stops them when the job is
-    cancelled."""
+              progress: Progress, measuring: ThreadPoolExecutor, check, pose=None) -> tuple:
+    """Stage II; fills the report's supervisor, where its source embeddings came from, warnings, the semantic
+    metrics and plot. With a vision-language supervisor, a video job hands it the video's frames (crops around
+    the person, decoded again as they are embedded) and the camera's view of them (``pose``: the pose stage's
+    result). Returns the optimiser's result and the futures of the report's before/after metrics, measured on the
+    second core (``measuring``): the start's while Adam runs, the result's while the previews render; ``check``
+    (the clock's) stops them when the job is cancelled."""
     from core.metrics import SourceClip, affordable_mesh_frames, measure_clip
     from core.optimize import OptimizeConfig, optimize_motion
     from core.semantics import select_supervisor
@@ -117,15 +119,29 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
     # built-in characters, 24 on a 28k-vertex upload), the sampling error in the report.
     frames = affordable_mesh_frames(character)
     before = measuring.submit(measure_clip, clip, retargeted, character, frames, check)
+    video = {}
+    if pose is not None and getattr(supervisor.encoder, "kind", None) == "image":
+        from pose.crops import person_frames
+
+        video = dict(zip(("source_frames", "source_camera"), person_frames(pose, spec.source)))
     opt = optimize_motion(source, retargeted, character, supervisor=supervisor, config=config, progress=progress,
-                          measure=False)
+                          measure=False, **video)
     after = measuring.submit(measure_clip, clip, opt.motion, character, frames, check)
     report.supervisor = opt.supervisor
+    report.semantic_source = opt.semantic_source
     report.warnings.extend(opt.notes)
     if opt.semantic is not None:
         sem = opt.semantic
         report.metrics["semantic_distance"] = BeforeAfter(float(sem.before.mean()), float(sem.after.mean()))
         report.per_frame["semantic_distance"] = {"before": (sem.frames, sem.before), "after": (sem.frames, sem.after)}
+    if opt.semantic_metrics is not None:
+        m = opt.semantic_metrics
+        report.metrics["scl"], report.metrics["fid"] = BeforeAfter(*m.scl), BeforeAfter(*m.fid)
+        if m.itm is not None:
+            report.metrics["itm"] = BeforeAfter(*m.itm)
+        report.semantic_measured_on = (
+            f"the semantic distance, SCL and FID on {len(opt.semantic.frames)} of {report.frames} frames, evenly "
+            f"spread ({m.samples} embeddings a side)" + ("" if m.itm is not None else f"; no ITM: {m.itm_missing}"))
     return opt, before, after
 
 
@@ -280,7 +296,8 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
-                                                   clock.within(Stage.OPTIMISE), measuring, clock.check)
+                                                   clock.within(Stage.OPTIMISE), measuring, clock.check,
+                                                   result.pose)
         result.final = result.optimization.motion
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
@@ -305,7 +322,7 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
     if blender_formats:
         export = pool.submit(export_character_motion_files, character, final,
                              [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
-                             skeleton_only=spec.skeleton_only, check=clock.check)
+                             skeleton_only=spec.skeleton_only, target=spec.fbx_target, check=clock.check)
     if spec.previews:
         from core.render.preview import write_before_after
 

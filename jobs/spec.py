@@ -5,7 +5,7 @@ Files a job writes into ``out_dir`` (all or nothing), by what ``outputs`` and ``
 ================  ==========================================================================================
 ``motion.bvh``    the source motion as read or estimated ("motion" in outputs; the person's own skeleton)
 ``<name>.bvh``    the result on the character's skeleton ("bvh")
-``<name>.fbx``    the animated character, Mixamo-like layout ("fbx"; ``skeleton_only``: no mesh)
+``<name>.fbx``    the animated character, laid out for ``fbx_target`` ("fbx"; ``skeleton_only``: no mesh)
 ``<name>.glb``    the same as glTF ("glb")
 ``<name>.mp4``    before/after preview: source and character, or without and with optimisation (``previews``)
 ``source_overlay.mp4``  the video with the fitted skeleton drawn over it (video input, ``previews``)
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.character import Character
 from core.errors import InputError
+from core.io.export import EXPORT_TARGETS
 from core.motion import ROOT_PLACEMENTS
 
 __all__ = ["JobSpec", "OUTPUTS", "MOTION_SUFFIXES", "preset"]
@@ -47,6 +48,8 @@ class JobSpec:
         panel's side in pixels. skeleton_only: FBX/GLB without the mesh (the animation for the user's own rig).
     root: where the root's path goes in every file (:func:`core.motion.place_root`): "origin" (as captured,
         starting over the origin), "in_place" (no travel) or "world" (as it came). name: the result files' stem.
+    fbx_target: what the FBX is laid out for (:mod:`core.io.export`): "unity" (Mixamo's layout, the default),
+        "unreal" (a root bone carrying the travel) or "blender" (Z up, metres, no scale on the armature).
     """
 
     source: Path
@@ -66,6 +69,7 @@ class JobSpec:
     skeleton_only: bool = False
     root: str = "origin"
     name: str = "result"
+    fbx_target: str = "unity"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source", Path(self.source))
@@ -81,6 +85,8 @@ class JobSpec:
             raise InputError(f"iterations must be at least 1, got {self.iterations}")
         if self.character is None and (self.semantic or set(self.outputs) - {"motion"}):
             raise InputError("a character is needed to write a result or to optimise")
+        if self.fbx_target not in EXPORT_TARGETS:
+            raise InputError(f"unknown FBX target {self.fbx_target!r}: choose {', '.join(EXPORT_TARGETS)}")
         if self.root not in ROOT_PLACEMENTS:
             raise InputError(f"unknown root placement {self.root!r}: choose {', '.join(ROOT_PLACEMENTS)}")
         if not 16 <= self.preview_size <= 2048:

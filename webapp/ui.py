@@ -65,6 +65,9 @@ CHARACTER_SUFFIXES = (".fbx", ".glb")
 # The page's words for core.motion.place_root's placements.
 ROOT_CHOICES = {"Starts at the origin": "origin", "In place (no travel)": "in_place",
                 "As captured (world coordinates)": "world"}
+# The page's words for core.io.export's FBX targets.
+FBX_TARGET_CHOICES = {"Unity (Mixamo layout)": "unity", "Unreal Engine (root bone for root motion)": "unreal",
+                      "Blender (Z up, metres)": "blender"}
 # The per-frame plots under the report: JobResult.per_frame's key → (title, y-axis title).
 PLOTS = {"pen_percent": ("Penetration per frame, before / after optimisation", "Pen%"),
          "semantic_distance": ("Semantic distance per frame, before / after", "distance to the source")}
@@ -127,7 +130,9 @@ def _report_markdown(result: JobResult, character_note: str = "") -> str:
                f"retargeter: {r.retargeter}."] if r.character else [f"{r.frames} frames at {r.fps:g} fps."]
     if r.supervisor:
         details.append(f"Semantic supervisor: {r.supervisor}.")
-    for key in ("pen_percent", "semantic_distance", "jdm_error", "contacts_kept", "jitter"):
+    if r.semantic_source:
+        details.append(f"Source semantics from: {r.semantic_source}.")
+    for key in ("pen_percent", "semantic_distance", "scl", "fid", "itm", "jdm_error", "contacts_kept", "jitter"):
         if key in r.metrics:
             m, label = r.metrics[key], METRIC_LABELS[key]
             if m.before != m.before:  # NaN: nothing to measure (no hand contacts in the source)
@@ -136,6 +141,8 @@ def _report_markdown(result: JobResult, character_note: str = "") -> str:
                            else f"{label}: {m.before:.3g}.")
     if r.measured_on:
         details.append(f"Measured: {r.measured_on}.")
+    if r.semantic_measured_on:
+        details.append(f"Measured: {r.semantic_measured_on}.")
     details.append("Time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
                    + f" (total {sum(r.seconds.values()):.1f} s).")
     # Markdown inside <details> needs the blank lines around it to be parsed as Markdown.
@@ -170,7 +177,7 @@ def _cancel(job: _RunningJob, reason: str) -> None:
 def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_file: str | None,
                       character: str, character_file: str | None, semantic: bool, smoothing: float,
                       foot_locking: bool, iterations: int, trim_start: float, trim_end: float, root: str,
-                      skeleton_only: bool, progress) -> tuple[tuple, JobEntry | None]:
+                      skeleton_only: bool, fbx_target: str, progress) -> tuple[tuple, JobEntry | None]:
     """The job in ``owner``'s history; returns the page's outputs and the history's entry (None: cancelled)."""
     source = motion_file or video
     if not source:
@@ -184,6 +191,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
                        semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
                        iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
                        skeleton_only=bool(skeleton_only), preview_size=PREVIEW_SIZE,
+                       fbx_target=FBX_TARGET_CHOICES.get(fbx_target, fbx_target or "unity"),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
         token.check()  # cancelled as it finished: the user asked for nothing, so nothing is kept
@@ -217,6 +225,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
 async def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
                         semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                         trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
+                        fbx_target: str = "unity",
                         progress: gr.Progress = gr.Progress(), request: gr.Request = None):
     """One job from the page (or the API), in a worker thread this coroutine waits for. Gradio cancels the event by
     cancelling this coroutine; a thread cannot be cancelled, so the job's token is set instead, and the coroutine
@@ -228,7 +237,7 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
         _latest.pop(session, None)
     work = asyncio.ensure_future(asyncio.to_thread(
         _run_job_for_page, job.token, _owner(request), video, motion_file, character, character_file, semantic,
-        smoothing, foot_locking, iterations, trim_start, trim_end, root, skeleton_only, progress))
+        smoothing, foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, progress))
     try:
         outputs, entry = await asyncio.shield(work)
         if entry is not None:
@@ -483,6 +492,8 @@ def build_app() -> gr.Blocks:
                                        elem_id="root")
                     skeleton_only = gr.Checkbox(value=False, label="Animation only (skeleton, no mesh) in FBX/GLB",
                                                 elem_id="skeleton-only")
+                    fbx_target = gr.Dropdown(list(FBX_TARGET_CHOICES), value=next(iter(FBX_TARGET_CHOICES)),
+                                             label="FBX for", elem_id="fbx-target")
                     with gr.Row():
                         trim_start = gr.Number(value=0, label="Trim start (s)", minimum=0)
                         trim_end = gr.Number(value=0, label="Trim end (s, 0 = whole clip)", minimum=0)
@@ -522,7 +533,7 @@ def build_app() -> gr.Blocks:
                    concurrency_id="job", concurrency_limit=1)
         running = run.click(lambda: "", None, status, queue=False, api_name=False).then(
             run_from_page, [video_file, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                            iterations, trim_start, trim_end, root, skeleton_only],
+                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target],
             [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
             concurrency_id="job", concurrency_limit=1,
             show_progress_on=player)  # one progress display (stage, elapsed, estimate), not one per panel

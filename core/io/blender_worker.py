@@ -25,8 +25,15 @@ Export layouts (how one character is laid out in the Blender scene before each e
   every root node. The armature object gets ``matrix_world = G^-1 = C @ Scale(0.01)`` and holds its data in
   our own Y-up centimetres, so the file's root nodes carry identity transforms and the bones, mesh and keys are
   our data in centimetres with ``UnitScaleFactor = 1``: the layout of Mixamo's own files (see core.io.export).
+* FBX for Blender (``target`` "blender"): no axis change and no unit in the coordinates (``axis_up='Z'``,
+  ``axis_forward='Y'``, ``FBX_SCALE_UNITS``): laid out like a GLB below, the root nodes are the identity.
+  FBX for Unreal: the Mixamo layout, with a ``root`` bone at the world origin above the top bones
+  (:func:`_add_root_bone`).
 * GLB: glTF is Y-up metres and the exporter converts Blender's Z-up itself, so the armature object is the
   identity and its data is ``C @ ours`` in metres.
+
+An uploaded file is laid out the same way before it is written as FBX: its armature object gets the layout's
+matrix, its old transform going into the bones and meshes (:func:`_relayout`).
 
 Script auto-execution stays off (``use_scripts_auto_execute``); FBX and glTF carry no scripts. Nothing outside
 the file is opened: an FBX names its textures by path (``../``, absolute), so while it is imported Blender's
@@ -94,9 +101,9 @@ def _matrices(prop_collection, attr: str, n: int) -> np.ndarray:
 # Export
 # ----------------------------------------------------------------------------------------------------------
 
-def _layout(fmt: str) -> tuple[np.ndarray, float, np.ndarray]:
+def _layout(fmt: str, target: str = "unity") -> tuple[np.ndarray, float, np.ndarray]:
     """(rotation D applied to our data, scale s applied to our lengths, armature object's matrix_world)."""
-    if fmt == "fbx":
+    if fmt == "fbx" and target != "blender":
         obj = np.eye(4)
         obj[:3, :3] = C * 0.01
         return np.eye(3), 100.0, obj
@@ -104,7 +111,7 @@ def _layout(fmt: str) -> tuple[np.ndarray, float, np.ndarray]:
 
 
 def _build_armature(bpy, req: dict, a: dict, fmt: str):
-    D, s, obj_matrix = _layout(fmt)
+    D, s, obj_matrix = _layout(fmt, req.get("target", "unity"))
     from mathutils import Matrix
 
     names, parents = req["bone_names"], req["parents"]
@@ -128,13 +135,46 @@ def _build_armature(bpy, req: dict, a: dict, fmt: str):
     bpy.ops.object.mode_set(mode="OBJECT")
     if len(arm_data.bones) != len(names):
         raise RuntimeError(f"Blender kept {len(arm_data.bones)} of {len(names)} bones")
+    if fmt == "fbx" and req.get("target") == "unreal":
+        _add_root_bone(bpy, arm)
     for pb in arm.pose.bones:
         pb.rotation_mode = "QUATERNION"
     return arm
 
 
+def _add_root_bone(bpy, arm, length_m: float = 0.25) -> str:
+    """For Unreal: a bone at the world origin, pointing up, made the parent of every top bone; its name.
+
+    Unreal wants one root bone and takes root motion from it. Named ``root`` (Unreal's own skeletons' name;
+    Blender numbers it if the rig has a ``root`` already). At rest it moves nothing: a child's pose is its rest
+    relative to a parent at rest.
+    """
+    A_inv = np.linalg.inv(np.array(arm.matrix_world))
+    tops = [b.name for b in arm.data.bones if b.parent is None]
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = arm.data.edit_bones.new("root")
+    bone.head = (A_inv @ [0.0, 0.0, 0.0, 1.0])[:3].tolist()
+    bone.tail = (A_inv @ [0.0, 0.0, length_m, 1.0])[:3].tolist()
+    for name in tops:
+        arm.data.edit_bones[name].parent = bone
+    name = bone.name
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return name
+
+
+def _root_bone_keys(arm, name: str, travel_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quaternions ``(T, 4)`` and locations ``(T, 3)`` that move top bone ``name`` by ``travel_world (T, 3)``
+    (Blender world) from its rest."""
+    A_inv = np.linalg.inv(np.array(arm.matrix_world))
+    rest = np.array(arm.data.bones[name].matrix_local)[:3, :3]
+    rest = rest / np.linalg.norm(rest, axis=0)
+    T = len(travel_world)
+    return np.tile([1.0, 0.0, 0.0, 0.0], (T, 1)), travel_world @ A_inv[:3, :3].T @ rest
+
+
 def _build_mesh(bpy, arm, req: dict, a: dict, fmt: str):
-    D, s, _ = _layout(fmt)
+    D, s, _ = _layout(fmt, req.get("target", "unity"))
     verts = (a["vertices"] @ D.T) * s
     faces = a["faces"]
     me = bpy.data.meshes.new("Body")
@@ -220,10 +260,15 @@ def _key_bones(bpy, arm, take: str, rotations: dict, locations: dict, fps: float
 
 
 def _animate(bpy, arm, req: dict, a: dict, fmt: str) -> None:
-    _, s, _ = _layout(fmt)
+    _, s, _ = _layout(fmt, req.get("target", "unity"))
     names = req["bone_names"]
     rotations = {name: a["pose"][:, j] for j, name in enumerate(names)}
-    _key_bones(bpy, arm, req["take"], rotations, {names[0]: a["root_location"] * s}, float(req["fps"]), fmt)
+    locations = {names[0]: a["root_location"] * s}
+    root = next((b.name for b in arm.data.bones if b.parent is None), names[0])
+    if root != names[0]:  # an Unreal root bone above the hips: it takes the travel, the hips the rest
+        rotations[root], locations[root] = _root_bone_keys(arm, root, a["travel"] @ C.T)
+        locations[names[0]] = a["root_location_under_root"] * s
+    _key_bones(bpy, arm, req["take"], rotations, locations, float(req["fps"]), fmt)
 
 
 def _export(bpy, req: dict, a: dict) -> dict:
@@ -238,13 +283,14 @@ def _export(bpy, req: dict, a: dict) -> dict:
         _animate(bpy, arm, req, a, fmt)
         seconds[f"build_{fmt}"] = time.perf_counter() - t
         t = time.perf_counter()
-        _write(bpy, fmt, path, req["take"], whole_file=False)
+        _write(bpy, fmt, path, req["take"], whole_file=False, target=req.get("target", "unity"))
         seconds[f"write_{fmt}"] = time.perf_counter() - t
     return {"seconds": seconds}
 
 
-def _write(bpy, fmt: str, path: str, take: str, whole_file: bool) -> None:
-    """Write the scene as FBX or GLB; ``whole_file``: the user's own file (its images embedded, shape keys kept)."""
+def _write(bpy, fmt: str, path: str, take: str, whole_file: bool, target: str = "unity") -> None:
+    """Write the scene as FBX (laid out for ``target``) or GLB; ``whole_file``: the user's own file (its images
+    embedded, shape keys kept)."""
     if fmt == "fbx":
         # The exporter bakes the animation by stepping through the frames; skinned meshes would be deformed on
         # every step for nothing. It finds the skin from the modifier whether it is shown or not.
@@ -252,21 +298,55 @@ def _write(bpy, fmt: str, path: str, take: str, whole_file: bool) -> None:
             for mod in ob.modifiers:
                 if mod.type == "ARMATURE":
                     mod.show_viewport = mod.show_render = False
-        _write_fbx(bpy, path, take, embed=whole_file)
+        if whole_file:
+            _base_colour_maps_for_fbx(bpy)
+        _write_fbx(bpy, path, take, embed=whole_file, target=target)
     else:
         _write_glb(bpy, path, morphs=whole_file)
     if not Path(path).is_file():
         raise RuntimeError(f"the {fmt.upper()} exporter wrote no file")
 
 
-def _write_fbx(bpy, path: str, take: str, embed: bool) -> None:
+def _base_colour_maps_for_fbx(bpy) -> None:
+    """Plug base-colour images straight into Base Color, as the FBX exporter needs to find them.
+
+    The glTF importer puts a Mix node (multiply by ``baseColorFactor``) between a material's image and the
+    Principled BSDF's Base Color; the FBX exporter only takes an image linked directly (its
+    ``PrincipledBSDFWrapper``), so it wrote Soldier.glb's normal maps but dropped both base-colour maps. FBX has
+    no multiply either: the image goes straight in and the factor becomes the material's colour (FBX
+    ``DiffuseColor``). Only the scene about to be written as FBX changes.
+    """
+    for mat in bpy.data.materials:
+        if mat.node_tree is None:
+            continue
+        links = mat.node_tree.links
+        for bsdf in [n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"]:
+            base = bsdf.inputs["Base Color"]
+            mix = base.links[0].from_node if base.links else None
+            if mix is None or mix.type != "MIX" or mix.data_type != "RGBA" or mix.blend_type != "MULTIPLY":
+                continue
+            a, b = mix.inputs["A"], mix.inputs["B"]
+            if mix.inputs["Factor"].links or mix.inputs["Factor"].default_value != 1.0:
+                continue
+            for image_side, factor_side in ((a, b), (b, a)):
+                if (image_side.links and image_side.links[0].from_node.type == "TEX_IMAGE"
+                        and not factor_side.links):
+                    base.default_value = factor_side.default_value
+                    links.new(image_side.links[0].from_socket, base)
+                    break
+
+
+def _write_fbx(bpy, path: str, take: str, embed: bool, target: str = "unity") -> None:
     """Blender's FBX exporter with the layout of core.io.export's docstring; ``embed``: images inside the file."""
     # The global take is named after the scene (see io_scene_fbx fbx_animations): name it like Mixamo.
     bpy.context.scene.name = take
+    if target == "blender":  # Blender's own axes, metres with the unit in the header
+        axes, scaling = {"axis_forward": "Y", "axis_up": "Z"}, "FBX_SCALE_UNITS"
+    else:  # Mixamo's: Y up, centimetres in the coordinates
+        axes, scaling = {"axis_forward": "-Z", "axis_up": "Y"}, "FBX_SCALE_NONE"
     bpy.ops.export_scene.fbx(
         filepath=path, check_existing=False, object_types={"ARMATURE", "MESH", "EMPTY"},
-        apply_unit_scale=True, apply_scale_options="FBX_SCALE_NONE", global_scale=1.0,
-        axis_forward="-Z", axis_up="Y", bake_space_transform=False,
+        apply_unit_scale=True, apply_scale_options=scaling, global_scale=1.0, **axes, bake_space_transform=False,
         use_mesh_modifiers=False, mesh_smooth_type="FACE", colors_type="SRGB", use_custom_props=False,
         add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X", armature_nodetype="NULL",
         use_armature_deform_only=False, bake_anim=True, bake_anim_use_all_bones=True,
@@ -330,7 +410,8 @@ def _drop_animation(bpy) -> None:
         bpy.data.actions.remove(act)
 
 
-def _pose_from_world(arm, names: list[str], W: np.ndarray, P: np.ndarray, rest_P: np.ndarray):
+def _pose_from_world(arm, names: list[str], W: np.ndarray, P: np.ndarray, rest_P: np.ndarray,
+                     root: str | None = None, travel: np.ndarray | None = None):
     """Pose quaternions and locations for the file's bones from our joints' world transforms.
 
     ``W (T, J, 3, 3)`` world rotations, ``P (T, J, 3)`` world positions and ``rest_P (J, 3)`` rest positions, in
@@ -338,6 +419,7 @@ def _pose_from_world(arm, names: list[str], W: np.ndarray, P: np.ndarray, rest_P
     bones under the same names, with the same bone frames (both sides read the file with the same settings), so
     a joint's armature-space matrix follows from its world transform; every other bone keeps its rest relative
     to its parent. A bone's pose (basis) is then ``rel_rest⁻¹ · pose_parent⁻¹ · pose`` in Blender's terms.
+    ``root``: a top bone moved by ``travel (T, 3)`` (our axes, metres) from its rest (an Unreal root bone).
     """
     A = np.array(arm.matrix_world)
     A_inv = np.linalg.inv(A)
@@ -356,6 +438,11 @@ def _pose_from_world(arm, names: list[str], W: np.ndarray, P: np.ndarray, rest_P
         rel = rest if bone.parent is None else np.linalg.inv(np.array(bone.parent.matrix_local)) @ rest
         parent_pose = None if bone.parent is None else pose[bone.parent.name]
         j = joint_of.get(bone.name)
+        if bone.name == root:
+            rotations[root], locations[root] = _root_bone_keys(arm, root, travel @ C.T)
+            pose[root] = np.repeat(rest[None], T, axis=0)
+            pose[root][:, :3, 3] += travel @ C.T @ A_inv[:3, :3].T
+            continue
         if j is None:  # fingers, props, bones above the hips: at rest relative to their parent
             pose[bone.name] = np.broadcast_to(rest if parent_pose is None else parent_pose @ rel, (T, 4, 4))
             continue
@@ -370,6 +457,70 @@ def _pose_from_world(arm, names: list[str], W: np.ndarray, P: np.ndarray, rest_P
         if np.abs(loc).max() > 1e-5 * max(1.0, float(np.abs(rest[:3, 3]).max())):  # the hips, re-parented bones
             locations[bone.name] = loc
     return rotations, locations
+
+
+def _relayout(bpy, arm, matrix: np.ndarray) -> None:
+    """Give the armature object ``matrix (4, 4)`` without moving anything in the world.
+
+    Its old transform goes into the bones' rest and into the vertices (shape keys too) of the meshes it skins,
+    which get the same matrix; objects hung from bones keep their world transform. The rig's bones keep their
+    names, hierarchy and orientations relative to their parents (the change is a rotation and a uniform scale
+    on all of them).
+    """
+    from mathutils import Matrix
+
+    bpy.context.view_layer.update()
+    old = np.array(arm.matrix_world)
+    if np.allclose(old, matrix, atol=1e-9):
+        return
+    worlds = {ob.name: np.array(ob.matrix_world) for ob in bpy.data.objects}
+    skinned = [ob for ob in bpy.data.objects if ob.type == "MESH" and (
+        (ob.parent == arm and ob.parent_type in ("OBJECT", "ARMATURE"))
+        or (ob.parent is None and any(m.type == "ARMATURE" and m.object == arm for m in ob.modifiers)))]
+    arm.data.transform(Matrix((np.linalg.inv(matrix) @ old).tolist()))
+    arm.matrix_world = Matrix(matrix.tolist())
+    # Armature.transform changes the rest without rebuilding the pose; through edit mode and back does.
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.object.mode_set(mode="OBJECT")
+    for ob in skinned:
+        _own_data(ob).transform(Matrix((np.linalg.inv(matrix) @ worlds[ob.name]).tolist()), shape_keys=True)
+        ob.matrix_parent_inverse.identity()
+        ob.matrix_basis = Matrix(matrix.tolist()) if ob.parent is None else Matrix.Identity(4)
+    bpy.context.view_layer.update()
+
+    def depth(ob) -> int:
+        return 0 if ob.parent is None else 1 + depth(ob.parent)
+
+    for ob in sorted(bpy.data.objects, key=depth):  # parents first: each child is placed under a placed parent
+        if ob is arm or ob in skinned:
+            continue
+        ob.matrix_parent_inverse.identity()
+        ob.matrix_world = Matrix(worlds[ob.name].tolist())
+        if ob.parent is arm and ob.parent_type == "BONE":
+            # The bones' frames changed scale with the armature: a part hung from a bone would carry the
+            # difference as its own scale (10^4 for RobotExpressive's parts, as an engine's inspector would
+            # show it). Its vertices take the scale instead; an empty (an end site) drops it.
+            loc, rot, scale = ob.matrix_basis.decompose()
+            if ob.type == "MESH":
+                _own_data(ob).transform(Matrix.Diagonal((*scale, 1.0)), shape_keys=True)
+            ob.matrix_basis = Matrix.LocRotScale(loc, rot, None)
+        bpy.context.view_layer.update()
+
+
+def _own_data(ob):
+    """The object's mesh, copied first if other objects share it (so transforming it moves this object only)."""
+    if ob.data.users > 1:
+        ob.data = ob.data.copy()
+    return ob.data
+
+
+def _name_armature_object(bpy, arm) -> None:
+    """Name the armature object ``Armature``: Unreal drops a root node of that name (any other becomes a bone)."""
+    other = bpy.data.objects.get("Armature")
+    if other is not None and other is not arm:
+        other.name = "Armature (object)"
+    arm.name = "Armature"
 
 
 def _animate_file(bpy, req: dict, a: dict) -> dict:
@@ -391,12 +542,18 @@ def _animate_file(bpy, req: dict, a: dict) -> dict:
             for ob in list(bpy.data.objects):
                 if ob.type == "MESH":
                     bpy.data.objects.remove(ob)
+        target, root = req.get("target", "unity"), None
+        if fmt == "fbx":
+            _relayout(bpy, arm, _layout(fmt, target)[2])
+            if target == "unreal":
+                _name_armature_object(bpy, arm)
+                root = _add_root_bone(bpy, arm)
         rotations, locations = _pose_from_world(arm, req["joint_names"], a["world_rotations"],
-                                                a["world_positions"], a["rest_positions"])
+                                                a["world_positions"], a["rest_positions"], root, a.get("travel"))
         _key_bones(bpy, arm, req["take"], rotations, locations, float(req["fps"]), fmt)
         seconds[f"build_{fmt}"] = time.perf_counter() - t
         t = time.perf_counter()
-        _write(bpy, fmt, path, req["take"], whole_file=True)
+        _write(bpy, fmt, path, req["take"], whole_file=True, target=req.get("target", "unity"))
         seconds[f"write_{fmt}"] = time.perf_counter() - t
     return {"seconds": seconds, "keyed": sorted(rotations), "located": sorted(locations)}
 
@@ -656,6 +813,31 @@ def _read_file(bpy, path: str, fmt: str, gltf_fps: int = 30) -> None:
                           f"{_importer_message(exc, path)}") from None
     if "FINISHED" not in result:
         raise WorkerError(f"Blender cannot read this {fmt.upper()} file (the importer gave up)")
+    if fmt != "fbx":
+        _put_bone_children_back()
+
+
+def _put_bone_children_back() -> None:
+    """Undo the glTF importer's (5.0.1) misplacement of nodes hanging from a joint in a scaled armature.
+
+    Blender hangs an object parented to a bone from the bone's tail, so the importer moves each such node back
+    by the bone's length: ``location -= (0, L, 0)`` in the bone's frame, with ``L`` the joint's length in the
+    file. With the "BLENDER" bone heuristic it makes the bone itself ``L / s`` long, ``s`` the armature
+    object's largest scale (io_import_scene_gltf2 ``blender/imp/node.py``), so the node lands ``(s - 1) L /
+    s`` short of where the file puts it, in bone units (×``s`` in the world). RobotExpressive's armature has
+    ``s = 100``: its toe and finger tips and its bone-parented parts (head, feet, ...) sat 0.3 to 1.2 m off,
+    and a GLB written from that and read again moved them as far once more. Adding ``(s - 1) · length`` along
+    the bone puts them where the file says.
+    """
+    import bpy
+
+    for ob in bpy.data.objects:
+        arm = ob.parent
+        if ob.parent_type != "BONE" or arm is None or arm.type != "ARMATURE" or ob.parent_bone not in arm.data.bones:
+            continue
+        s = max(arm.scale)
+        if abs(s - 1.0) > 1e-6:
+            ob.location[1] += (s - 1.0) * arm.data.bones[ob.parent_bone].length
 
 
 def _bones_parents_first(arm) -> list:

@@ -23,6 +23,29 @@ converting the scene's unit and differs from the Mixamo files engines are tuned 
 ``bake_space_transform`` puts the axis change on the root node, and ``bake_space_transform`` is marked
 experimental and "known to be broken with armatures/animations" by Blender.
 
+FBX targets (``target``; GLB and BVH are the same for every target):
+
+* ``"unity"`` (the default): the Mixamo-like layout above, what Unity is used to from Mixamo: "Convert Units"
+  turns the centimetres into metres, the Humanoid avatar maps the ``mixamorig:`` names by itself, and Humanoid
+  root motion comes from the body's centre of mass, so no root bone is needed.
+* ``"unreal"``: the same layout plus one bone ``root`` at the origin above the hips (above every top bone of an
+  uploaded rig), keyed with the hips' travel on the ground plane ``(x - x_rest, 0, z - z_rest)``
+  (:func:`ground_travel`); the hips keep their height and sway under it, so every joint stays where the motion
+  puts it. Unreal wants a single root bone and takes root motion ("Enable Root Motion") from it; with the Mixamo
+  layout that bone is the hips, and the root motion would be their whole path, bob and sway included. The
+  armature object is named ``Armature``: Unreal (4.24 and later) drops a root node of that name instead of
+  adding it as an extra bone. Centimetres with identity root nodes, as for Unity, so Unreal's "convert scene
+  unit" is not needed.
+* ``"blender"``: Blender's own axes and metres: ``axis_up='Z'``, ``axis_forward='Y'`` (no axis change) and
+  ``FBX_SCALE_UNITS`` (coordinates in metres, ``UnitScaleFactor = 100``), the armature object the identity.
+  Blender's importer reads a Mixamo-layout file as centimetres and puts scale 0.01 and a 90° X rotation on
+  the armature object; this one comes in with scale 1 and no rotation, 1.7 m tall, standing on Z.
+
+An uploaded character's armature object first gets the target's transform (the identity root node of the
+Mixamo layout, or Blender's identity) with its old transform moved into its bones and meshes (see
+blender_worker.py ``_relayout``): nothing moves in the world, and Soldier.glb's 180° / 0.1 root node, say,
+does not reach an engine (Unreal would drop it with the ``Armature`` node).
+
 A GLB is glTF's native Y-up metres (the glTF exporter converts Blender's Z-up itself).
 
 Bone orientations: Blender bones point along their local Y axis. A skeleton whose rests carry orientations
@@ -51,9 +74,10 @@ from .bvh import write_bvh
 from .uploads import check_glb_self_contained
 
 __all__ = ["export_character_motion", "export_character_motion_files", "export_bone_names", "bone_frames", "same_rig",
-           "EXPORT_FORMATS", "TAKE_NAME", "MIXAMO_PREFIX"]
+           "ground_travel", "EXPORT_FORMATS", "EXPORT_TARGETS", "TAKE_NAME", "MIXAMO_PREFIX"]
 
 EXPORT_FORMATS = ("fbx", "glb", "bvh")
+EXPORT_TARGETS = ("unity", "unreal", "blender")  # what an FBX is laid out for (module docstring); unity: Mixamo's
 TAKE_NAME = "mixamo.com"
 MIXAMO_PREFIX = "mixamorig:"
 BLENDER_NAME_BYTES = 63
@@ -171,6 +195,14 @@ def _pose_channels(motion: Motion, frames: np.ndarray) -> tuple[np.ndarray, np.n
     return pose.numpy(), root
 
 
+def ground_travel(motion: Motion) -> np.ndarray:
+    """``(T, 3)`` the root's path on the ground plane from its rest place: ``(x - x_rest, 0, z - z_rest)``, metres
+    (what an Unreal ``root`` bone carries)."""
+    travel = motion.root_positions - motion.skeleton.offsets[0]
+    travel[:, 1] = 0.0
+    return travel
+
+
 def _build_request(character: Character | None, motion: Motion) -> tuple[dict, dict[str, np.ndarray]]:
     """The worker builds the file from our data: one armature, one merged mesh with vertex colours."""
     sk = motion.skeleton
@@ -234,7 +266,7 @@ def _format_of(path: Path) -> str:
 
 
 def export_character_motion(character: Character | None, motion: Motion, path: str | os.PathLike, *,
-                            skeleton_only: bool = False, timeout: float = DEFAULT_TIMEOUT_S,
+                            skeleton_only: bool = False, target: str = "unity", timeout: float = DEFAULT_TIMEOUT_S,
                             memory_mb: int = DEFAULT_MEMORY_MB) -> Path:
     """Write ``motion`` played by ``character`` to ``path`` (.fbx, .glb or .bvh, by its suffix); see the module
     docstring for what the file holds.
@@ -243,24 +275,29 @@ def export_character_motion(character: Character | None, motion: Motion, path: s
         character: the skinned character, or None for a skeleton-only file (as does ``skeleton_only``).
         motion: a motion on the character's skeleton (``motion.skeleton.names == character.skeleton.names``).
         path: the output file; written atomically.
+        skeleton_only: write the armature and its animation only.
+        target: what an FBX is laid out for, one of :data:`EXPORT_TARGETS` (module docstring); GLB/BVH ignore it.
         timeout, memory_mb: limits for the Blender worker.
 
     Raises:
-        InputError: no frames, a motion on another skeleton, non-finite or absurd values, an unknown suffix, or
-            Blender failing (the message says why).
+        InputError: no frames, a motion on another skeleton, non-finite or absurd values, an unknown suffix or
+            target, or Blender failing (the message says why).
     """
-    return export_character_motion_files(character, motion, [path], skeleton_only=skeleton_only, timeout=timeout,
-                                         memory_mb=memory_mb)[0]
+    return export_character_motion_files(character, motion, [path], skeleton_only=skeleton_only, target=target,
+                                         timeout=timeout, memory_mb=memory_mb)[0]
 
 
 def export_character_motion_files(character: Character | None, motion: Motion,
                                   paths: Sequence[str | os.PathLike], *, skeleton_only: bool = False,
-                                  timeout: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+                                  target: str = "unity", timeout: float = DEFAULT_TIMEOUT_S,
+                                  memory_mb: int = DEFAULT_MEMORY_MB,
                                   check: Callable[[], None] | None = None) -> list[Path]:
     """Like :func:`export_character_motion` for several files at once (one Blender start for all of them).
 
     ``check()`` is called while Blender works (see :func:`~core.io.blender.run_blender_worker`): whatever it raises
     (a cancelled job) stops the worker, and no file is written."""
+    if target not in EXPORT_TARGETS:
+        raise InputError(f"unknown FBX target {target!r}: choose {', '.join(EXPORT_TARGETS)}")
     outputs = [Path(p) for p in paths]
     formats = [_format_of(p) for p in outputs]
     source = character.source if character is not None and character.source is not None else None
@@ -285,6 +322,11 @@ def export_character_motion_files(character: Character | None, motion: Motion,
         request, arrays = _animate_file_request(Path(source), motion, skeleton_only)
     else:
         request, arrays = _build_request(character, motion)
+    if target == "unreal":
+        arrays["travel"] = ground_travel(motion)
+        if source is None:  # under the root bone the hips keep what is left of their path: F_0^T (p - p_rest - travel)
+            arrays["root_location_under_root"] = arrays["root_location"] - arrays["travel"] @ arrays["frames"][0]
+    request["target"] = target
     request["outputs"] = [{"path": str(s.resolve()), "format": f} for s, (_, f) in zip(staged, blender_jobs)]
     names = ", ".join(p.name for p, _ in blender_jobs)
     try:

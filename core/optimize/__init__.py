@@ -9,14 +9,16 @@ Adam on the target's local joint rotations (6D, Zhou et al. 2019), starting from
   + Σ_joints c_j ||r6_j − r6_j⁰||²                      stay close to the start (arm joints move more freely)
   + w_smooth · ||Δ²_t (p − p⁰)||² (fps² / height)²       no jitter: the acceleration the correction adds
   + w_jitter · ReLU(|Δ²_t p| − |Δ²_t p⁰|) fps² / height  ... and no joint accelerating harder than it did
-  + w_contact · ReLU(gap − tol / 2)² / (0.01 height)²    sunk hand contacts come out to the surface, no further
+  + w_contact · ReLU(gap − tol / 2)² / (0.01 height)²    hand contacts the start keeps stay within tol / 2
   + w_foot · ||feet − feet⁰||² / height² on contacts     no foot skate (matters only when legs are free)
   + w_limits · Σ excess²                                 anatomical limits, widened to the start's own angles
   + w_rel · Σ w_src (d / h − d_src / h_src)²             hands keep their distances to each other, head, chest
   + w_jdm · ReLU(JDM(p, src) − JDM(p⁰, src))            the clip reads no less like the source than the start
 
 E is the supervisor's embedding (skeletal by default; BLIP-2 or CLIP on soft renders from the front, left and
-right when weights are given, see ``core.semantics``), Φ the body's signed distance
+right when weights are given, see ``core.semantics``; for a video source, as in the paper, the VLM embeds the
+video's own frames, cropped around the person, against the character rendered from the video's camera, beside
+those three views, see :class:`.semantic.ImageTerm`), Φ the body's signed distance
 (:class:`core.geometry.penetration.PenetrationModel`), m a margin of 0.3 % of the height that covers Φ's grid approximation.
 
 Choices the paper leaves open, and why:
@@ -34,8 +36,9 @@ Choices the paper leaves open, and why:
   the slowest clip, Granny's dance, still gains about 5 %, 0.006 m/s²). Contacts: where the source's hand
   touches the body or the other hand and the retargeter sank it in (Mousey's fist inside the huge head), the
   penetration term alone pushed it 4-5 cm out, past the contact tolerance (3 % of the height); the hinge holds
-  such hands within half the tolerance of the surface. It acts only on sunk contacts: pulling every source
-  contact onto the mesh made the slim characters' fingers cut into the belly (Pen% 0.003 → 0.03).
+  such hands within half the tolerance of the surface. It acts on the contacts the start has (sunk or
+  touching), not on every source contact: pulling every source contact onto the mesh made the slim characters'
+  fingers cut into the belly (Pen% 0.003 → 0.03).
 - Hands and head (issue 18). With the arm's weight of 0.05 on the wrists too, the penetration term bent and
   twisted the wrists to get fingers out of the body (bench: hand rotation relative to the forearm changed
   18-39° on average, 95th percentile 46-91°, 156° on Bob's punch) and turned Mousey's head away from its own
@@ -43,8 +46,7 @@ Choices the paper leaves open, and why:
   anatomical limits (:mod:`.limits`: wrist, forearm twist, elbow, neck; never below what the start already
   does, so the source's own bends pass); the hands' distances to each other, the head and the chest kept at the
   source's (shares of height, weighted by closeness in the source). Bench: hands 1-4° mean, p95 3-10°, head
-  0.3-2°. The cost: on slim characters a few finger vertices stay under the belly in clips where the source's
-  hands rest on it (Slim's bow: Pen% 0.000 → 0.04; with the hands' weight at 0.05 it is 0.008 but p95 70°).
+  0.3-2°.
 - The clip's JDM error may not rise above the start's (a clip-level hinge, weight 100; issue 14): single frames
   may trade, the clip may not. Without it, pushing Mousey's fists out of its huge head raised the JDM error above
   Copy's on some clips (bench, pooled: +0.0004).
@@ -57,7 +59,10 @@ Choices the paper leaves open, and why:
   stay exactly as the retargeter made them, so foot contact and skate are untouched; ``free_joints="all"``
   frees everything, and the foot term then keeps planted feet within a few millimetres.
 - Penetration uses at most 384 limb vertices spread evenly over the arms, and only those within 3 % of the
-  height of the body (re-selected every 10 steps): this is what makes 300 frames take seconds on a CPU.
+  height of the body (re-selected every 10 steps, and at once when a vertex has moved half that far): this is
+  what makes 300 frames take seconds on a CPU. Re-selecting on a fixed schedule only let hands that the
+  contact terms pulled towards the body cross the slack unseen: slim characters ended with fingers under the
+  belly in clips where the source's hands rest on it (Slim's bow: Pen% 0.000 → 0.10; now 0.000).
 It stops early once the loss has stopped improving for 30 steps after the ramp and returns the best step (with
 15, Adam's wobble just after the ramp ended Granny's dance at 53 steps with Pen% 0.46 → 0.33 instead of 0.08).
 
@@ -80,7 +85,7 @@ from ..semantics.skeletal import character_proxy, source_proxy
 from .config import UPPER_BODY, OptimizeConfig
 from .posing import spline_basis
 from .refine import optimize_motion, prepare_character
-from .result import OptimizeResult, SemanticDistance
+from .result import OptimizeResult, SemanticDistance, SemanticMetrics
 
-__all__ = ["OptimizeConfig", "ClipMetrics", "OptimizeResult", "SemanticDistance", "optimize_motion", "prepare_character", "measure_clip",
+__all__ = ["OptimizeConfig", "ClipMetrics", "OptimizeResult", "SemanticDistance", "SemanticMetrics", "optimize_motion", "prepare_character", "measure_clip",
            "UPPER_BODY", "canonical_positions", "character_proxy", "source_proxy", "spline_basis", "farthest_points"]

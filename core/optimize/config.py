@@ -31,8 +31,8 @@ class OptimizeConfig:
     pushed this far out of the body, in figure heights (covers the grid's approximation). stay_close /
     stay_close_arm: weight of the 6D distance to the start for trunk and arm joints. smooth: weight of the
     correction's second difference in time. jitter: weight of the hinge on each joint's acceleration magnitude
-    rising above the start's. contact: weight that keeps sunk hand contacts within ``contact_slack`` × the
-    contact tolerance of the surface. jdm_guard: first weight of the clip's JDM error rising above the start's (a
+    rising above the start's. contact: weight that keeps the hand contacts the start has (sunk or touching)
+    within ``contact_slack`` × the contact tolerance of the surface. jdm_guard: first weight of the clip's JDM error rising above the start's (a
     hinge), raised by ``jdm_guard_rate`` × the excess after each step it is exceeded (0: no guard). foot: weight of the foot joints' displacement on contact frames.
     iterations: the most Adam steps; lr: Adam's step size on the correction's spline controls (6D entries).
     knot_seconds: spacing of the correction's B-spline knots in time. loss_fps: the loss looks at the clip at
@@ -43,6 +43,11 @@ class OptimizeConfig:
     free_joints: "upper" or "all". refresh: steps between re-selecting which limb vertices are near the body.
     max_limb_vertices: the loss uses at most this many limb vertices, spread evenly (Pen% counts them all).
     frames_per_step: frames rendered per step by image supervisors (the paper's batch of 4).
+    video_side_views: with a video source, the views in which the character's renders are also compared with
+    renders of the source skeleton (a mannequin), beside the video's own view: one camera cannot see how far an
+    arm reaches towards it, the paper's front/left/right views can (empty: the video's view alone).
+    metric_frames: image supervisors measure the semantic distance, SCL and FID on this many evenly spread frames
+    (each a VLM pass per view, before and after).
     threads: torch's intra-op threads during the call (restored after; None leaves them alone). One is the
     default because the tensors are small: with two threads on a shared 2-core machine every operation waits
     for the other thread to be scheduled (measured: 8 ms instead of 10 µs for a 75k-element product).
@@ -79,6 +84,8 @@ class OptimizeConfig:
     refresh: int = 10
     max_limb_vertices: int = 384
     frames_per_step: int = 4
+    video_side_views: tuple[str, ...] = ("front", "left", "right")
+    metric_frames: int = 16
     threads: int | None = 1
     skeletal_weights: dict = field(default_factory=dict)
 

@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..skeleton import CANONICAL_JOINTS
+from ..motion import Motion
+from ..skeleton import CANONICAL_JOINTS, map_to_canonical
 
-__all__ = ["JointLimit", "JOINT_LIMITS", "LimitFrames", "limit_angles", "limit_excess"]
+__all__ = ["JointLimit", "JOINT_LIMITS", "LimitFrames", "limit_angles", "limit_excess", "share_beyond_limits"]
 
 _DOWN, _FORWARD, _UP = (0.0, -1.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)
 
@@ -167,3 +168,18 @@ def limit_excess(angles: Tensor, start: Tensor, upper: Tensor, lower: Tensor) ->
     hi = torch.maximum(upper, start)
     lo = torch.maximum(lower, -start)
     return torch.relu(angles - hi) + torch.relu(-angles - lo)
+
+
+def share_beyond_limits(motion: Motion, tolerance_deg: float = 5.0) -> float:
+    """Share of (frame, limited joint) pairs of ``motion`` past the table's ranges by more than ``tolerance_deg``
+    in any component (0 for a rig without limited joints): how often a motion bends a wrist, an elbow or the
+    neck further than a person can. The optimiser's penalty allows the start's own excursions, so a result
+    should score no higher than its start (issue 18)."""
+    skeleton = motion.skeleton
+    rest = skeleton.rest_pose(torch.float64)
+    frames = LimitFrames.of(rest.rotations, rest.positions, map_to_canonical(skeleton).indices)
+    if not len(frames):
+        return 0.0
+    angles = limit_angles(motion.fk(torch.float64).rotations, frames)
+    excess = limit_excess(angles, torch.zeros_like(angles), frames.upper, frames.lower)
+    return float((excess.amax(-1) > np.radians(tolerance_deg)).double().mean())

@@ -22,7 +22,9 @@ from .request import Request
 from .result import OptimizeResult, SemanticDistance
 from .semantic import semantic_term
 
-__all__ = ["optimize_motion", "prepare_character"]
+__all__ = ["optimize_motion", "prepare_character", "SKELETAL_SOURCE"]
+
+SKELETAL_SOURCE = "the source's joint positions (skeletal supervisor)"
 
 
 def prepare_character(character: Character, device: str | torch.device | None = None) -> None:
@@ -53,11 +55,15 @@ def optimize_motion(source: Motion, start: Motion, character: Character, *, supe
         device: "cpu", "cuda", ... (default: CPU).
         measure: compute before/after metrics (a few seconds on long clips).
         max_mesh_frames: measure Pen% and contacts on at most this many evenly spaced frames.
-        source_frames: for a video source, its frames ``(T, H, W, 3)`` uint8: image supervisors embed these
-            instead of renders of a mannequin. source_camera: the video's camera (a preview ``Camera``).
+        source_frames: for a video source, its frames: ``(T, H, W, 3)`` uint8, or a lazy source of crops around
+            the person (:class:`pose.crops.VideoCrops`); image supervisors embed these (once) instead of renders
+            of a mannequin for the video's view. source_camera: how the video saw the person, a per-frame
+            :class:`~core.render.framing.VideoView` (or one fixed preview ``Camera``). Both are ignored by the
+            skeletal supervisor.
 
     Raises:
-        ValueError: start is not on the character's skeleton, the clips differ in length, a bad config.
+        ValueError: start is not on the character's skeleton, the clips (or source frames, or the video view)
+            differ in length, a bad config.
 
     Out of GPU memory with an image supervisor, it starts again with the skeletal one and says so in notes.
     """
@@ -99,7 +105,8 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
     source = SourceClip.of(request.source)  # its canonical positions serve the loss and both measurements
     # The loss looks at every stride-th frame; the correction is a spline in time, evaluated below at all frames.
     basis = spline_basis(start.num_frames, config.knot_seconds * start.fps)
-    problem = _problem(request.every(stride), supervisor, source.every(stride), notes, basis[::stride])
+    problem = _problem(request.every(stride), supervisor, source.every(stride), notes, basis[::stride],
+                       lambda f, what: progress(0.04 * f, what))
     descent = descend(problem, progress)
     with torch.no_grad():
         rig = problem.rig if stride == 1 else Rig.of(start, problem.rig.mapping, problem.rig.free.tolist(),
@@ -114,9 +121,16 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
         q = quat_make_continuous(matrix_to_quat(rig.local_rotations(x).double()), dim=0).cpu().numpy()
     result = Motion(start.skeleton, q, start.root_positions.copy(), start.fps, start.name)
     seconds = time.perf_counter() - t0
+    metrics = None
     with torch.no_grad():
-        frames, sem_before = problem.semantic.distances(problem.posed(problem.x0))
-        _, sem_after = problem.semantic.distances(problem.posed(problem.x0 + share * (descent.best - problem.x0)))
+        posed_before = problem.posed(problem.x0)
+        posed_after = problem.posed(problem.x0 + share * (descent.best - problem.x0))
+        if hasattr(problem.semantic, "compare"):  # an image supervisor: the paper's SCL, FID, ITM too
+            progress(0.95, "measuring semantics")
+            frames, sem_before, sem_after, metrics = problem.semantic.compare(posed_before, posed_after)
+        else:
+            frames, sem_before = problem.semantic.distances(posed_before)
+            _, sem_after = problem.semantic.distances(posed_after)
     before = after = None
     if request.measure:
         progress(0.96, "measuring")
@@ -124,7 +138,8 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
         after = measure_clip(source, result, request.character, request.max_mesh_frames)
     progress(1.0, "semantic refinement done")
     return OptimizeResult(result, before, after, described, descent.steps, seconds, descent.history, notes,
-                          SemanticDistance(frames * stride, sem_before, sem_after))
+                          SemanticDistance(frames * stride, sem_before, sem_after),
+                          getattr(problem.semantic, "description", SKELETAL_SOURCE), metrics)
 
 
 def _share_keeping_the_jdm(rig: Rig, x0: Tensor, correction: Tensor, source_positions: Tensor,
@@ -147,9 +162,11 @@ def _share_keeping_the_jdm(rig: Rig, x0: Tensor, correction: Tensor, source_posi
     return next((share for share in shares if share == 0.0 or error(share) <= limit), 0.0)
 
 
-def _problem(request: Request, supervisor, source: SourceClip, notes: list[str], basis: Tensor) -> Problem:
+def _problem(request: Request, supervisor, source: SourceClip, notes: list[str], basis: Tensor,
+             progress: Progress = _no_progress) -> Problem:
     """Everything the loop needs, on the request's device (float32: plenty for angles and a few mm); ``basis``
-    ``(T, K)``: the correction's spline at the request's frames."""
+    ``(T, K)``: the correction's spline at the request's frames; ``progress`` hears how far the source's
+    embedding is."""
     character, start, config, device = request.character, request.start, request.config, request.device
     dtype = torch.float32
     mapping = map_to_canonical(character.skeleton).indices
@@ -171,7 +188,7 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str],
     x0 = matrix_to_rot6d(rig.start[:, rig.free])  # (T, F, 6)
     dense = character.dense_weights(dtype).to(device)
     proxy = character_proxy(character)
-    semantic = semantic_term(supervisor, request, source, proxy)
+    semantic = semantic_term(supervisor, request, source, proxy, progress)
     limbs = hands = None
     if model is not None:
         limbs = LimbSamples.of(character, model, dense, config.max_limb_vertices)

@@ -35,8 +35,13 @@ class Request:
         """The same request on frames ``0, step, 2·step, …`` (source, start and source frames alike)."""
         if step == 1:
             return self
-        frames = self.source_frames[::step] if self.source_frames is not None else None
-        return replace(self, source=self.source.every(step), start=self.start.every(step), source_frames=frames)
+        frames, camera = self.source_frames, self.source_camera
+        if frames is not None:
+            frames = frames.every(step) if hasattr(frames, "every") else frames[::step]
+        if camera is not None and hasattr(camera, "every"):  # a per-frame VideoView; a fixed Camera stays
+            camera = camera.every(step)
+        return replace(self, source=self.source.every(step), start=self.start.every(step), source_frames=frames,
+                       source_camera=camera)
 
     def check(self) -> None:
         """Raises ValueError for inputs the optimiser cannot use."""
@@ -47,3 +52,8 @@ class Request:
             raise ValueError(f"source and start differ in length: {self.source.num_frames} vs "
                              f"{self.start.num_frames} frames")
         self.config.validate()
+        T = self.start.num_frames
+        if self.source_frames is not None and len(self.source_frames) != T:
+            raise ValueError(f"{len(self.source_frames)} source frames for a {T}-frame motion")
+        if self.source_camera is not None and hasattr(self.source_camera, "every") and len(self.source_camera) != T:
+            raise ValueError(f"a video view of {len(self.source_camera)} frames for a {T}-frame motion")

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["penetration", "stay_close", "joint_limits", "hand_relations", "HAND_RELATIONS", "jdm_above_start",
-           "added_acceleration", "acceleration_hinge", "sunk_contacts", "foot_slide", "soft_min"]
+           "added_acceleration", "acceleration_hinge", "kept_contacts", "foot_slide", "soft_min"]
 
 
 def penetration(phi: Tensor, margin: float, frames: int, height: float) -> Tensor:
@@ -83,14 +83,15 @@ def acceleration_hinge(acc: Tensor, acc0_norm: Tensor) -> Tensor:
     return torch.relu(torch.sqrt((acc * acc).sum(-1) + 1e-10) - acc0_norm).mean()
 
 
-def sunk_contacts(gaps: Tensor, sunk: Tensor, reach: float, height: float) -> Tensor:
-    """``Σ_pairs sunk · ReLU(gap − reach)² / (0.01 height)²`` averaged over frames: contacts the start had sunk
-    into the body come out to the surface and no further than ``reach`` (metres).
+def kept_contacts(gaps: Tensor, held: Tensor, hold: Tensor, height: float) -> Tensor:
+    """``Σ_pairs held · ReLU(gap − hold)² / (0.01 height)²`` averaged over frames: the hand contacts the start
+    keeps stay kept, sunk ones come out to the surface and no further than ``hold``.
 
     gaps: ``(T, 3)`` surface gaps of left hand–body, right hand–body and hand–hand, metres (negative inside);
-    sunk: ``(T, 3)`` 1 where the source touches and the start was inside, else 0.
+    held: ``(T, 3)`` 1 where the source touches and so does the start, else 0; hold: ``(T, 3)`` the largest gap
+    each held pair may end with, metres.
     """
-    return (sunk * torch.relu(gaps - reach) ** 2).sum(-1).mean() / (0.01 * height) ** 2
+    return (held * torch.relu(gaps - hold) ** 2).sum(-1).mean() / (0.01 * height) ** 2
 
 
 def foot_slide(feet: Tensor, feet0: Tensor, planted: Tensor, height: float) -> Tensor:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Hashable, Sequence
+from typing import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
@@ -87,26 +87,52 @@ class SemanticEncoder(ABC):
         """Per-image text the embedding is conditioned on (none for encoders without a language side)."""
         return [""] * images.shape[0]
 
-    def embed_source_frames(self, frames, key: Hashable | None = None, batch: int = 16) -> tuple[Tensor, list[str]]:
+    def embed_source_frames(self, frames, key: Hashable | None = None, batch: int = 16,
+                            progress: Callable[[float, str], None] | None = None) -> tuple[Tensor, list[str]]:
         """Embeddings ``(N, D)`` and guiding contexts of source frames, computed once per ``key`` and cached.
 
-        frames: ``(N, H, W, 3)`` uint8 (a video's frames) or ``(N, 3, H, W)`` floats in [0, 1] (renders).
-        key: what identifies these frames (e.g. the video path and frame range); their bytes' hash when None.
+        frames: ``(N, H, W, 3)`` uint8 (a video's frames), ``(N, 3, H, W)`` floats in [0, 1] (renders), or a lazy
+            source of square crops (anything with ``len``, ``key`` and ``batches(size, batch)`` yielding
+            ``(n, size, size, 3)`` uint8, e.g. :class:`pose.crops.VideoCrops`), read batch by batch at the model's
+            resolution so that a long clip's frames never sit in memory together.
+        key: what identifies these frames (e.g. the video path and frame range); a lazy source's own ``key``, or
+            the frames' bytes' hash, when None.
+        progress: called with (share of the frames embedded, what) after each batch (a long clip takes minutes
+            with BLIP-2's guiding answers; a cancelled job's callback raises there).
         """
+        lazy = hasattr(frames, "batches")
         if key is None:
-            data = frames.detach().cpu().numpy() if isinstance(frames, Tensor) else np.asarray(frames)
-            key = ("frames", hashlib.sha1(np.ascontiguousarray(data).tobytes()).hexdigest())
+            if lazy:
+                key = frames.key
+            else:
+                data = frames.detach().cpu().numpy() if isinstance(frames, Tensor) else np.asarray(frames)
+                key = ("frames", hashlib.sha1(np.ascontiguousarray(data).tobytes()).hexdigest())
         if key not in self._cache:
-            x = frames_to_tensor(frames)
+            size = getattr(self, "image_size", 224)
+            chunks = (frames_to_tensor(b, size) for b in frames.batches(size, batch)) if lazy else (
+                x[s:s + batch] for x in [frames_to_tensor(frames, size)] for s in range(0, len(x), batch))
             embeddings, contexts = [], []
             with torch.no_grad():
-                for s in range(0, len(x), batch):
-                    images = x[s:s + batch].to(self.device)
+                for chunk in chunks:
+                    images = chunk.to(self.device)
                     context = self.guiding_context(images)
                     embeddings.append(self.embed_renders(images, context).float().cpu())
                     contexts += context
+                    if progress is not None:
+                        progress(len(contexts) / max(len(frames), 1), "embedding the source frames")
             self._cache[key] = (torch.cat(embeddings), contexts)
         return self._cache[key]
+
+    def itm_scores(self, images: Tensor, texts: Sequence[str]) -> Tensor | None:
+        """``(B,)`` image-text matching probabilities (paper Eq. 14) where the model has an ITM head, else None
+        (:attr:`itm_missing` says why)."""
+        return None
+
+    @property
+    def itm_missing(self) -> str:
+        """Why :meth:`itm_scores` gives nothing for this model."""
+        return ("the model has no image-text matching head (the paper's ITM is BLIP-2's two-class classifier, "
+                "which comes with Blip2ForImageTextRetrieval checkpoints, not with the FlanT5 ones or CLIP)")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r})"

@@ -119,3 +119,20 @@ def test_mesh_metrics_afford_fewer_frames_on_heavier_characters_and_state_their_
     full = np.std(values, ddof=1) / 2
     assert 0 < sampling_error(values, num_frames=400) < full
     assert sampling_error(values, num_frames=400) == pytest.approx(full * np.sqrt(1 - 4 / 400))
+
+
+def test_frechet_distance_matches_the_matrix_square_root_formula():
+    from scipy.linalg import sqrtm
+
+    from core.metrics import frechet_distance
+
+    rng = np.random.default_rng(0)
+    for n, m, d in ((40, 30, 6), (8, 9, 50)):  # more samples than dimensions, and (as with VLM features) fewer
+        a, b = rng.normal(size=(n, d)), 1.5 * rng.normal(size=(m, d)) + 0.3
+        ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        root = sqrtm(ca).real
+        expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * sqrtm(root @ cb @ root).real)
+        assert np.isclose(frechet_distance(a, b), expected, rtol=1e-5)
+    assert frechet_distance(a, a) < 1e-9
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance(a[:1], b)

@@ -61,6 +61,7 @@ def test_semantic_job_fills_the_typed_report(clip, tmp_path, monkeypatch):
                             outputs=("bvh",), previews=False, retargeter="copy"), progress)
     r = result.report
     assert r.supervisor.startswith("skeletal fallback: no BLIP-2 weights found")
+    assert r.semantic_source.startswith("the source's joint positions") and r.semantic_measured_on is None
     assert {"pen_percent", "jdm_error", "contacts_kept", "jitter", "semantic_distance"} <= set(r.metrics)
     assert all(isinstance(m, BeforeAfter) and m.after is not None for m in r.metrics.values())
     assert set(r.per_frame) >= {"semantic_distance"}
@@ -167,3 +168,26 @@ def test_core_imports_nothing_above_it_and_has_no_import_circle():
     for a, deps in graph.items():
         for b in deps:
             assert a not in graph.get(b, set()), f"{a} and {b} import each other"
+
+
+def test_a_video_job_with_a_vlm_embeds_the_persons_frames(tmp_path, monkeypatch):
+    # Issue 17: the paper's video experiment. A tiny random CLIP stands in for the weights (--vlm PATH).
+    from core.semantics.tiny_models import tiny_clip
+
+    tiny_clip().save_pretrained(tmp_path / "clip")
+    monkeypatch.delenv("SMT_VLM_PATH", raising=False)
+    spec = preset("run", SAMPLE_VIDEO, tmp_path / "out", character="Bob", semantic=True, iterations=2,
+                  trim=(0.0, 0.5), outputs=("bvh",), previews=False, retargeter="copy", vlm_path=str(tmp_path / "clip"))
+    progress = Recorder()
+    result = run_job(spec, progress)
+    r = result.report
+    fractions = [f for f, _ in progress.calls]
+    assert fractions == sorted(fractions) and any(w == "embedding the source frames" for _, w in progress.calls)
+    assert r.supervisor.startswith("CLIP image encoder from") and str(tmp_path / "clip") in r.supervisor
+    assert r.semantic_source.startswith("video frames (square crops around the person), seen by the character "
+                                        "from the video's camera + renders of the source (front, left, right)")
+    assert {"scl", "fid", "semantic_distance"} <= set(r.metrics) and "itm" not in r.metrics
+    assert all(np.isfinite([r.metrics[k].before, r.metrics[k].after]).all() for k in ("scl", "fid"))
+    assert "no ITM" in r.semantic_measured_on
+    motion_file = run_job(spec.replace(source=r.files["bvh"], out_dir=tmp_path / "again", trim=None))
+    assert motion_file.report.semantic_source == "renders of the source (front, left, right)"

@@ -12,7 +12,7 @@ def _args(**overrides) -> dict:
 
     args = dict(video=None, motion_file=None, character="Ava", character_file=None, semantic=False, smoothing=0.5,
                 foot_locking=True, iterations=30, trim_start=0, trim_end=0,
-                root="Starts at the origin", skeleton_only=False)
+                root="Starts at the origin", skeleton_only=False, fbx_target="Unity (Mixamo layout)")
     args.update(overrides)
     for key in ("video", "motion_file", "character_file"):
         if args[key] is not None:
@@ -74,6 +74,7 @@ def test_semantic_job_reports_and_plots_before_and_after(client, small_bvh):
     *_, report, pen_plot, semantic_plot = _run(client, motion_file=small_bvh, character="Bob", semantic=True,
                                                iterations=20)
     assert "Semantic supervisor: skeletal" in report and "Pen%" in report and "Semantic distance" in report
+    assert "Source semantics from: the source's joint positions" in report
     for plot in (pen_plot, semantic_plot):
         rows = plot["value"]["data"]
         assert {row[plot["value"]["columns"].index("series")] for row in rows} == {"before", "after"}
@@ -126,3 +127,15 @@ def test_cancelling_an_api_job_stops_it_on_the_server(client, server, small_bvh)
     assert "plays 45 frames" in report
     assert time.perf_counter() - t < 20
     assert len(set(server.job_folders()) - folders) == 1  # only the second job's: the cancelled one left nothing
+
+
+def test_the_fbx_target_reaches_the_file(client, small_bvh):
+    """"FBX for: Blender" on the page: the downloaded FBX is in Blender's Z-up metres (its header says so)."""
+    from pathlib import Path
+
+    from ..core.io.test_export_targets import _header
+
+    *_, files, _report, _p1, _p2 = _run(client, motion_file=small_bvh, character="Brute",
+                                        fbx_target="Blender (Z up, metres)")
+    fbx = Path(next(f for f in files if f.endswith(".fbx")))
+    assert _header(fbx, b"UpAxis", b"I") == 2 and _header(fbx, b"UnitScaleFactor", b"D") == 100.0

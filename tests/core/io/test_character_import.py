@@ -33,7 +33,8 @@ SHARED_FILES = {
     "Sporty_Granny_Hip_Hop_Dancing.fbx": (False, 1, "mixamo", None),
     "Xbot.glb": (True, 6, "mixamo", (1.7, 1.9)),
     "Soldier.glb": (True, 4, "mixamo", (0.2, 0.25)),  # the file is modelled 22 cm tall (three.js scales it up)
-    "RobotExpressive.glb": (True, 14, "quaternius", (3.5, 4.5)),
+    # 4.53 m: the file's bind pose computed from its own nodes and inverse bind matrices (parts hung from joints)
+    "RobotExpressive.glb": (True, 14, "quaternius", (4.4, 4.7)),
 }
 _imported: dict[str, object] = {}
 

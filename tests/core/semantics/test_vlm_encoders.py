@@ -104,3 +104,28 @@ def test_blip2_fp16_on_cuda(tmp_path):
     e = enc.embed_renders(images, ["up", "up"])
     e.sum().backward()
     assert e.dtype == torch.float32 and images.grad.abs().sum() > 0
+
+
+def test_a_lazy_frame_source_is_read_batch_by_batch_at_the_models_resolution(clip):
+    class Crops:  # what pose.crops.VideoCrops offers: len, key, batches(size, batch)
+        key = ("crops", "test")
+
+        def __init__(self) -> None:
+            self.frames = (np.random.default_rng(1).random((5, 32, 32, 3)) * 255).astype(np.uint8)
+            self.asked: list[tuple[int, int]] = []
+
+        def __len__(self) -> int:
+            return len(self.frames)
+
+        def batches(self, size, batch):
+            self.asked.append((size, batch))
+            for s in range(0, len(self.frames), batch):
+                yield self.frames[s:s + batch]
+
+    crops = Crops()
+    e, ctx = clip.embed_source_frames(crops, batch=2)
+    assert crops.asked == [(clip.image_size, 2)] and e.shape == (5, 8) and len(ctx) == 5
+    expected, _ = clip.embed_source_frames(crops.frames)  # the same frames as an array
+    assert torch.allclose(e, expected, atol=1e-5)
+    clip.embed_source_frames(crops)
+    assert len(crops.asked) == 1  # cached under the source's key
