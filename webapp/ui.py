@@ -561,8 +561,9 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True, vlm_pat
     browser is told.
 
     Every other file the server makes (Blender workers' folders, Gradio's upload cache and copies, input
-    previews) lives in one workspace folder that is removed on exit. With ``block``, Ctrl-C or SIGTERM stops the server at once: running
-    Blender workers are killed, the workspace removed, and the process exits without waiting for a job.
+    previews) lives in one workspace folder that is removed on exit. With ``block``, Ctrl-C or SIGTERM stops the
+    server at once: running Blender workers are killed, the workspace removed, and the process exits without
+    waiting for a job.
     """
     from core.io.blender import kill_running_workers
     from core.semantics import select_supervisor
