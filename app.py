@@ -4,6 +4,7 @@
     python app.py retarget --motion clip.bvh --character Ava --out out/
     python app.py run VIDEO --character NAME --out DIR [--semantic] [--vlm PATH]
     python app.py pose VIDEO --out DIR              the person's motion (motion.bvh) and source_overlay.mp4
+    python app.py people VIDEO [--picture p.png]    the people in view, numbered for --person N (run, pose)
     python app.py characters                        list the built-in characters (and your imported ones)
     python app.py characters --import hero.fbx      add your own character (Mixamo FBX, GLB) to your library
     python app.py export clip.bvh --character Ava --out out/result.fbx   animated character as .fbx/.glb/.bvh
@@ -104,9 +105,43 @@ def _print_report(result) -> None:
               f"{pose.fps:.2f} fps; person {pose.fit.lengths.height:.2f} m tall; fit error {100 * pose.fit_error:.2f} "
               f"cm, reprojection {pose.reprojection_error:.1f} px, jitter {pose.jitter_before:.1f} -> "
               f"{pose.jitter_after:.1f} m/s²; {pose.frames_per_second:.1f} frames/s")
+        _print_people(pose)
     for warning in r.warnings:
         print(f"warning: {warning}")
     print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in r.seconds.items()))
+
+
+def _cmd_people(args: argparse.Namespace) -> int:
+    """List the people a job on this video chooses from (numbered as --person takes them); draw them if asked."""
+    from pose.pipeline import find_people
+
+    people = find_people(args.source, trim=(args.start or 0.0, args.end))
+    if people.count:
+        print(f"{people.count} {'person' if people.count == 1 else 'people'} in frame {people.frame_index} "
+              f"({people.time:.2f} s), numbered left to right:")
+    for line in people.describe():
+        print(line)
+    if people.count and args.picture is not None:
+        import imageio.v3 as iio
+
+        from pose.overlay import people_picture
+
+        iio.imwrite(args.picture, people_picture(people.rgb, people.boxes, people.suggested))
+        print(f"wrote {args.picture}")
+    if people.count > 1:
+        print("follow one of them with --person N (app.py run/pose)")
+    return 0
+
+
+def _print_people(pose) -> None:
+    """The people in view when there were several: their numbers for a rerun with --person."""
+    tracking = pose.tracking
+    if len(tracking.people) < 2:
+        return
+    print(f"people in frame {tracking.first_frame}, left to right (--person N):")
+    for k, (x0, y0, x1, y1) in enumerate(tracking.people, 1):
+        mark = " <- followed" if k == tracking.chosen else ""
+        print(f"  {k}: box x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f} px{mark}")
 
 
 def _cmd_job(args: argparse.Namespace) -> int:
@@ -119,13 +154,15 @@ def _cmd_job(args: argparse.Namespace) -> int:
         options.update(character=args.character, semantic=args.semantic, vlm_path=args.vlm,
                        iterations=args.iterations, foot_locking=not args.no_foot_locking)
     if command == "run":
-        options.update(smoothing=args.smoothing, trim=tuple(args.trim) if args.trim else None)
+        options.update(smoothing=args.smoothing, trim=tuple(args.trim) if args.trim else None, person=args.person,
+                       hands=args.hands)
     if command == "retarget":
         options.update(outputs=("bvh", *args.formats), previews=not args.no_video, preview_size=args.size,
                        retargeter=args.retargeter)
     if command == "pose":
         trim = (args.start or 0.0, args.end) if args.start is not None or args.end is not None else None
-        options.update(smoothing=args.smoothing, trim=trim, previews=not args.no_video)
+        options.update(smoothing=args.smoothing, trim=trim, previews=not args.no_video, person=args.person,
+                       hands=args.hands)
     if command == "export":
         options.update(character=args.character, take=args.take)
     if command != "pose":
@@ -206,6 +243,12 @@ def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
                             "the travel, for root motion) or blender (Z up, metres: no 0.01 scale on import)")
 
 
+def _person_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--person", type=int, default=None, metavar="N",
+                   help="with several people in view, follow person N (numbered from 1, left to right, in the first "
+                        "frame with people; `app.py people VIDEO` lists them); default: the largest, most central")
+
+
 def _semantic_option(p: argparse.ArgumentParser) -> None:
     # On by default, as on the page: one default everywhere. --semantic is still accepted (older scripts pass it).
     p.add_argument("--semantic", action=argparse.BooleanOptionalAction, default=True,
@@ -261,9 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     _semantic_option(p)
     p.add_argument("--vlm", default=None, help="BLIP-2 weights folder (default: $SMT_VLM_PATH, else skeletal)")
     p.add_argument("--smoothing", type=float, default=0.5, help="pose smoothing strength 0..1 (default 0.5)")
+    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=False,
+                   help="track the hands and move the fingers of characters with finger bones (about 3x the pose "
+                        "stage's time; default off)")
     p.add_argument("--iterations", type=int, default=None,
                    help="most optimisation steps (default: the optimiser's, 120)")
     p.add_argument("--trim", type=float, nargs=2, metavar=("START", "END"), help="use only this part (seconds)")
+    _person_option(p)
     p.add_argument("--no-foot-locking", action="store_true", help="let stage II move planted feet")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _output_options(p)
@@ -275,12 +322,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video of one person (mp4, mov, mkv, webm, ...; at most 10 minutes)")
     p.add_argument("--out", required=True, type=Path, help="output folder (motion.bvh, source_overlay.mp4)")
     p.add_argument("--smoothing", type=float, default=0.5, help="filter strength 0..1 (default 0.5; 0 = off)")
+    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=False,
+                   help="also track the hands and write finger joints (about 3x the time; default off)")
     p.add_argument("--start", type=float, default=None, help="use the video from this second on")
     p.add_argument("--end", type=float, default=None, help="use the video up to this second")
     p.add_argument("--no-video", action="store_true", help="skip the overlay video")
+    _person_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _output_options(p, skeleton=False)
     p.set_defaults(func=_cmd_job, command="pose")
+
+    p = sub.add_parser("people", parents=[common],
+                       help="list the people in view (numbered for --person), optionally as a picture")
+    p.add_argument("source", metavar="video", type=Path, help="the video")
+    p.add_argument("--picture", type=Path, default=None, help="write the frame with numbered boxes (.png/.jpg)")
+    p.add_argument("--start", type=float, default=None, help="the job's trim start (seconds), if it has one")
+    p.add_argument("--end", type=float, default=None, help="the job's trim end (seconds)")
+    p.add_argument("--quiet", action="store_true", help="no MediaPipe log lines")
+    p.set_defaults(func=_cmd_people)
 
     p = sub.add_parser("batch", parents=[common],
                        help="many clips (files and folders) at once, locally or on a Ray cluster")

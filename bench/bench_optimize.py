@@ -20,7 +20,9 @@ chest, against the Copy start (degrees; mean and 95th percentile over frames and
 targets mean <= 15, p95 <= 35, head <= 5), and the wrist-to-wrist distance error against the source (share of
 each figure's height; target: not above Copy's), and how often the result bends a wrist, elbow or the neck past
 the anatomical ranges of core/optimize/limits.py by more than 5 degrees (share of frames x limited joints;
-target: not above Copy's, whose excursions are the source's own).
+target: not above Copy's, whose excursions are the source's own), and how far the forearms and upper arms turn
+about their own axes (the palm facing another way with the wrist unchanged; target mean <= 15, our choice, the
+hands' own bar).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from core.character import PART_NAMES, Character
 from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh
 from core.metrics import SourceClip, measure_clip, rotation_change
-from core.optimize.limits import share_beyond_limits
+from core.optimize.limits import long_bone_twist, share_beyond_limits
 from core.motion import Motion
 from core.optimize import OptimizeConfig, optimize_motion
 from core.optimize.config import OWN_MOTION_JDM
@@ -122,7 +124,7 @@ def _quality_rows() -> list[Row]:
     for name, character in _characters().items():
         bulky = name in BULKY
         use = clips if bulky else {k: clips[k] for k in list(clips)[:2]}
-        before, after, secs, turns, beyond = [], [], [], [], []
+        before, after, secs, turns, beyond, twists = [], [], [], [], [], []
         for clip_name, clip in use.items():
             source = clip.slice(0, MAX_FRAMES)
             start = copy_retarget(source, character.skeleton)
@@ -134,6 +136,7 @@ def _quality_rows() -> list[Row]:
             after.append(measure_clip(reference, result.motion, character))
             turns.append((clip_name, rotation_change(start, result.motion)))
             beyond.append((share_beyond_limits(start), share_beyond_limits(result.motion)))
+            twists.append(long_bone_twist(start, result.motion))
         pen_b, pen_a = np.mean([m.pen_percent for m in before]), np.mean([m.pen_percent for m in after])
         jdm_b, jdm_a = np.mean([m.jdm_error for m in before]), np.mean([m.jdm_error for m in after])
         jit_b, jit_a = np.mean([m.jitter for m in before]), np.mean([m.jitter for m in after])
@@ -143,6 +146,8 @@ def _quality_rows() -> list[Row]:
         hand_p95 = np.mean([r.hand_p95 for _, r in turns])
         head_mean = np.mean([r.head_mean for _, r in turns])
         beyond_b, beyond_a = np.mean(beyond, axis=0)
+        twist_mean = np.mean([t.mean() for t in twists])
+        twist_p95 = np.mean([np.percentile(t, 95) for t in twists])
         worst = max(turns, key=lambda t: t[1].hand_p95)
         names = list(use)
         worst_jdm = max(((c, a.jdm_error - b.jdm_error, b.jdm_error) for c, b, a in zip(names, before, after)),
@@ -175,6 +180,9 @@ def _quality_rows() -> list[Row]:
                 Row(f"{name}: hand rotation change (vs forearm), mean", hand_mean, "deg", 15.0, False, turn_note),
                 Row(f"{name}: hand rotation change (vs forearm), p95", hand_p95, "deg", 35.0, False),
                 Row(f"{name}: head rotation change (vs chest), mean", head_mean, "deg", 5.0, False),
+                Row(f"{name}: forearm and upper-arm twist change, mean", twist_mean, "deg", 15.0, False,
+                    f"turn about the bone's own axis (pronation, humeral rotation), p95 {twist_p95:.1f}: the palm "
+                    "facing another way, which the hand-vs-forearm rows do not show"),
                 Row(f"{name}: joint-limit violations after - Copy's", 100 * (beyond_a - beyond_b), "%", 0.0, False,
                     f"{100 * beyond_b:.2f} -> {100 * beyond_a:.2f} % of frames x limited joints past the "
                     "anatomical ranges by > 5 deg (core.optimize.limits)"),
@@ -183,7 +191,8 @@ def _quality_rows() -> list[Row]:
             rows.append(Row(f"{name}: Pen% before -> after", pen_a, "%", note=(
                 f"Copy {pen_b:.3f} -> {pen_a:.3f}; JDM {jdm_b:.4f} -> {jdm_a:.4f}; jitter {jit_b:.2f} -> {jit_a:.2f}; "
                 f"contacts {kept_b:.2f} -> {kept_a:.2f}; hand-hand {hd_b:.3f} -> {hd_a:.3f}; hand turn mean "
-                f"{hand_mean:.1f}, p95 {hand_p95:.1f}, head {head_mean:.1f} deg; past the joint limits "
+                f"{hand_mean:.1f}, p95 {hand_p95:.1f}, head {head_mean:.1f}, arm twist {twist_mean:.1f} deg; past the "
+                f"joint limits "
                 f"{100 * beyond_b:.2f} -> {100 * beyond_a:.2f} % ({where})")))
     return rows
 

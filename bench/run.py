@@ -16,7 +16,8 @@ from .common import ROOT, format_table, machine_line, markdown_table
 
 SUITES = {"core": "bench.bench_core", "pose": "bench.bench_pose", "export": "bench.bench_export",
           "retarget": "bench.bench_retarget", "optimize": "bench.bench_optimize",
-          "semantic": "bench.bench_semantic", "app": "bench.bench_app", "batch": "bench.bench_batch"}
+          "semantic": "bench.bench_semantic", "app": "bench.bench_app", "batch": "bench.bench_batch",
+          "pose_accuracy": "bench.bench_pose_accuracy", "hands": "bench.bench_hands"}
 
 
 def _existing_sections() -> dict[str, str]:

@@ -21,11 +21,13 @@ from torch import Tensor
 
 from .kinematics import Pose, forward_kinematics
 from .rotations import matrix_to_quat, quat_between, quat_make_continuous, quat_slerp, quat_to_matrix
-from .skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, CANONICAL_TPOSE_DIRECTIONS, Skeleton,
-                       canonical_main_child,
+from .skeleton import (CANONICAL_JOINTS, CANONICAL_PARENTS, CANONICAL_TPOSE_DIRECTIONS, FINGER_JOINTS,
+                       FINGER_PARENTS, Skeleton, canonical_main_child, finger_offsets, finger_tpose_direction,
+                       map_fingers,
                        canonical_skeleton, map_to_canonical)
 
-__all__ = ["Motion", "to_canonical", "from_canonical", "canonical_rest", "FOOT_JOINTS"]
+__all__ = ["Motion", "to_canonical", "from_canonical", "canonical_rest", "canonical_fingers", "with_fingers",
+           "FOOT_JOINTS"]
 
 FOOT_JOINTS = ("LeftFoot", "LeftToeBase", "RightFoot", "RightToeBase")
 
@@ -281,3 +283,145 @@ def from_canonical(motion: Motion, skeleton: Skeleton) -> Motion:
     hips_at_zero = tmp.fk().positions[:, hips]
     root = torch.as_tensor(motion.root_positions) - hips_at_zero
     return Motion(skeleton, rotations.numpy(), root.numpy(), motion.fps, motion.name)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Fingers: they bypass the canonical 22 joints (and the network); their rotations copy across rigs directly.
+# ----------------------------------------------------------------------------------------------------------
+
+def _frame_of(a: Tensor, b: Tensor) -> Tensor:
+    """Orthonormal frame ``(3, 3)``: columns a, b made perpendicular to a, a x b."""
+    a = a / a.norm().clamp_min(1e-12)
+    b = b - (b @ a) * a
+    b = b / b.norm().clamp_min(1e-12)
+    return torch.stack([a, b, torch.linalg.cross(a, b)], dim=-1)
+
+
+def _palm_frame(rest: Pose, fingers: dict[int, int], hand: int, side: int) -> Tensor | None:
+    """The hand's canonical frame ``(3, 3)`` from the rest positions of its finger bases (long axis to the middle
+    knuckle, across from the little finger to the index), or None when the rig lacks them.
+
+    The palm fixes the hand's twist from the rig's geometry alone: carried down the arm with smallest turns, the
+    hand's frame depends on how the rig's rest pose holds the arm (a BVH written from a joint-orient rig has every
+    bone along Y in its rest), and its twist turns the fingers' hinge axes.
+    """
+    base = {name: 15 * side + 3 * FINGER_JOINTS[15 * side:15 * side + 15:3].index(
+        f"{'Left' if side == 0 else 'Right'}Hand{name}1") for name in ("Index", "Middle", "Ring", "Pinky")}
+    across = [(a, b) for a, b in (("Index", "Pinky"), ("Index", "Ring"), ("Middle", "Pinky")) if
+              base[a] in fingers and base[b] in fingers]
+    if "Middle" not in {n for n in base if base[n] in fingers} or not across:
+        return None
+    can = torch.as_tensor(finger_offsets(1.0), dtype=rest.positions.dtype)  # bases are the hand's children
+    a, b = across[0]
+    P = rest.positions
+    rig = _frame_of(P[fingers[base["Middle"]]] - P[hand], P[fingers[base[a]]] - P[fingers[base[b]]])
+    canonical = _frame_of(can[base["Middle"]], can[base[a]] - can[base[b]])
+    return rig @ canonical.T
+
+
+def _finger_frames(skeleton: Skeleton, rest: Pose) -> tuple[dict[int, int], Tensor, dict[int, Tensor]]:
+    """The rig's fingers by name, its canonical T-pose frames for the 22 joints ``(22, 3, 3)`` (the hands' from
+    their palms, :func:`_palm_frame`, where the rig has the finger bases) and for each mapped finger
+    ``{n: (3, 3)}``, built like :func:`_tpose_frames`: the parent's frame carried down with the smallest turn that
+    lines the canonical T-pose finger direction up with the rig's rest bone."""
+    fingers = map_fingers(skeleton)
+    if not fingers:
+        return fingers, torch.empty(0), {}
+    idx = map_to_canonical(skeleton, check_hierarchy=False).indices
+    frames22 = _tpose_frames(_canonical_tracks(rest.positions, idx)).clone()
+    for side, name in enumerate(("LeftHand", "RightHand")):
+        k = CANONICAL_JOINTS.index(name)
+        palm = _palm_frame(rest, fingers, idx[k], side)
+        if palm is not None:
+            frames22[k] = palm
+    frames: dict[int, Tensor] = {}
+    for n in range(len(FINGER_JOINTS)):
+        p = FINGER_PARENTS[n]
+        parent = frames22[p] if p < 22 else frames[p - 22]
+        j = fingers.get(n)
+        if j is None:
+            frames[n] = parent
+            continue
+        nxt = fingers.get(n + 1) if FINGER_JOINTS[n][-1] != "3" else None
+        kids = skeleton.children(j)
+        child = nxt if nxt is not None else (kids[0] if kids else None)
+        bone = rest.positions[child] - rest.positions[j] if child is not None else None
+        if bone is None or bone.norm() < 1e-6:
+            frames[n] = parent
+            continue
+        d = parent @ torch.as_tensor(finger_tpose_direction(FINGER_JOINTS[n]), dtype=rest.positions.dtype)
+        frames[n] = quat_to_matrix(quat_between(d, bone)) @ parent
+    return fingers, frames22, frames
+
+
+def _hand_canonical(world: Tensor, rest: Pose, idx: tuple[int, ...], frames22: Tensor, n: int) -> Tensor:
+    """Canonical world rotation ``(T, 3, 3)`` of the hand that finger ``n`` hangs from."""
+    k = CANONICAL_JOINTS.index("LeftHand" if n < 15 else "RightHand")
+    return world[:, idx[k]] @ rest.rotations[idx[k]].T @ frames22[k]
+
+
+def canonical_fingers(motion: Motion) -> np.ndarray | None:
+    """``(T, 30, 4)`` local rotations of :data:`~core.skeleton.FINGER_JOINTS` relative to the canonical T-pose
+    hand (identity for fingers the rig lacks), or None when the rig has no finger joints.
+
+    On a canonical skeleton with hands (:func:`~core.skeleton.canonical_skeleton` with 52 offsets) these are the
+    motion's own finger rotations; on any other rig they are re-expressed through its rest pose, so they copy
+    across rigs whatever their finger bones' rest orientations (see :func:`with_fingers`).
+    """
+    sk = motion.skeleton
+    rest = sk.rest_pose()
+    fingers, frames22, frames = _finger_frames(sk, rest)
+    if not fingers:
+        return None
+    idx = map_to_canonical(sk, check_hierarchy=False).indices
+    world = motion.fk().rotations
+    Wc: dict[int, Tensor] = {}
+    T = motion.num_frames
+    local = torch.eye(3, dtype=torch.float64).expand(T, 30, 3, 3).clone()
+    for n in range(30):
+        p = FINGER_PARENTS[n]
+        parent = _hand_canonical(world, rest, idx, frames22, n) if p < 22 else Wc[p - 22]
+        j = fingers.get(n)
+        Wc[n] = parent if j is None else world[:, j] @ rest.rotations[j].T @ frames[n]
+        local[:, n] = parent.transpose(-1, -2) @ Wc[n]
+    return quat_make_continuous(matrix_to_quat(local), dim=0).numpy()
+
+
+def with_fingers(motion: Motion, fingers: np.ndarray | None) -> Motion:
+    """The motion with its rig's finger joints set from canonical finger rotations ``(T, 30, 4)`` (see
+    :func:`canonical_fingers`); the rest of the rig is untouched. A rig without fingers, or ``fingers=None``,
+    returns the motion as it is."""
+    if fingers is None:
+        return motion
+    fingers = np.asarray(fingers, dtype=np.float64)
+    if fingers.shape != (motion.num_frames, 30, 4):
+        raise ValueError(f"fingers must be ({motion.num_frames}, 30, 4), got {fingers.shape}")
+    sk = motion.skeleton
+    rest = sk.rest_pose()
+    mapped, frames22, frames = _finger_frames(sk, rest)
+    if not mapped:
+        return motion
+    idx = map_to_canonical(sk, check_hierarchy=False).indices
+    rig_finger = {j: n for n, j in mapped.items()}
+    L = quat_to_matrix(torch.as_tensor(motion.rotations))
+    R = quat_to_matrix(torch.as_tensor(fingers))
+    rest_local = quat_to_matrix(torch.as_tensor(sk.rest_rotations))
+    world0 = motion.fk().rotations  # the hands are no fingers' descendants: their world rotations stay
+    Wc: list[Tensor] = []
+    for n in range(30):
+        p = FINGER_PARENTS[n]
+        Wc.append((_hand_canonical(world0, rest, idx, frames22, n) if p < 22 else Wc[p - 22]) @ R[:, n])
+    eye = torch.eye(3, dtype=torch.float64).expand(motion.num_frames, 3, 3)
+    world: list[Tensor] = []
+    out = L.clone()
+    for j, p in enumerate(sk.parents):
+        parent_world = world[p] if p >= 0 else eye
+        if j in rig_finger:
+            n = rig_finger[j]
+            Wj = Wc[n] @ frames[n].T @ rest.rotations[j]
+            out[:, j] = rest_local[j].T @ parent_world.transpose(-1, -2) @ Wj
+        else:
+            Wj = parent_world @ rest_local[j] @ L[:, j]
+        world.append(Wj)
+    rotations = quat_make_continuous(matrix_to_quat(out), dim=0).numpy()
+    return replace(motion, rotations=rotations)

@@ -17,6 +17,8 @@ from .kinematics import Pose, forward_kinematics
 __all__ = [
     "Skeleton", "SkeletonMappingError", "CANONICAL_JOINTS", "CANONICAL_PARENTS", "CANONICAL_TPOSE_DIRECTIONS",
     "CanonicalMapping", "map_to_canonical", "canonical_main_child", "normalize_joint_name", "canonical_skeleton",
+    "FINGERS", "FINGER_JOINTS", "FINGER_PARENTS", "finger_offsets", "finger_tpose_direction", "map_fingers",
+    "HANDS_JOINTS", "HANDS_PARENTS",
 ]
 
 CANONICAL_JOINTS: tuple[str, ...] = (
@@ -46,6 +48,116 @@ def canonical_main_child(k: int) -> int | None:
     if name not in CANONICAL_TPOSE_DIRECTIONS:
         return None
     return CANONICAL_JOINTS.index(_MAIN_CHILD[name]) if name in _MAIN_CHILD else CANONICAL_PARENTS.index(k)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Optional finger joints
+# ----------------------------------------------------------------------------------------------------------
+# Mixamo's naming: <Side>Hand<Finger><k>, k = 1 at the finger's base (the thumb's carpometacarpal joint, the
+# other fingers' knuckle), 2 and 3 the next joints; the tip is no joint. A canonical skeleton with hands is the
+# 22 joints followed by these 30 (left hand's five fingers, then the right's), each finger a chain from its Hand.
+
+FINGERS: tuple[str, ...] = ("Thumb", "Index", "Middle", "Ring", "Pinky")
+FINGER_JOINTS: tuple[str, ...] = tuple(f"{side}Hand{f}{k}" for side in ("Left", "Right") for f in FINGERS
+                                       for k in (1, 2, 3))
+FINGER_PARENTS: tuple[int, ...] = tuple(
+    (CANONICAL_JOINTS.index(f"{side}Hand") if k == 1 else 22 + 15 * s + 3 * f + k - 2)
+    for s, side in enumerate(("Left", "Right")) for f in range(5) for k in (1, 2, 3))
+HANDS_JOINTS: tuple[str, ...] = CANONICAL_JOINTS + FINGER_JOINTS
+HANDS_PARENTS: tuple[int, ...] = CANONICAL_PARENTS + FINGER_PARENTS
+
+# A left hand in the T-pose (palm down, fingers along +X, thumb towards +Z), in units of the wrist-to-middle-
+# knuckle length: each finger's base from the wrist, its bone direction, and its three bone lengths (base to
+# joint 2, 2 to 3, 3 to the tip). Proportions of an adult hand (phalanx lengths after Buryanov & Kotiuk 2010).
+_HAND_TABLE: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]] = {
+    "Thumb": ((0.22, -0.08, 0.22), (0.62, -0.25, 0.74), (0.48, 0.36, 0.32)),
+    "Index": ((0.96, 0.0, 0.24), (1.0, 0.0, 0.03), (0.46, 0.27, 0.22)),
+    "Middle": ((1.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.50, 0.31, 0.23)),
+    "Ring": ((0.95, 0.0, -0.21), (1.0, 0.0, -0.03), (0.47, 0.30, 0.23)),
+    "Pinky": ((0.87, 0.0, -0.40), (1.0, 0.0, -0.08), (0.37, 0.22, 0.21)),
+}
+
+
+def finger_tpose_direction(name: str) -> np.ndarray:
+    """Unit direction ``(3,)`` of finger joint ``name``'s bone in the canonical T-pose (palm down, +Z forward)."""
+    side, rest = name[:name.index("Hand")], name[name.index("Hand") + 4:]
+    d = np.asarray(_HAND_TABLE[rest[:-1]][1], dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    return d * (1, 1, 1) if side == "Left" else d * (-1, 1, 1)
+
+
+def finger_offsets(hand_length: float) -> np.ndarray:
+    """``(30, 3)`` T-pose offsets of :data:`FINGER_JOINTS` for a hand ``hand_length`` metres from wrist to the
+    middle knuckle (each joint's translation from its parent, parents' frames = world axes)."""
+    out = np.zeros((30, 3))
+    for s, sign in enumerate((1.0, -1.0)):
+        for f, finger in enumerate(FINGERS):
+            base, direction, lengths = _HAND_TABLE[finger]
+            d = np.asarray(direction) / np.linalg.norm(direction)
+            mirror = np.array([sign, 1.0, 1.0])
+            out[15 * s + 3 * f] = np.asarray(base) * mirror * hand_length
+            for k in (1, 2):
+                out[15 * s + 3 * f + k] = d * mirror * lengths[k - 1] * hand_length
+    return out
+
+
+def finger_tip_offsets(hand_length: float) -> np.ndarray:
+    """``(10, 3)`` offset of each finger's tip from its joint 3 (left five, then right five), T-pose."""
+    out = np.zeros((10, 3))
+    for s, sign in enumerate((1.0, -1.0)):
+        for f, finger in enumerate(FINGERS):
+            _, direction, lengths = _HAND_TABLE[finger]
+            out[5 * s + f] = np.asarray(direction) / np.linalg.norm(direction) * (sign, 1, 1) * lengths[2] * hand_length
+    return out
+
+
+# How rig families name finger joints (normalised; {s} = left/right, {S} = l/r, {f} = finger, {k} = 1..3), each
+# family a list of spellings tried in order. Unreal's mannequin: thumb_01_l; RobotExpressive (Quaternius):
+# Thumb.L, Thumb2.L, Index.L, Middle1.L (two bones a finger, no pinky, each chain below its own palm bone);
+# DAZ: lThumb1; CC_Base: CC_Base_L_Thumb1.
+_FINGER_PATTERNS: tuple[tuple[str, ...], ...] = (
+    ("{s}hand{f}{k}",), ("{f}0{k}{S}",), ("{f}{k}{S}", "{f}{S}"), ("{S}{f}{k}",), ("ccbase{S}{f}{k}",),
+)
+
+
+def map_fingers(skeleton: "Skeleton") -> dict[int, int]:
+    """Finger joints of a rig found by name: ``{index into FINGER_JOINTS: rig joint index}`` (empty: no fingers).
+
+    The naming family that finds most joints wins. A finger counts only when it lies below the rig's hand of the
+    same side (or below the hand's parent, for palm-bone rigs), so a stray bone elsewhere is never driven.
+    """
+    lookup: dict[str, int] = {}
+    for j, name in enumerate(skeleton.names):
+        lookup.setdefault(normalize_joint_name(name), j)
+    try:
+        idx = map_to_canonical(skeleton, check_hierarchy=False).indices
+    except SkeletonMappingError:
+        return {}
+    hands = {side: idx[CANONICAL_JOINTS.index(f"{side}Hand")] for side in ("Left", "Right")}
+    out: dict[int, int] = {}
+    for family in _FINGER_PATTERNS:
+        found: dict[int, int] = {}
+        for n, joint in enumerate(FINGER_JOINTS):
+            side = "Left" if joint.startswith("Left") else "Right"
+            finger, k = joint[len(side) + 4:-1], joint[-1]
+            for pattern in family:
+                if "{k}" not in pattern and k != "1":
+                    continue
+                j = lookup.get(pattern.format(s=side.lower(), S=side[0].lower(), f=finger.lower(), k=k))
+                if j is not None and j != hands[side] and (skeleton.is_ancestor(hands[side], j)
+                                                           or _same_side_palm(skeleton, hands[side], j)):
+                    found[n] = j
+                    break
+        if len(found) > len(out):
+            out = found
+    return out
+
+
+def _same_side_palm(skeleton: "Skeleton", hand: int, j: int) -> bool:
+    """RobotExpressive-style rigs map the hand onto a middle palm bone, its sibling palms carry the other
+    fingers: a finger below the hand's parent counts too."""
+    p = skeleton.parents[hand]
+    return p >= 0 and skeleton.is_ancestor(p, j)
 
 
 class SkeletonMappingError(InputError):
@@ -237,5 +349,9 @@ def map_to_canonical(skeleton: Skeleton, check_hierarchy: bool = True) -> Canoni
 
 
 def canonical_skeleton(offsets: np.ndarray) -> Skeleton:
-    """A canonical 22-joint skeleton (identity rest rotations) from ``(22, 3)`` offsets in metres."""
+    """A canonical skeleton (identity rest rotations) from ``(22, 3)`` offsets in metres, or ``(52, 3)`` for
+    the 22 joints followed by :data:`FINGER_JOINTS`."""
+    offsets = np.asarray(offsets, dtype=np.float64)
+    if len(offsets) == len(HANDS_JOINTS):
+        return Skeleton(HANDS_JOINTS, HANDS_PARENTS, offsets)
     return Skeleton(CANONICAL_JOINTS, CANONICAL_PARENTS, offsets)

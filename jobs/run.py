@@ -216,8 +216,8 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
             from pose.pipeline import video_to_motion
 
             clock.start(Stage.POSE)
-            pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim,
-                                   progress=clock.within(Stage.POSE))
+            pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim, hands=spec.hands,
+                                   progress=clock.within(Stage.POSE), person=spec.person)
             source = pose.motion
             clock.stop()
             clock.seconds.pop(Stage.POSE.label, None)  # its parts stand in its place

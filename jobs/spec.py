@@ -41,8 +41,12 @@ class JobSpec:
     semantic: run stage II (semantics and penetration). vlm_path: its weights folder (None: ``$SMT_VLM_PATH``,
         else the skeletal supervisor). iterations: most stage-II steps (None: the optimiser's default).
         foot_locking: keep planted feet in place during stage II.
+    hands: track the hands and fit the fingers (video input; off by default, see pose.pipeline.DEFAULT_HANDS);
+        characters with finger bones move them.
     smoothing: pose filter strength in [0, 1] (video input). trim: ``(start, end)`` seconds of the input, end
         excluded (0 or None: to the end). take: the animation to use when a motion file has several.
+    person: who to follow in a video with several people: their number (1.., left to right) in the first frame
+        with anyone in it, as :func:`pose.pipeline.find_people` lists them; None: the largest, most central one.
     retargeter: "network" (the shipped graph network; Copy when its checkpoint does not load) or "copy".
     outputs: any of "motion", "bvh", "fbx", "glb". previews: write the preview videos; preview_size: one
         panel's side in pixels. skeleton_only: FBX/GLB without the mesh (the animation for the user's own rig).
@@ -60,8 +64,10 @@ class JobSpec:
     iterations: int | None = None
     foot_locking: bool = True
     smoothing: float = 0.5
+    hands: bool = False
     trim: tuple[float, float | None] | None = None
     take: str | None = None
+    person: int | None = None
     retargeter: str = "network"
     outputs: tuple[str, ...] = ("bvh", "fbx", "glb")
     previews: bool = True
@@ -81,6 +87,9 @@ class JobSpec:
             raise InputError(f"unknown retargeter {self.retargeter!r}: choose 'network' or 'copy'")
         if not 0.0 <= self.smoothing <= 1.0:
             raise InputError(f"smoothing must be within 0..1, got {self.smoothing:g}")
+        if self.person is not None and (isinstance(self.person, bool) or int(self.person) != self.person
+                                        or self.person < 1):
+            raise InputError(f"people are numbered from 1; got person {self.person!r}")
         if self.iterations is not None and self.iterations < 1:
             raise InputError(f"iterations must be at least 1, got {self.iterations}")
         if self.character is None and (self.semantic or set(self.outputs) - {"motion"}):

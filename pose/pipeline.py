@@ -7,11 +7,16 @@ landmarks, which frames had a detection, fit and reprojection errors, jitter bef
 
 Stages (all whole-clip numpy after the per-frame estimation):
 
-1. decode (:mod:`pose.video`) and estimate, following one person (:mod:`pose.tracking`);
+1. decode (:mod:`pose.video`) and estimate, following one person (:mod:`pose.tracking`); measure how the
+   camera turns and zooms from the background (:mod:`pose.camera_motion`);
 2. refuse clips where most frames have nobody; fill gaps (:mod:`pose.clean`);
-3. root path in the camera frame from 2D + 3D landmarks and an assumed field of view (:mod:`pose.root`);
+3. root path in the camera frame from 2D + 3D landmarks and an assumed field of view (:mod:`pose.root`); with a
+   camera that moved, every frame is first turned into the first frame's camera (and scaled by the zoom);
 4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`);
-5. bone lengths and IK (:mod:`pose.fit`); foot contacts; feet pinned to the floor (:mod:`pose.root`).
+5. bone lengths and IK (:mod:`pose.fit`); foot contacts; feet pinned to the floor (:mod:`pose.root`);
+6. with ``hands=True``: the palms turn the wrists, and the fingers are fitted and cleaned (:mod:`pose.hands`); the
+   motion's skeleton is then the canonical 22 joints followed by the 30 finger joints
+   (:data:`core.skeleton.FINGER_JOINTS`).
 """
 from __future__ import annotations
 
@@ -23,20 +28,29 @@ from typing import Callable
 import numpy as np
 
 from core.motion import Motion
-from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton
+from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton, finger_offsets
 
 from . import clean
+from .camera_motion import CameraMotion, CameraMotionTracker
 from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
-from .fit import TARGET_JOINTS, FitResult, fit_skeleton, joint_targets
+from .fit import FitResult, fit_skeleton, joint_targets
+from .hands import HandTracks, assign_sides, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
 from .video import MAX_SIDE, VideoMeta, open_video
 
-__all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING"]
+__all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING", "DEFAULT_HANDS",
+           "HAND_LENGTH_SHARE", "PeopleInVideo", "find_people", "camera_turns"]
 
 Progress = Callable[[float, str], None]
 DEFAULT_SMOOTHING = 0.5
+# Off by default: with hands the pose stage takes 2.7-3.4x as long (hand model on crops around both wrists, palm
+# detection where a hand is lost), which would triple the job's floor, and curled fingers still read 21-22 degrees
+# off on the hands bench (target 15). Built-in characters have mitten hands, so only uploaded rigs with finger
+# bones show them. --hands / the page's switch turn them on.
+DEFAULT_HANDS = False
+HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adult proportions)
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 _FEET = (("left", "Left"), ("right", "Right"))
 _SOLE = [LM[f"{s}_{k}"] for s, _ in _FEET for k in ("heel", "foot_index")]
@@ -73,6 +87,8 @@ class PoseResult:
     bone_length_variation: largest standard deviation of a bone's length over time in the motion, metres.
     root_correction: ``(T, 3)`` how far the foot pinning moved the root, metres.
     fps: the clip's measured frame rate. seconds: wall time per stage. warnings: things the user should know.
+    camera_motion: how the camera turned and zoomed (measured from the background; still for landmarks alone).
+    hands: the hands' landmarks, where they were found, and the finger rotations; None when not asked for.
     """
 
     motion: Motion
@@ -95,8 +111,10 @@ class PoseResult:
     root_correction: np.ndarray
     fps: float
     tracking: TrackingReport
+    camera_motion: CameraMotion | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    hands: HandTracks | None = None
 
     @property
     def num_frames(self) -> int:
@@ -117,7 +135,9 @@ class PoseResult:
                 f", fit error {100 * self.fit_error:.2f} cm (vs raw landmarks {100 * self.fit_error_raw:.2f} cm), "
                 f"reprojection {self.reprojection_error:.1f} px ({self.reprojection_error_unpinned:.1f} px before "
                 f"pinning the feet), jitter {self.jitter_before:.1f} -> {self.jitter_after:.1f} m/s², "
-                f"{self.frames_per_second:.1f} frames/s")
+                f"{self.frames_per_second:.1f} frames/s"
+                + ("" if self.hands is None else ", hands found in {:.0f} % / {:.0f} % of frames (left / right)".format(
+                    *100 * self.hands.found_rate)))
 
 
 def _no_progress(fraction: float, stage: str) -> None:
@@ -136,32 +156,152 @@ def _rotation_to_y(up: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
 
 
+def camera_turns(camera_motion: CameraMotion | None, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(T, 3, 3)`` camera turns (frame ``t``'s camera axes into the first frame's) and ``(T,)`` zoom that the
+    pipeline applies: identity and ones unless the camera moved (:meth:`CameraMotion.moved`)."""
+    if camera_motion is None or not camera_motion.moved() or len(camera_motion.zoom) < T:
+        return np.tile(np.eye(3), (T, 1, 1)), np.ones(T)
+    return camera_motion.rotations[:T], camera_motion.zoom[:T]
+
+
+def _turned(turns: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``(T, ..., 3)`` points of each frame's camera axes in the first frame's (``turns (T, 3, 3)``)."""
+    T = len(turns)
+    return np.einsum("tij,tnj->tni", turns, points.reshape(T, -1, 3)).reshape(points.shape)
+
+
+def _steadied(image: np.ndarray, turns: np.ndarray, zoom: np.ndarray, camera: CameraModel) -> np.ndarray:
+    """``(T, N, 2)`` pixels as the first frame's camera would see them (a panning camera's still scene stays put)."""
+    rays = np.concatenate([(image - (camera.cx, camera.cy)) / (camera.focal * zoom[:, None, None]),
+                           np.ones(image.shape[:-1] + (1,))], axis=-1)
+    r = _turned(turns, rays)
+    return camera.focal * r[..., :2] / r[..., 2:] + (camera.cx, camera.cy)
+
+
+def _project(camera: CameraModel, world: np.ndarray, turns: np.ndarray, zoom: np.ndarray) -> np.ndarray:
+    """``(T, N, 2)`` pixels of world points in each frame's own (turned, zoomed) camera; NaN behind it."""
+    c = np.einsum("tji,tnj->tni", turns, camera.to_camera(world))  # turns are orthonormal: transpose = inverse
+    z = np.where(c[..., 2] > 1e-6, c[..., 2], np.nan)
+    f = camera.focal * zoom[:, None]
+    return np.stack([f * c[..., 0] / z + camera.cx, f * c[..., 1] / z + camera.cy], axis=-1)
+
+
 def _targets_2d(image: np.ndarray) -> np.ndarray:
     """``(T, 22, 2)`` image positions of the joints that have landmarks (NaN elsewhere)."""
-    out = np.full(image.shape[:1] + (22, 2), np.nan)
-    for name, lms in TARGET_JOINTS.items():
-        out[:, _J[name]] = np.mean([image[:, LM[n]] for n in lms], axis=0)
-    return out
+    return joint_targets(image)[0]
 
 
-def _estimate(reader, estimator: Estimator, progress: Progress) -> tuple[list, TrackingReport]:
+@dataclass
+class PeopleInVideo:
+    """The people in the first frame with anyone in it, numbered as the job's tracker numbers them.
+
+    frame_index: that frame, counted from the trim start (-1: nobody in the part searched). time: its time from
+    the trim start, seconds. rgb: ``(H, W, 3)`` the frame as the pose stage sees it. boxes: ``(N, 4)`` pixel boxes
+    ``x0, y0, x1, y1`` of persons 1..N (left to right). suggested: the person a job follows when the user does
+    not pick (1-based; 0 when nobody was found). searched_seconds: how much of the clip was searched.
+    """
+
+    frame_index: int
+    time: float
+    rgb: np.ndarray | None
+    boxes: np.ndarray
+    suggested: int
+    searched_seconds: float
+
+    @property
+    def count(self) -> int:
+        return len(self.boxes)
+
+    def describe(self) -> list[str]:
+        """One line per person, for the CLI: number, where in the frame, how tall."""
+        if not self.count:
+            return [f"nobody was found in the first {self.searched_seconds:.0f} s"]
+        H, W = self.rgb.shape[:2]
+        out = []
+        for k, (x0, y0, x1, y1) in enumerate(self.boxes, 1):
+            where = "left" if (x0 + x1) / 2 < W / 3 else "right" if (x0 + x1) / 2 > 2 * W / 3 else "centre"
+            out.append(f"person {k}: {where}, box x {x0:.0f}-{x1:.0f}, y {y0:.0f}-{y1:.0f} px of {W}x{H}, "
+                       f"{100 * (y1 - y0) / H:.0f} % of the frame's height"
+                       + (" (followed unless you pick another)" if k == self.suggested else ""))
+        return out
+
+
+def find_people(path: str | Path, *, trim: tuple[float | None, float | None] | None = None,
+                estimator: Estimator | str = "mediapipe", max_side: int = MAX_SIDE,
+                search_seconds: float = 10.0) -> PeopleInVideo:
+    """The people a job on this clip would choose from (same frames, same search, same numbering as
+    :class:`~pose.tracking.PersonTracker`), so the user can pick one before the job runs.
+
+    Searches frames in order from the trim start until someone is found, for at most ``search_seconds``.
+
+    Raises:
+        InputError: (subclasses) unreadable video, backend missing.
+    """
+    from .tracking import choose_person
+
+    reader = open_video(path, trim=trim, max_side=max_side)
+    fps = reader.meta.header_fps or 30.0
+    own = isinstance(estimator, str)
+    est = make_estimator(estimator) if isinstance(estimator, str) else estimator
+    tracker = PersonTracker(est, fps=fps)
+    frames = reader.frames()
+    try:
+        for frame in frames:
+            if frame.index / fps > search_seconds:
+                break
+            people = tracker.people_in(frame.rgb, frame.index)
+            if people:
+                H, W = frame.rgb.shape[:2]
+                return PeopleInVideo(frame.index, frame.index / fps, frame.rgb, np.array([p.box() for p in people]),
+                                     choose_person(people, W, H) + 1, frame.index / fps)
+    finally:
+        frames.close()
+        if own:
+            est.close()
+    return PeopleInVideo(-1, 0.0, None, np.zeros((0, 4)), 0, search_seconds)
+
+
+def _people_warning(report: TrackingReport, fps: float) -> str | None:
+    """What the report says about the people in view (None for one person all along)."""
+    if not report.several_people:
+        return None
+    n = len(report.people)
+    at = f"{n} in the first frame with people ({report.first_frame / fps:.1f} s), " if n > 1 else ""
+    seen = (f"several people were seen ({at}up to {report.people_seen} at once, in {report.frames_with_others} of "
+            f"{report.surveys} checked frames)")
+    if report.chosen_by_user:
+        return f"{seen}; person {report.chosen} (numbered left to right), as asked, was followed"
+    if n > 1:
+        return (f"{seen}; nobody was picked, so person {report.chosen} of {n} (numbered left to right), the "
+                f"largest and most central, was followed: if that is the wrong person, pick one on the page or "
+                f"pass --person N (`app.py people VIDEO` lists them)")
+    return f"{seen}; the person found first was followed"
+
+
+def _estimate(reader, estimator: Estimator, progress: Progress, person: int | None = None,
+              fov: float = DEFAULT_FOV) -> tuple[list, TrackingReport, CameraMotion]:
     meta = reader.meta
-    tracker = PersonTracker(estimator, fps=meta.header_fps or 30.0)
+    tracker = PersonTracker(estimator, fps=meta.header_fps or 30.0, person=person)
+    camera = CameraMotionTracker(meta.width, meta.height, CameraModel.from_fov(meta.width, meta.height, fov).focal)
+    box = None
     expected = max(meta.header_frames - int(meta.start * (meta.header_fps or 30.0)), 1)
     if meta.end is not None and meta.header_fps > 0:
         expected = max(1, int((meta.end - meta.start) * meta.header_fps))
     poses = []
     for frame in reader.frames():
         poses.append(tracker.step(frame.rgb, frame.index))
+        box = poses[-1].box() if poses[-1] is not None else box
+        camera.step(frame.rgb, box)
         if frame.index % 15 == 0:
             progress(0.9 * min(frame.index / expected, 1.0), f"pose estimation: frame {frame.index}")
-    return poses, tracker.report
+    return poses, tracker.report, camera.result(len(poses))
 
 
 def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
                     trim: tuple[float | None, float | None] | None = None, progress: Progress | None = None,
                     estimator: Estimator | str = "mediapipe", fov: float = DEFAULT_FOV, max_side: int = MAX_SIDE,
-                    max_seconds: float | None = None) -> PoseResult:
+                    max_seconds: float | None = None, person: int | None = None,
+                    hands: bool = DEFAULT_HANDS) -> PoseResult:
     """The motion of the person in a video (see the module docstring).
 
     Args:
@@ -172,9 +312,14 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
         estimator: an :class:`~pose.estimators.Estimator` or a backend name.
         fov: assumed field of view across the frame's long side, degrees (default: a phone's main camera).
         max_side: frames are downscaled to this long side. max_seconds: clip length limit (default 10 min).
+        person: who to follow when several people are in view: their number in the first frame with anyone in
+            it, left to right from 1 (:func:`find_people` lists them); None: the largest, most central one.
+        hands: also track both hands and fit the fingers (an estimator passed in must have been made with hands
+            on, e.g. ``make_estimator("mediapipe", hands=True)``).
 
     Raises:
-        InputError: (subclasses) unreadable video, clip too long, nobody found in most frames, backend missing.
+        InputError: (subclasses) unreadable video, clip too long, nobody found in most frames, backend missing,
+            ``person`` beyond the number of people found.
     """
     progress = progress or _no_progress
     if not 0.0 <= smoothing <= 1.0:
@@ -186,9 +331,9 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     meta = reader.meta
     progress(0.0, "reading video")
     own = isinstance(estimator, str)
-    est = make_estimator(estimator) if isinstance(estimator, str) else estimator
+    est = make_estimator(estimator, **({"hands": True} if hands else {})) if own else estimator
     try:
-        poses, report = _estimate(reader, est, progress)
+        poses, report, camera_motion = _estimate(reader, est, progress, person, fov)
     finally:
         if own:
             est.close()
@@ -212,29 +357,48 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     image = np.full((T, 33, 2), np.nan)
     world_cam = np.full((T, 33, 3), np.nan)
     vis = np.zeros((T, 33))
+    hand_lms = np.full((T, 2, 21, 3), np.nan) if hands else None
+    hand_world = np.full((T, 2, 21, 3), np.nan) if hands else None
     for t, p in enumerate(poses):
         if p is not None:
             image[t], world_cam[t], vis[t] = p.image, p.world, p.visibility
-    if report.several_people:
-        warnings.append(f"several people were seen (up to {report.people_seen} at once, in "
-                        f"{report.frames_with_others} of {report.surveys} checked frames); the largest, most central "
-                        f"person was followed")
+            if hand_lms is not None and p.hands is not None:
+                hand_lms[t] = p.hands
+            if hand_world is not None and p.hands_world is not None:
+                hand_world[t] = p.hands_world
+    if hands and not any(p is not None and p.hands is not None for p in poses):
+        warnings.append("the pose backend gave no hand landmarks; the fingers were left relaxed")
+    people = _people_warning(report, fps)
+    if people:
+        warnings.append(people)
+    if camera_motion.moved():
+        warnings.append(f"the camera moved (it {camera_motion.describe()}, measured from the background in "
+                        f"{int(camera_motion.measured.sum())} of {T - 1} frame pairs): the person's path was "
+                        f"corrected for it; a camera carried along (not only turned) still adds its own travel")
     result = motion_from_landmarks(image, world_cam, vis, fps, meta.width, meta.height, smoothing=smoothing,
-                                   fov=fov, name=Path(path).stem)
+                                   fov=fov, name=Path(path).stem, camera_motion=camera_motion,
+                                   hands=hand_lms, hands_world=hand_world)
     seconds["clean+fit"] = time.perf_counter() - t1
     progress(1.0, "pose done")
-    return replace(result, video=meta, tracking=report, seconds=seconds, warnings=warnings + result.warnings)
+    return replace(result, video=meta, tracking=report, camera_motion=camera_motion, seconds=seconds,
+                   warnings=warnings + result.warnings)
 
 
 def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndarray, fps: float, width: int,
                           height: int, *, smoothing: float = DEFAULT_SMOOTHING, fov: float = DEFAULT_FOV,
-                          name: str = "") -> PoseResult:
+                          name: str = "", camera_motion: CameraMotion | None = None,
+                          hands: np.ndarray | None = None, hands_world: np.ndarray | None = None) -> PoseResult:
     """Stages 2-5 (see the module docstring) on landmark tracks: the part of the pipeline after estimation.
 
     Args:
         image: ``(T, 33, 2)`` pixels, NaN in frames without a detection.
         world_cam: ``(T, 33, 3)`` metric, hip-centred landmarks in camera axes (x right, y down, z away).
         vis: ``(T, 33)`` visibility. fps: frame rate. width, height: frame size, pixels.
+        camera_motion: the camera's turn and zoom per frame; when it moved, every frame's landmarks and root are
+            put in the first frame's camera before the rest (None or a still camera: nothing changes).
+        hands: ``(T, 2, 21, 3)`` hand landmarks (pixels, camera axes, NaN where not found; see
+            :class:`~pose.estimators.PoseFrame`), or None for a body-only motion. hands_world: the same hands as
+            the model's metric landmarks (optional; see :func:`pose.hands.fit_hands`).
 
     Raises:
         NobodyError: when most frames have no detection.
@@ -248,20 +412,29 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         spans = ", ".join(f"{s / fps:.1f}-{e / fps:.1f} s" for s, e in long_gaps[:5])
         warnings.append(f"nobody was found for more than {clean.MAX_GAP_SECONDS:g} s at {spans}; the motion there "
                         f"is interpolated")
+    if hands is not None:
+        hands = np.where(detected[:, None, None, None], hands, np.nan)
+        world_cam = palm_landmarks(world_cam, assign_sides(hands, image, fps))  # the palms turn the wrists
     image_f = clean.fill_gaps(image, detected)
-    world_f = clean.fill_gaps(world_cam, detected)
+    world_own = clean.fill_gaps(world_cam, detected)  # each frame in its own camera's axes
     vis_f = np.where(detected[:, None], vis, 0.05)
+    turns, zoom = camera_turns(camera_motion, T)
+    world_f = _turned(turns, world_own)  # every frame in the first frame's camera axes
 
     # Root path in the camera frame, then the landmarks filtered, the world levelled (floor at y = 0).
     local_s = clean.smooth(world_f, fps, smoothing)
     up_cam = clean.body_up(_body_axis(local_s @ FLIP.T))
-    img_s = clean.smooth(image_f, fps, max(smoothing, 0.3))
+    img_s = clean.smooth(_steadied(image_f, turns, zoom, CameraModel.from_fov(width, height, fov)), fps,
+                         max(smoothing, 0.3))
     px_speed = np.linalg.norm(np.gradient(img_s, axis=0), axis=-1) * fps  # (T, 33) pixels per second
 
     def root_path(fov_deg: float) -> tuple[CameraModel, np.ndarray, np.ndarray]:  # (camera, raw, smoothed)
         cam = CameraModel.from_fov(width, height, fov_deg)
-        t_raw = solve_translation(world_f, image_f, vis_f, cam)
-        return cam, t_raw, (smooth_path(t_raw, fps) if smoothing > 0 else t_raw)
+        # Solved and smoothed in each frame's own camera (where the 2D landmarks are, and the noisy depth is
+        # along the view), then turned into the first one's; a zoom by z makes the person look z times closer.
+        t_own = solve_translation(world_own, image_f, vis_f, cam) * zoom[:, None]
+        t_smooth = smooth_path(t_own, fps) if smoothing > 0 else t_own
+        return cam, _turned(turns, t_own), _turned(turns, t_smooth)
 
     camera, t_raw, t_smooth = root_path(fov)
     speed = px_speed * (t_smooth[:, 2] / camera.focal)[:, None]  # metres per second across the image
@@ -291,23 +464,30 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     contacts = clean.foot_contacts(rel_h, foot_speed, fps)
     root, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps)
     motion = Motion(canonical_skeleton(fit.offsets), fit.rotations, root, fps, name)
+    hand_tracks = None
+    if hands is not None:
+        hand_tracks = fit_hands(hands, image, fps, smoothing, hands_world)
+        offsets = np.vstack([fit.offsets, finger_offsets(HAND_LENGTH_SHARE * L.forearm)])
+        motion = Motion(canonical_skeleton(offsets), np.concatenate([fit.rotations, hand_tracks.rotations], axis=1),
+                        root, fps, name)
 
     # Numbers.
     final = fit.positions - fit.positions[:, :1] + root[:, None]
-    joints_2d = camera.project(final)
+    joints_2d = _project(camera, final, turns, zoom)
     t2d = _targets_2d(image)
     reproj = float(np.nanmean(np.linalg.norm(joints_2d - t2d, axis=-1)[detected]))
-    joints_2d = camera.project(fit.positions - fit.positions[:, :1] + (hips_w + fit.positions[:, 0])[:, None])
+    joints_2d = _project(camera, fit.positions - fit.positions[:, :1] + (hips_w + fit.positions[:, 0])[:, None],
+                         turns, zoom)
     reproj_unpinned = float(np.nanmean(np.linalg.norm(joints_2d - t2d, axis=-1)[detected]))
     raw_targets, mask = joint_targets(world_f @ to_world.T)
     raw_err = np.linalg.norm(fit.positions[:, mask] - raw_targets[:, mask], axis=-1)
     raw_global = joint_targets((world_f + t_raw[:, None]) @ FLIP.T @ R.T)[0][:, mask]
     bones = np.linalg.norm(final[:, 1:] - final[:, list(CANONICAL_PARENTS[1:])], axis=-1)
     return PoseResult(
-        motion=motion, video=None, image_landmarks=image, world_landmarks=world_cam @ to_world.T,
+        motion=motion, video=None, image_landmarks=image, world_landmarks=_turned(turns, world_cam) @ to_world.T,
         visibility=vis, detected=detected, joints_2d=joints_2d, contacts=contacts, camera=camera, fit=fit,
         fit_error=fit.mean_error, fit_error_raw=float(np.mean(raw_err[detected])), reprojection_error=reproj,
         reprojection_error_unpinned=reproj_unpinned,
         jitter_before=clean.jitter(raw_global, fps), jitter_after=clean.jitter(final[:, mask], fps),
         bone_length_variation=float(bones.std(axis=0).max()), root_correction=corr,
-        fps=fps, tracking=TrackingReport(), warnings=warnings)
+        fps=fps, tracking=TrackingReport(), warnings=warnings, hands=hand_tracks)

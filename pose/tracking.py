@@ -9,8 +9,10 @@ best. So on its own it can jump to another person. :class:`PersonTracker` keeps 
    one person per image, and with several in view it often finds nobody more (measured: on a 3x2 tiling of a
    one-person clip it found 1 of 6 people, and none at all on the tiled sample clip), so the frame is also
    searched in overlapping square windows about 1.5 body heights wide (:meth:`PersonTracker._people_in_windows`;
-   0.3-1.4 s once per clip on this CPU, and once a second while nobody has been found). The person chosen is
-   the largest and most central: score = box height / frame height x (1 - 0.6 x centre distance / half-diagonal).
+   0.3-1.4 s once per clip on this CPU, and once a second while nobody has been found). The people are numbered
+   1, 2, ... from left to right (:meth:`PersonTracker.people_in`; :func:`pose.pipeline.find_people` shows the
+   same list to the user before a job). The person followed is the one the user picked (``person``), else the
+   largest and most central: score = box height / frame height x (1 - 0.6 x centre distance / half-diagonal).
 2. **Keeping**: once more than one person has been seen, every frame is passed to the estimator with everything
    outside a window around the chosen person blacked out. Blacking out (instead of cropping) keeps pixel
    coordinates unchanged, so MediaPipe's own frame-to-frame tracking still works. The window is the person's
@@ -31,9 +33,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from core.errors import InputError
+
 from .estimators import LM, Estimator, PoseFrame
 
-__all__ = ["PersonTracker", "TrackingReport", "choose_person"]
+__all__ = ["PersonTracker", "TrackingReport", "choose_person", "PersonChoiceError"]
+
+
+class PersonChoiceError(InputError):
+    """The person asked for is not among those found (the message lists how many there are)."""
 
 _TORSO = [LM["left_shoulder"], LM["right_shoulder"], LM["left_hip"], LM["right_hip"]]
 
@@ -44,6 +52,9 @@ class TrackingReport:
 
     people_seen: most people found in one frame. frames_with_others: surveyed frames that had someone else.
     surveys: frames surveyed. rejected: poses dropped as a jump to someone else. masked: whether masking was on.
+    first_frame: the first frame with anyone in it (-1: nobody was ever found). people: ``(N, 4)`` pixel boxes
+    ``x0, y0, x1, y1`` of everyone found there, numbered 1..N from left to right. chosen: the number of the
+    person followed (1-based; 0 before anyone was found). chosen_by_user: whether the user picked them.
     """
 
     people_seen: int = 0
@@ -53,6 +64,10 @@ class TrackingReport:
     masked: bool = False
     chosen_box: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    first_frame: int = -1
+    people: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    chosen: int = 0
+    chosen_by_user: bool = False
 
     @property
     def several_people(self) -> bool:
@@ -100,9 +115,16 @@ def _window_starts(total: int, side: int) -> list[int]:
 
 
 def _same_place(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two boxes are one person seen twice (centres closer than half the smaller height)."""
+    """Whether two boxes are one person seen twice: centres closer than half the smaller height, or the smaller
+    box mostly (60 %) inside the larger (the detector found someone's upper body, then, with it blacked out,
+    the rest of them: seen on a rendered runner)."""
     ca, cb = 0.5 * (a[:2] + a[2:]), 0.5 * (b[:2] + b[2:])
-    return float(np.linalg.norm(ca - cb)) < 0.5 * min(a[3] - a[1], b[3] - b[1])
+    if float(np.linalg.norm(ca - cb)) < 0.5 * min(a[3] - a[1], b[3] - b[1]):
+        return True
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return bool(w > 0 and h > 0 and w * h > 0.6 * max(smaller, 1e-9))
 
 
 class PersonTracker:
@@ -111,10 +133,16 @@ class PersonTracker:
     Args:
         estimator: the pose backend. fps: the clip's frame rate (for speed limits and the survey interval).
         survey_every: seconds between checks for other people. max_people: most people listed when choosing.
+        person: the person to follow, numbered 1.. from left to right in the first frame with anyone in it (as
+            :meth:`people_in` lists them); None: the largest, most central one.
     """
 
-    def __init__(self, estimator: Estimator, fps: float, survey_every: float = 1.0, max_people: int = 4) -> None:
+    def __init__(self, estimator: Estimator, fps: float, survey_every: float = 1.0, max_people: int = 4,
+                 person: int | None = None) -> None:
+        if person is not None and person < 1:
+            raise PersonChoiceError(f"people are numbered from 1; got person {person}")
         self.estimator = estimator
+        self.person = person
         self.fps = fps if fps > 0 else 30.0
         self.survey_interval = max(1, int(round(survey_every * self.fps)))
         self.max_people = max_people
@@ -165,6 +193,22 @@ class PersonTracker:
                 found.append(p)
         return found
 
+    def people_in(self, rgb: np.ndarray, index: int) -> list[PoseFrame]:
+        """Everyone found in frame ``index`` by the choosing step, left to right (person 1 is the leftmost).
+
+        The window search runs when the whole-frame detector found someone, and on every survey frame otherwise
+        (it costs 0.3-1.4 s). The same frames give the same list: the page and the CLI show this list before a
+        job, and the job's tracker numbers the people with it.
+        """
+        people = self._everyone(rgb)
+        if people or index % self.survey_interval == 0:
+            people += self._people_in_windows(rgb, [p.box() for p in people])
+        distinct: list[PoseFrame] = []
+        for p in sorted(people, key=lambda p: -float(p.box()[3] - p.box()[1])):  # the fullest view of each person
+            if not any(_same_place(p.box(), q.box()) for q in distinct):
+                distinct.append(p)
+        return sorted(distinct, key=lambda p: float(p.box()[0] + p.box()[2]))
+
     def _masked(self, rgb: np.ndarray, index: int) -> np.ndarray:
         H, W = rgb.shape[:2]
         assert self._box is not None
@@ -200,21 +244,26 @@ class PersonTracker:
         H, W = rgb.shape[:2]
         rep = self.report
         if self._box is None:
-            people = self._everyone(rgb)
-            if people or index % self.survey_interval == 0:
-                people += self._people_in_windows(rgb, [p.box() for p in people])
+            people = self.people_in(rgb, index)
             if not people:
                 return None
-            k = choose_person(people, W, H)
+            if self.person is not None and self.person > len(people):
+                raise PersonChoiceError(
+                    f"person {self.person} was asked for, but {len(people)} "
+                    f"{'person was' if len(people) == 1 else 'people were'} found in the first frame with anyone "
+                    f"in it (frame {index}); people are numbered from 1, left to right")
+            k = self.person - 1 if self.person is not None else choose_person(people, W, H)
             self._box, self._last_seen = people[k].box(), index
             rep.chosen_box = self._box.copy()
+            rep.first_frame, rep.people = index, np.array([p.box() for p in people])
+            rep.chosen, rep.chosen_by_user = k + 1, self.person is not None
             rep.people_seen = max(rep.people_seen, len(people))
             rep.surveys += 1
             if len(people) > 1:
                 rep.frames_with_others += 1
                 rep.masked = True
-                rep.notes.append(f"frame {index}: {len(people)} people in view; following the largest, most "
-                                 f"central one")
+                how = "the one asked for" if self.person is not None else "the largest, most central one"
+                rep.notes.append(f"frame {index}: {len(people)} people in view; following person {k + 1}, {how}")
         image = self._masked(rgb, index) if rep.masked else rgb
         pose = self.estimator.track(image)
         if pose is not None and not self._plausible(pose, index):

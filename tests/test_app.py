@@ -135,3 +135,27 @@ def test_a_bad_job_history_budget_is_refused_before_the_server_starts(tmp_path):
                              timeout=120, env=dict(os.environ, SMT_HOME=str(tmp_path), **env))
         assert res.returncode == 2 and res.stderr.startswith("error: ") and "SMT_HISTORY_MB" in res.stderr, res.stderr
         assert "Serving" not in res.stdout
+
+
+def test_people_lists_those_in_view_and_pose_follows_the_one_asked_for(tmp_path):
+    """`app.py people` numbers the people (and draws them); `pose --person 1` follows the small one on the left
+    and prints the list; a number beyond it is a one-line error."""
+    import imageio.v3 as iio
+
+    from jobs import SAMPLE_VIDEO
+    from tests.synthetic import two_people_video
+
+    clip = two_people_video(SAMPLE_VIDEO, tmp_path / "two.mp4", frames=20)
+    res = run_app("people", str(clip), "--picture", str(tmp_path / "people.png"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "2 people in frame 0 (0.00 s), numbered left to right:" in res.stdout
+    assert "person 1: left," in res.stdout and "person 2: right," in res.stdout
+    assert "(followed unless you pick another)" in res.stdout.splitlines()[2]
+    assert iio.imread(tmp_path / "people.png").shape == (405, 720, 3)
+    res = run_app("pose", str(clip), "--out", str(tmp_path / "out"), "--no-video", "--person", "1", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "  1: box x" in res.stdout and "<- followed" in res.stdout.split("  1: box x")[1].splitlines()[0]
+    assert "person 1 (numbered left to right), as asked, was followed" in res.stdout
+    res = run_app("pose", str(clip), "--out", str(tmp_path / "out3"), "--no-video", "--person", "3", "--quiet")
+    assert res.returncode == 2 and "person 3 was asked for, but 2 people were found" in res.stderr
+    assert not (tmp_path / "out3").exists()

@@ -73,12 +73,13 @@ PLOTS = {"pen_percent": ("Penetration per frame, before / after optimisation", "
          "semantic_distance": ("Semantic distance per frame, before / after", "distance to the source")}
 
 INTRO = f"""# Video → animated character
-Upload a phone video of **one person** (or a BVH/FBX motion file), pick a character or upload your own rigged
+Upload a phone video of a person (or a BVH/FBX motion file), pick a character or upload your own rigged
 character (Mixamo FBX or GLB), press **Run**, then download the animation as FBX (Blender, Unity, Unreal), GLB or BVH.
 
 Limits: uploads up to {MAX_UPLOAD.upper()}, clips up to {MAX_CLIP_SECONDS / 60:.0f} minutes (use *Trim* in Advanced
-for longer ones), one person in frame.
+for longer ones). With several people in view, the page shows them numbered under your video: pick who to follow.
 """
+AUTO_PERSON = "auto"  # the person choice's value for "let the tracker choose" (the largest, most central)
 
 
 @dataclass
@@ -177,7 +178,8 @@ def _cancel(job: _RunningJob, reason: str) -> None:
 def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_file: str | None,
                       character: str, character_file: str | None, semantic: bool, smoothing: float,
                       foot_locking: bool, iterations: int, trim_start: float, trim_end: float, root: str,
-                      skeleton_only: bool, fbx_target: str, progress) -> tuple[tuple, JobEntry | None]:
+                      skeleton_only: bool, fbx_target: str, person: str | None, progress,
+                      hands: bool = False) -> tuple[tuple, JobEntry | None]:
     """The job in ``owner``'s history; returns the page's outputs and the history's entry (None: cancelled)."""
     source = motion_file or video
     if not source:
@@ -191,6 +193,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
                        semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
                        iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
                        skeleton_only=bool(skeleton_only), preview_size=PREVIEW_SIZE,
+                       person=_person_number(person), hands=bool(hands),
                        fbx_target=FBX_TARGET_CHOICES.get(fbx_target, fbx_target or "unity"),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
@@ -225,7 +228,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
 async def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
                         semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                         trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
-                        fbx_target: str = "unity",
+                        fbx_target: str = "unity", person: str | None = AUTO_PERSON, hands: bool = False,
                         progress: gr.Progress = gr.Progress(), request: gr.Request = None):
     """One job from the page (or the API), in a worker thread this coroutine waits for. Gradio cancels the event by
     cancelling this coroutine; a thread cannot be cancelled, so the job's token is set instead, and the coroutine
@@ -237,7 +240,8 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
         _latest.pop(session, None)
     work = asyncio.ensure_future(asyncio.to_thread(
         _run_job_for_page, job.token, _owner(request), video, motion_file, character, character_file, semantic,
-        smoothing, foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, progress))
+        smoothing, foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, progress,
+        hands))
     try:
         outputs, entry = await asyncio.shield(work)
         if entry is not None:
@@ -305,6 +309,45 @@ def input_preview(video: str | None) -> gr.Video:
         gr.Warning(f"No preview: {e}. The job may still be able to read it.")
         return gr.Video(value=None, visible=False)
     return gr.Video(value=str(out), visible=True)
+
+
+def _person_number(person: str | int | None) -> int | None:
+    """The person choice's value as the job's ``person``: None for automatic, else the number (1..)."""
+    if person in (None, "", AUTO_PERSON):
+        return None
+    try:
+        return int(person)
+    except (TypeError, ValueError):
+        raise gr.Error("Pick a person by their number, or leave it on Automatic.", duration=None) from None
+
+
+def _no_people_choice(note: str = "") -> tuple:
+    return (gr.Image(value=None, visible=False), gr.Radio(choices=[("Automatic", AUTO_PERSON)], value=AUTO_PERSON,
+                                                          visible=False), note)
+
+
+def people_for_page(video: str | None, trim_start: float | None) -> tuple:
+    """The people a job on this video would choose from (:func:`pose.pipeline.find_people`: the first frame with
+    anyone in it, from the trim start): with two or more, the frame with numbered boxes and a choice of who to
+    follow, left on Automatic (the largest, most central; the report then warns) until the user picks."""
+    from pose.overlay import people_picture
+    from pose.pipeline import find_people
+
+    if not video:
+        return _no_people_choice()
+    try:
+        people = find_people(video, trim=(float(trim_start or 0), None))
+    except InputError:
+        return _no_people_choice()  # the job says what is wrong with the file, in its own words
+    if people.count < 2:
+        return _no_people_choice()
+    picture = people_picture(people.rgb, people.boxes, people.suggested)
+    choices = ([(f"Automatic (person {people.suggested}: the largest, most central)", AUTO_PERSON)]
+               + [(f"Person {k}", str(k)) for k in range(1, people.count + 1)])
+    note = (f"**{people.count} people are in view** (at {people.time:.1f} s, numbered left to right). Pick who to "
+            f"follow; the job keeps to that person through the clip.")
+    return (gr.Image(value=picture, visible=True, label=f"{people.count} people in view at {people.time:.1f} s"),
+            gr.Radio(choices=choices, value=AUTO_PERSON, visible=True), note)
 
 
 def _character_choices() -> list[tuple[str, str]]:
@@ -469,9 +512,14 @@ def build_app() -> gr.Blocks:
         gr.Markdown(_retargeter_line(), elem_id="licence")
         with gr.Row():
             with gr.Column(scale=1):
-                video_file = gr.File(label="Video of one person", file_types=["video"], elem_id="video-file")
+                video_file = gr.File(label="Video of a person", file_types=["video"], elem_id="video-file")
                 video = gr.Video(label="Your video (preview)", interactive=False, elem_id="video-input", visible=False)
                 sample = gr.Button("Use the sample clip", size="sm")
+                people_note = gr.Markdown(elem_id="people-note")
+                people_image = gr.Image(label="People in view", interactive=False, visible=False, type="numpy",
+                                        elem_id="people-image")
+                person = gr.Radio([("Automatic", AUTO_PERSON)], value=AUTO_PERSON, label="Follow this person",
+                                  visible=False, elem_id="person")
                 with gr.Accordion("…or a motion file instead (BVH or animated FBX)", open=False):
                     motion_file = gr.File(label="Motion file", file_types=list(MOTION_SUFFIXES),
                                           elem_id="motion-input")
@@ -484,6 +532,8 @@ def build_app() -> gr.Blocks:
                 semantic = gr.Checkbox(label="Semantic optimisation (keeps the motion's meaning, stops limbs "
                                              "cutting through the body)", value=True, elem_id="semantic")
                 with gr.Accordion("Advanced", open=False):
+                    hands = gr.Checkbox(value=False, label="Hands and fingers (video; characters with finger "
+                                                          "bones move them)", elem_id="hands")
                     smoothing = gr.Slider(0, 1, value=0.5, step=0.05, label="Smoothing strength (video)")
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
                     iterations = gr.Slider(10, 500, value=OptimizeConfig.iterations, step=10,
@@ -527,13 +577,17 @@ def build_app() -> gr.Blocks:
                              for name, (title, y_title) in PLOTS.items()]
         sample.click(lambda: str(SAMPLE_VIDEO), None, video_file)
         video_file.change(input_preview, video_file, video, api_name=False)
+        # Its own queue slot: listing the people takes a second or two and must not wait behind a running job.
+        for event in (video_file.change, trim_start.change):
+            event(people_for_page, [video_file, trim_start], [people_image, person, people_note], api_name=False,
+                  concurrency_id="people", concurrency_limit=1)
         character_file.change(_character_file_changed, character_file, character, api_name=False)
         # "Save" and jobs share one queue slot: both run Blender, and Cancel kills the Blender workers it finds.
         save.click(save_character, character_file, [character, character_file, saved], api_name="save_character",
                    concurrency_id="job", concurrency_limit=1)
         running = run.click(lambda: "", None, status, queue=False, api_name=False).then(
             run_from_page, [video_file, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target],
+                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, hands],
             [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
             concurrency_id="job", concurrency_limit=1,
             show_progress_on=player)  # one progress display (stage, elapsed, estimate), not one per panel

@@ -7,6 +7,7 @@ Adam on the target's local joint rotations (6D, Zhou et al. 2019), starting from
     λ_sem · ||E_source − E_target||²                    semantic consistency (paper Eq. 10), λ_sem = 0.1
   + λ_pen(i) · Σ_limb ReLU(m − Φ_body(v)) / height       penetration (paper Eq. 11), λ_pen = 1 ramped to 10
   + Σ_joints c_j ||r6_j − r6_j⁰||²                      stay close to the start (arm joints move more freely)
+  + w_twist · Σ_arm bones twist_b²                       ... but forearms and upper arms hardly turn about their axes
   + w_smooth · ||Δ²_t (p − p⁰)||² (fps² / height)²       no jitter: the acceleration the correction adds
   + w_jitter · ReLU(|Δ²_t p| − |Δ²_t p⁰|) fps² / height  ... and no joint accelerating harder than it did
   + w_contact · ReLU(gap − tol / 2)² / (0.01 height)²    hand contacts the start keeps stay within tol / 2
@@ -46,7 +47,10 @@ Choices the paper leaves open, and why:
   anatomical limits (:mod:`.limits`: wrist, forearm twist, elbow, neck; never below what the start already
   does, so the source's own bends pass); the hands' distances to each other, the head and the chest kept at the
   source's (shares of height, weighted by closeness in the source). Bench: hands 1-4° mean, p95 3-10°, head
-  0.3-2°.
+  0.3-2°. With the wrists held, the optimiser turned the forearms and upper arms about their own axes instead
+  (pronation and humeral rotation changed 40-60° on average on Mousey's bow and call: the palms still faced
+  away, edge-on to the body); a stay-close on that twist alone (``stay_close_twist``, radians²) leaves the arm
+  free to swing out of the body.
 - The clip's JDM error may not rise above the start's (a clip-level hinge, weight 100; issue 14): single frames
   may trade, the clip may not. Without it, pushing Mousey's fists out of its huge head raised the JDM error above
   Copy's on some clips (bench, pooled: +0.0004).

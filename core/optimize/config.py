@@ -64,6 +64,7 @@ class OptimizeConfig:
     stay_close_arm: float = 0.05
     stay_close_hand: float = 2.0
     stay_close_head: float = 50.0
+    stay_close_twist: float = 2.0
     limits: float = 10.0
     hand_relation: float = 50.0
     jdm_guard: float = 10.0

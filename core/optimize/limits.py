@@ -34,7 +34,8 @@ from torch import Tensor
 from ..motion import Motion
 from ..skeleton import CANONICAL_JOINTS, map_to_canonical
 
-__all__ = ["JointLimit", "JOINT_LIMITS", "LimitFrames", "limit_angles", "limit_excess", "share_beyond_limits"]
+__all__ = ["JointLimit", "JOINT_LIMITS", "LimitFrames", "limit_angles", "limit_excess", "share_beyond_limits",
+           "TWIST_JOINTS", "TwistAxes", "twist_change", "long_bone_twist"]
 
 _DOWN, _FORWARD, _UP = (0.0, -1.0, 0.0), (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)
 
@@ -183,3 +184,68 @@ def share_beyond_limits(motion: Motion, tolerance_deg: float = 5.0) -> float:
     angles = limit_angles(motion.fk(torch.float64).rotations, frames)
     excess = limit_excess(angles, torch.zeros_like(angles), frames.upper, frames.lower)
     return float((excess.amax(-1) > np.radians(tolerance_deg)).double().mean())
+
+
+# (child, reference, axis from, axis to): the long bones whose turn about their own axis the correction must not
+# change much (issue 18). With the hands held to their forearms, the optimiser turned the forearms (pronation)
+# and the upper arms (humeral rotation) instead, by 40-60 degrees on average on Mousey's bow and call, so the
+# palms still faced away from the body (the hands' rotation against the chest changed 73-85 degrees on average):
+# the flat hand was turned edge-on rather than moved. Turning a bone about its axis moves nothing but what hangs
+# off it sideways, so it is never what clearing the body needs most.
+TWIST_JOINTS: tuple[tuple[str, str, str, str], ...] = (
+    ("LeftForeArm", "LeftArm", "LeftForeArm", "LeftHand"), ("RightForeArm", "RightArm", "RightForeArm", "RightHand"),
+    ("LeftArm", "Spine2", "LeftArm", "LeftForeArm"), ("RightArm", "Spine2", "RightArm", "RightForeArm"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class TwistAxes:
+    """The :data:`TWIST_JOINTS` a rig has: child, reference ``(P,)`` rig joint indices; axis ``(P, 3)`` the
+    child's bone axis in its own frame (unit)."""
+
+    child: Tensor
+    reference: Tensor
+    axis: Tensor
+
+    @classmethod
+    def of(cls, rest_rotations: Tensor, rest_positions: Tensor, mapping: tuple[int, ...]) -> "TwistAxes":
+        """From the rig's ``(J, 3, 3)`` world rest rotations, ``(J, 3)`` rest positions and canonical mapping."""
+        idx = {n: mapping[k] for k, n in enumerate(CANONICAL_JOINTS)}
+        rows = [r for r in TWIST_JOINTS if min(idx[n] for n in r) >= 0]
+        child = [idx[r[0]] for r in rows]
+        axes = [rest_positions[idx[r[3]]] - rest_positions[idx[r[2]]] for r in rows]
+        axis = (torch.stack(axes) if rows else rest_positions.new_zeros(0, 3))
+        axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        axis = (axis[:, None, :] @ rest_rotations[child])[:, 0]  # world rest direction -> the child's frame
+        device = rest_rotations.device
+        return cls(torch.tensor(child, dtype=torch.long, device=device),
+                   torch.tensor([idx[r[1]] for r in rows], dtype=torch.long, device=device), axis)
+
+    def __len__(self) -> int:
+        return len(self.child)
+
+    def relative(self, world_rotations: Tensor) -> Tensor:
+        """``(T, P, 3, 3)`` each child's rotation in its reference's frame, from ``(T, J, 3, 3)`` world rotations."""
+        W = world_rotations
+        return W[:, self.reference].transpose(-1, -2) @ W[:, self.child]
+
+
+def twist_change(relative: Tensor, start: Tensor, axis: Tensor) -> Tensor:
+    """``(T, P)`` radians each child has turned about its own bone ``axis (P, 3)`` (child frame) between the
+    ``start`` and ``relative`` ``(T, P, 3, 3)`` rotations in its reference's frame (the twist of the swing–twist
+    split of the change, the same formula as :func:`limit_angles`)."""
+    D = start.transpose(-1, -2) @ relative
+    u = torch.stack([D[..., 2, 1] - D[..., 1, 2], D[..., 0, 2] - D[..., 2, 0], D[..., 1, 0] - D[..., 0, 1]], -1) / 2
+    trace = D.diagonal(dim1=-2, dim2=-1).sum(-1)
+    return 2 * torch.atan2(2 * (u * axis).sum(-1), (1 + trace).clamp_min(1e-6))
+
+
+def long_bone_twist(reference: Motion, result: Motion) -> np.ndarray:
+    """``(T, P)`` degrees each of :data:`TWIST_JOINTS` (forearms, upper arms) turned about its own axis from
+    ``reference`` to ``result`` (same skeleton and length): the pronation and humeral rotation a viewer sees as
+    the palm facing another way, which the hand-against-forearm angle does not show."""
+    skeleton = result.skeleton
+    rest = skeleton.rest_pose(torch.float64)
+    axes = TwistAxes.of(rest.rotations, rest.positions, map_to_canonical(skeleton).indices)
+    a, b = (axes.relative(m.fk(torch.float64).rotations) for m in (reference, result))
+    return np.degrees(np.abs(twist_change(b, a, axes.axis).numpy()))

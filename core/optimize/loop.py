@@ -17,7 +17,7 @@ from ..semantics.skeletal import FigureProxy, contact_tolerance, skeletal_featur
 from ..skeleton import CANONICAL_JOINTS
 from . import terms
 from .config import OWN_MOTION_JDM, OptimizeConfig
-from .limits import LimitFrames, limit_angles, limit_excess
+from .limits import LimitFrames, TwistAxes, limit_angles, limit_excess, twist_change
 from .posing import HandSamples, LimbSamples, Posed, Rig
 from .semantic import SemanticTerm
 
@@ -40,7 +40,9 @@ class StartReference:
     hand-pair distances over its height (:data:`~core.optimize.terms.HAND_RELATIONS`) and their closeness
     weights (None when not given). source_jdm: ``(T, 22, 22)`` the source's normalised joint distance matrices
     and jdm_error: the start's JDM error against them, which the result may not exceed (a scalar; both None
-    when not given or when the start is the source itself, see ``OWN_MOTION_JDM``).
+    when not given or when the start is the source itself, see ``OWN_MOTION_JDM``). twists: ``(T, P, 3, 3)``
+    the start's long bones in their references' frames (:class:`~core.optimize.limits.TwistAxes`; None
+    without).
     """
 
     feet: Tensor
@@ -54,19 +56,23 @@ class StartReference:
     relation_weights: Tensor | None = None
     source_jdm: Tensor | None = None
     jdm_error: Tensor | None = None
+    twists: Tensor | None = None
 
     @classmethod
     def of(cls, posed: Posed, source_contacts: Tensor, proxy: FigureProxy, fps: float,
            limits: LimitFrames | None = None, source_positions: Tensor | None = None,
-           source_height: float = 1.0, reach: float = 0.3) -> "StartReference":
+           source_height: float = 1.0, reach: float = 0.3, twists: TwistAxes | None = None) -> "StartReference":
         """From the start ``posed``, the source's ``(T, 3)`` bool hard contacts and the character's proxy;
         with ``limits``, the start's limit angles; with the source's ``(T, 22, 3)`` canonical positions and its
-        height, the hand relations to keep (weight ``exp(−d / reach)``, d the source's distance over height)."""
+        height, the hand relations to keep (weight ``exp(−d / reach)``, d the source's distance over height); with
+        ``twists``, the start's long bones, which the correction should hardly turn about their own axes."""
         height = proxy.height
-        angles = relations = weights = source_jdm = start_jdm = None
+        angles = relations = weights = source_jdm = start_jdm = twist_start = None
         with torch.no_grad():
             if limits is not None and len(limits) and posed.rotations is not None:
                 angles = limit_angles(posed.rotations, limits)
+            if twists is not None and len(twists) and posed.rotations is not None:
+                twist_start = twists.relative(posed.rotations)
             if source_positions is not None:
                 relations = relation_distances(source_positions, source_height)
                 weights = torch.exp(-relations / reach)
@@ -81,7 +87,7 @@ class StartReference:
             gaps = skeletal_features(positions, proxy, posed.body_gap).gaps
             held = source_contacts & (gaps < contact_tolerance(height))
         return cls(feet, planted, acc, acc.norm(dim=-1), gaps, held.to(positions.dtype), angles, relations,
-                   weights, source_jdm, start_jdm)
+                   weights, source_jdm, start_jdm, twist_start)
 
 
 _RELATION_PAIRS = [(CANONICAL_JOINTS.index(a), CANONICAL_JOINTS.index(b)) for a, b in terms.HAND_RELATIONS]
@@ -102,7 +108,8 @@ class Problem:
     basis (:func:`~core.optimize.posing.spline_basis`); close_weights: ``(F,)`` each free joint's stay-close
     weight. proxy: the character's :class:`FigureProxy` (height, hand radius). model, limbs, hands: the
     penetration SDF and the vertices it is evaluated at (None for a character without limb/body labels).
-    limits: the rig's anatomical limits (None: no limit term).
+    limits: the rig's anatomical limits (None: no limit term). twists: its long bones whose turn about their own
+    axes stays close to the start's (None: no such term).
     """
 
     config: OptimizeConfig
@@ -118,6 +125,7 @@ class Problem:
     limbs: LimbSamples | None = None
     hands: HandSamples | None = None
     limits: LimitFrames | None = None
+    twists: TwistAxes | None = None
 
     @property
     def height(self) -> float:
@@ -225,6 +233,10 @@ def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None, gu
         excess = limit_excess(limit_angles(posed.rotations, problem.limits), start.angles,
                               problem.limits.upper, problem.limits.lower)
         loss_limits = terms.joint_limits(excess)
+    loss_twist = dx.new_zeros(())
+    if c.stay_close_twist and start.twists is not None:
+        twist = twist_change(problem.twists.relative(posed.rotations), start.twists, problem.twists.axis)
+        loss_twist = terms.twist_close(twist)
     if c.hand_relation and start.relations is not None:
         loss_relation = terms.hand_relations(relation_distances(posed.positions, height), start.relations,
                                              start.relation_weights)
@@ -232,7 +244,7 @@ def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None, gu
         loss_jdm = guard(terms.jdm_above_start(normalized_jdm(posed.positions), start.source_jdm, start.jdm_error))
     return (c.lambda_sem * loss_sem + c.pen_weight(step) * loss_pen + loss_close + c.smooth * loss_smooth
             + c.jitter * loss_jitter + c.contact * loss_contact + c.foot * loss_foot + c.limits * loss_limits
-            + c.hand_relation * loss_relation + loss_jdm)
+            + c.hand_relation * loss_relation + loss_jdm + c.stay_close_twist * loss_twist)
 
 
 @dataclass

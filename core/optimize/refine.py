@@ -15,7 +15,7 @@ from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous
 from ..semantics.skeletal import SkeletalEncoder, character_proxy
 from ..skeleton import CANONICAL_JOINTS, map_to_canonical
 from .config import OWN_MOTION_JDM, ARM_AND_HAND_JOINTS, HAND_JOINTS, HEAD_JOINTS, UPPER_BODY, OptimizeConfig
-from .limits import LimitFrames
+from .limits import LimitFrames, TwistAxes
 from .loop import Problem, Progress, StartReference, descend
 from .posing import HandSamples, LimbSamples, Rig, spline_basis
 from .request import Request
@@ -194,16 +194,18 @@ def _problem(request: Request, supervisor, source: SourceClip, notes: list[str],
         limbs = LimbSamples.of(character, model, dense, config.max_limb_vertices)
         hands = HandSamples.of(character, dense)
     limits = LimitFrames.of(rig.rest_pose.rotations, rig.rest_pose.positions, mapping) if config.limits else None
+    twists = (TwistAxes.of(rig.rest_pose.rotations, rig.rest_pose.positions, mapping)
+              if config.stay_close_twist else None)
     with torch.no_grad():
         posed0 = rig.posed(x0, model, hands)
     reference = StartReference.of(
         posed0, torch.as_tensor(source.contacts, device=device), proxy, start.fps, limits,
         source.positions.to(dtype=dtype, device=device) if config.hand_relation or config.jdm_guard else None,
         source.proxy.height,
-        config.relation_reach)
+        config.relation_reach, twists)
     return Problem(
         config=config, rig=rig, x0=x0,
         basis=basis.to(dtype=dtype, device=device),
         close_weights=torch.tensor([close_weight(j) for j in free], dtype=dtype, device=device),
         fps=start.fps, proxy=proxy, semantic=semantic, start=reference, model=model, limbs=limbs, hands=hands,
-        limits=limits)
+        limits=limits, twists=twists)

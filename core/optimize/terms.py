@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["penetration", "stay_close", "joint_limits", "hand_relations", "HAND_RELATIONS", "jdm_above_start",
+__all__ = ["penetration", "stay_close", "twist_close", "joint_limits", "hand_relations", "HAND_RELATIONS", "jdm_above_start",
            "added_acceleration", "acceleration_hinge", "kept_contacts", "foot_slide", "soft_min"]
 
 
@@ -29,6 +29,12 @@ def stay_close(dx: Tensor, weights: Tensor) -> Tensor:
     """``Σ_j c_j ||dx_j||²`` averaged over frames: dx ``(T, F, 6)`` the 6D angles' change from the start,
     weights ``(F,)`` the joints' c_j."""
     return (weights[:, None] * dx * dx).sum((-1, -2)).mean()
+
+
+def twist_close(twist: Tensor) -> Tensor:
+    """``Σ twist²`` over the long bones, averaged over frames: twist ``(T, P)`` radians each bone has turned about
+    its own axis since the start (:func:`core.optimize.limits.twist_change`)."""
+    return (twist * twist).sum(-1).mean()
 
 
 def joint_limits(excess: Tensor) -> Tensor:

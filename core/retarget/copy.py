@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..motion import FOOT_JOINTS, Motion, canonical_rest, from_canonical, to_canonical
+from ..motion import (FOOT_JOINTS, Motion, canonical_fingers, canonical_rest, from_canonical, to_canonical,
+                      with_fingers)
 from ..skeleton import CANONICAL_JOINTS, Skeleton, map_to_canonical
 
 __all__ = ["copy_retarget", "leg_length", "foot_clearance", "ground_feet"]
@@ -55,4 +56,4 @@ def copy_retarget(source: Motion, target: Skeleton) -> Motion:
     src_feet = src.positions()[:, _FEET, 1].min(axis=1)  # canonical floor = contact level, so: feet above contact
     moved = Motion(tgt_skeleton, src.rotations.copy(), src.root_positions * ratio, src.fps, source.name)
     moved = ground_feet(moved, src_feet * ratio, foot_clearance(target))
-    return from_canonical(moved, target)
+    return with_fingers(from_canonical(moved, target), canonical_fingers(source))  # fingers copy across

@@ -19,7 +19,8 @@ from typing import Protocol
 
 import torch
 
-from ..motion import FOOT_JOINTS, Motion, canonical_rest, from_canonical, to_canonical
+from ..motion import (FOOT_JOINTS, Motion, canonical_fingers, canonical_rest, from_canonical, to_canonical,
+                      with_fingers)
 from ..rotations import matrix_to_quat, quat_make_continuous, quat_to_matrix
 from ..skeleton import CANONICAL_JOINTS, Skeleton
 from .copy import copy_retarget, foot_clearance, ground_feet, leg_length
@@ -111,7 +112,9 @@ class NetworkRetargeter:
         ratio = leg_length(tgt) / max(leg_length(src.skeleton), 1e-6)
         src_feet = src.positions()[:, _FEET, 1].min(axis=1)
         moved = ground_feet(moved, src_feet * ratio, foot_clearance(target))
-        return from_canonical(moved, target)
+        # The network moves the 22 body joints; finger rotations bypass it and copy across (proportions of
+        # fingers differ little between characters).
+        return with_fingers(from_canonical(moved, target), canonical_fingers(source))
 
     # -- checkpoints -------------------------------------------------------------------------------------
     @classmethod

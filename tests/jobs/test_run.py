@@ -191,3 +191,10 @@ def test_a_video_job_with_a_vlm_embeds_the_persons_frames(tmp_path, monkeypatch)
     assert "no ITM" in r.semantic_measured_on
     motion_file = run_job(spec.replace(source=r.files["bvh"], out_dir=tmp_path / "again", trim=None))
     assert motion_file.report.semantic_source == "renders of the source (front, left, right)"
+
+
+@pytest.mark.parametrize("person", [0, -1, 1.5, True, "2"])
+def test_a_person_number_must_be_a_whole_number_from_one(tmp_path, person):
+    with pytest.raises(InputError, match="people are numbered from 1"):
+        preset("pose", tmp_path / "clip.mp4", tmp_path / "out", person=person)
+    assert preset("pose", tmp_path / "clip.mp4", tmp_path / "out", person=2).person == 2

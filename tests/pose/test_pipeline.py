@@ -10,7 +10,7 @@ import pytest
 
 from core.io.bvh import read_bvh
 from core.render.video import probe_video_codec, write_mp4
-from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
+from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, FINGER_JOINTS, HANDS_PARENTS
 from pose.clean import NobodyError
 from pose.estimators import EstimatorUnavailable, make_estimator
 from pose.pipeline import video_to_motion
@@ -20,11 +20,13 @@ pytest.importorskip("mediapipe")
 
 def check_motion(result) -> None:
     m = result.motion
-    assert m.skeleton.names == CANONICAL_JOINTS
+    hands = result.hands is not None
+    assert m.skeleton.names == (CANONICAL_JOINTS + FINGER_JOINTS if hands else CANONICAL_JOINTS)
     assert np.allclose(np.linalg.norm(m.rotations, axis=-1), 1.0)
     assert ((m.rotations[1:] * m.rotations[:-1]).sum(-1) >= 0).all()  # sign-continuous
     X = m.positions()
-    bones = np.linalg.norm(X[:, 1:] - X[:, list(CANONICAL_PARENTS[1:])], axis=-1)
+    parents = HANDS_PARENTS if hands else CANONICAL_PARENTS
+    bones = np.linalg.norm(X[:, 1:] - X[:, list(parents[1:])], axis=-1)
     assert bones.std(axis=0).max() < 1e-9 and result.bone_length_variation < 1e-9
     rest = m.skeleton.rest_positions()
     assert abs(rest[[17, 21], 1].min()) < 1e-9  # T-pose toes on the floor (y = 0)
@@ -63,12 +65,15 @@ def test_cli_writes_bvh_and_overlay(rendered_person, tmp_path, capsys):
     from app import main
 
     out = tmp_path / "out"
-    assert main(["pose", str(rendered_person), "--out", str(out), "--quiet", "--end", "1.0"]) == 0
+    assert main(["pose", str(rendered_person), "--out", str(out), "--quiet", "--end", "1.0", "--hands"]) == 0
     printed = capsys.readouterr().out
     assert "frames had a person" in printed and "fit error" in printed and "frames/s" in printed
     motion = read_bvh(out / "motion.bvh")
-    assert motion.num_frames >= 19 and motion.skeleton.num_joints == 22
+    assert motion.num_frames >= 19 and set(motion.skeleton.names) == set(CANONICAL_JOINTS + FINGER_JOINTS)  # hands on
     assert probe_video_codec(out / "source_overlay.mp4") == "h264"
+    assert main(["pose", str(rendered_person), "--out", str(tmp_path / "body"), "--quiet", "--end", "0.5",
+                 "--no-video"]) == 0  # hands are off by default
+    assert read_bvh(tmp_path / "body" / "motion.bvh").skeleton.names == CANONICAL_JOINTS
     assert main(["pose", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and "Traceback" not in err

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+import pytest
+
 from pose.estimators import PoseFrame
-from pose.tracking import PersonTracker, choose_person
+from pose.tracking import PersonChoiceError, PersonTracker, choose_person
 
 W, H = 320, 240
 
@@ -51,9 +53,9 @@ class FakeEstimator:
         pass
 
 
-def run(boxes_per_frame):
+def run(boxes_per_frame, person=None):
     est = FakeEstimator(boxes_per_frame)
-    tracker = PersonTracker(est, fps=30.0, survey_every=0.2)
+    tracker = PersonTracker(est, fps=30.0, survey_every=0.2, person=person)
     out = []
     for t in range(len(boxes_per_frame)):
         est.t = t
@@ -89,6 +91,35 @@ def test_a_jump_to_someone_else_is_rejected():
     assert all(p is not None for p in poses[:5])
     assert poses[5] is None and report.rejected >= 1
     assert all(p is not None and abs(centre(p)[0] - 165) < 1 for p in poses[7:])
+
+
+def test_people_are_numbered_left_to_right_and_the_one_asked_for_is_followed():
+    right_big = [(200 + t, 40, 260 + t, 220) for t in range(15)]  # the automatic choice, listed first
+    left_small = [(30 + t, 110, 60 + t, 190) for t in range(15)]
+    frames = [[right_big[t], left_small[t]] for t in range(15)]
+    poses, report = run(frames)
+    assert report.chosen == 2 and not report.chosen_by_user
+    np.testing.assert_allclose(report.people[:, 0], [30, 200])  # person 1 is the leftmost
+    assert all(abs(centre(p)[0] - (230 + t)) < 1 for t, p in enumerate(poses))
+    poses, report = run(frames, person=1)
+    assert report.chosen == 1 and report.chosen_by_user and report.masked
+    assert all(p is not None and abs(centre(p)[0] - (45 + t)) < 1 for t, p in enumerate(poses))
+
+
+def test_one_person_found_in_two_parts_is_one_person():
+    """The detector first returns someone's upper body; with it blacked out, the rest of them: one person."""
+    upper = (135, 40, 185, 110)
+    whole = (130, 40, 190, 220)
+    poses, report = run([[upper, whole]] * 5)
+    assert report.people_seen == 1 and len(report.people) == 1 and not report.several_people
+    np.testing.assert_allclose(report.people[0], whole)
+
+
+def test_a_person_beyond_those_found_is_refused_with_the_count():
+    with pytest.raises(PersonChoiceError, match="person 3 was asked for, but 2 people were found"):
+        run([[(200, 40, 260, 220), (30, 110, 60, 190)]] * 3, person=3)
+    with pytest.raises(PersonChoiceError, match="numbered from 1"):
+        run([[(200, 40, 260, 220)]], person=0)
 
 
 def test_single_person_is_not_reported_as_several():
@@ -142,4 +173,35 @@ def test_a_tiled_real_clip_warns_of_several_people(tmp_path, shared_data):
     src = shared_data / "videos" / "dme_treadmill_27_Tennage_Hooligan.mp4"
     result = video_to_motion(_tiled_clip(src, tmp_path / "six.mp4", rows=2, cols=3, frames=45))
     assert result.tracking.people_seen >= 5
-    assert any("several people were seen (up to" in w for w in result.warnings)
+    assert any("several people were seen (" in w and "nobody was picked" in w for w in result.warnings)
+
+
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory):
+    from jobs import SAMPLE_VIDEO
+    from tests.synthetic import two_people_video
+
+    return two_people_video(SAMPLE_VIDEO, tmp_path_factory.mktemp("two") / "two.mp4", frames=30)
+
+
+def test_the_people_listed_before_a_job_are_the_ones_it_numbers(two_people):
+    """Two rendered people (small, mirrored on the left; full size on the right): listed left to right, the
+    right one suggested; a job told to follow person 1 stays on the left one for the whole clip, and one left to
+    choose follows person 2 and says that nobody was picked."""
+    from pose.pipeline import find_people, video_to_motion
+
+    people = find_people(two_people)
+    assert people.count == 2 and people.frame_index == 0 and people.suggested == 2
+    assert people.boxes[0, 2] < 640 < people.boxes[1, 0]
+    chosen = video_to_motion(two_people, person=1)
+    x = np.nanmean(chosen.image_landmarks[..., 0], axis=1)
+    assert chosen.detected.all() and (x < 640).all()
+    assert chosen.tracking.chosen == 1 and chosen.tracking.chosen_by_user
+    np.testing.assert_allclose(chosen.tracking.people, people.boxes)
+    assert any("person 1 (numbered left to right), as asked, was followed" in w for w in chosen.warnings)
+    auto = video_to_motion(two_people)
+    x = np.nanmean(auto.image_landmarks[..., 0], axis=1)
+    assert auto.detected.all() and (x > 640).all() and auto.tracking.chosen == 2
+    assert any("nobody was picked, so person 2 of 2" in w and "--person N" in w for w in auto.warnings)
+    with pytest.raises(PersonChoiceError, match="person 3 was asked for, but 2 people were found"):
+        video_to_motion(two_people, person=3)

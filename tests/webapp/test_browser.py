@@ -455,3 +455,35 @@ def test_jobs_stay_in_their_browsers_list_across_a_restart_and_only_there(browse
         other.close()
         context.close()
         second.stop()
+
+
+def test_several_people_are_shown_numbered_and_the_one_picked_is_followed(page, tmp_path):
+    """A clip with two people: the page shows the first frame with numbered boxes and a choice (Automatic until
+    the user picks); picking person 1 (the smaller one, on the left) makes the job follow them, and the report
+    says so. A one-person clip shows no choice."""
+    from jobs import SAMPLE_VIDEO
+
+    from ..synthetic import two_people_video
+
+    clip = two_people_video(SAMPLE_VIDEO, tmp_path / "two_people.mp4", frames=30)
+    page.locator("#video-file input[type=file]").set_input_files(str(clip))
+    page.locator("#people-image img").wait_for(timeout=90_000)
+    assert "2 people are in view" in page.locator("#people-note").inner_text()
+    choice = page.locator("#person")
+    assert choice.get_by_label("Automatic (person 2: the largest, most central)").is_checked()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "webapp_people_choice.png"), full_page=True)
+    choice.get_by_label("Person 1", exact=True).check()
+    _choose_character(page, "Bob")
+    page.locator("#semantic input").uncheck()
+    page.locator("#run").click()
+    player = _player(page, timeout=300_000)
+    player.get_by_role("button", name="Source with fitted skeleton").click()
+    player.wait_for_function("() => { const v = document.querySelector('#video-source');"
+                             " return v.readyState >= 2 && v.videoWidth > 0; }", timeout=30_000)
+    report = page.locator("#report").inner_text()
+    assert "person 1 (numbered left to right), as asked, was followed" in report, report
+    page.screenshot(path=str(ARTIFACTS / "webapp_people_followed.png"), full_page=True)
+    page.get_by_role("button", name="Use the sample clip").click()  # one person: the choice goes away
+    page.wait_for_function("() => !document.querySelector('#people-image img')", timeout=90_000)
+    assert not page.locator("#person").is_visible()

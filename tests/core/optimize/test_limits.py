@@ -144,3 +144,27 @@ def test_rotation_change_reads_hand_against_forearm_and_head_against_chest():
     b2 = Motion.rest(sk, 4)
     b2.rotations[:, J("LeftForeArm")] = [math.cos(h), math.sin(h), 0, 0]
     assert rotation_change(a, b2).hand_mean < 1e-6
+
+
+def test_twist_change_reads_a_long_bone_turning_about_its_own_axis_only():
+    from core.optimize.limits import TwistAxes, twist_change
+
+    sk = canonical_skeleton(tpose_offsets())
+    pose = sk.rest_pose(torch.float64)
+    axes = TwistAxes.of(pose.rotations, pose.positions, tuple(range(22)))
+    assert len(axes) == 4
+    k = axes.child.tolist().index(J("LeftForeArm"))
+    bone = np.asarray(tpose_offsets()[J("LeftHand")], dtype=np.float64)  # forearm → wrist
+    # The start already bends the elbow 60° (swing); the result also pronates the forearm 35° about its axis.
+    bent = _axis_angle([0, 1, 0], 60)
+    start = axes.relative(_world(sk, {"LeftForeArm": bent}))
+    turned = axes.relative(_world(sk, {"LeftForeArm": bent @ _axis_angle(bone, 35)}))
+    assert abs(float(twist_change(turned, start, axes.axis)[0, k]) - 35 * DEG) < 1e-6
+    swung = axes.relative(_world(sk, {"LeftForeArm": bent @ _axis_angle([0, 1, 0], 30)}))  # more bend: no twist
+    assert abs(float(twist_change(swung, start, axes.axis)[0, k])) < 1e-6
+    # The upper arm's humeral rotation is read against the chest.
+    upper = axes.child.tolist().index(J("LeftArm"))
+    arm_bone = np.asarray(tpose_offsets()[J("LeftForeArm")], dtype=np.float64)
+    rolled = axes.relative(_world(sk, {"LeftArm": _axis_angle(arm_bone, -20)}))
+    rest = axes.relative(_world(sk, {}))
+    assert abs(float(twist_change(rolled, rest, axes.axis)[0, upper]) + 20 * DEG) < 1e-6

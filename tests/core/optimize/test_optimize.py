@@ -225,6 +225,10 @@ def test_penetration_is_cleared_without_turning_the_wrists_or_the_head(shared_da
     result = optimize_motion(source, start, mousey)
     turn = rotation_change(start, result.motion)
     assert turn.hand_mean < 15 and turn.hand_p95 < 35 and turn.head_mean < 5, turn
+    # ... nor by turning the forearms and upper arms about their own axes instead (42-56 degrees mean before the
+    # twist term, the palms facing away with the wrists unchanged).
+    from core.optimize.limits import long_bone_twist
+    assert long_bone_twist(start, result.motion).mean() < 15
     assert result.after.pen_percent < 0.5 * result.before.pen_percent, (result.before, result.after)
     assert result.after.hand_distance <= result.before.hand_distance, (result.before, result.after)
 

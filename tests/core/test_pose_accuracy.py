@@ -1,0 +1,93 @@
+"""The pose benchmark's metrics on poses whose answers are known by construction."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from core.motion import Motion
+from core.pose_accuracy import best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted, procrustes
+from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
+from tests.synthetic import random_motion, tpose_offsets
+
+J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
+
+
+def _fk(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
+    pose = motion.fk()
+    return pose.positions.numpy(), pose.rotations.numpy()
+
+
+def test_mpjpe_is_the_mean_joint_distance_and_pa_mpjpe_ignores_a_similarity_transform():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(5, 22, 3))
+    assert mpjpe(truth + [0.03, 0.0, 0.04], truth) == pytest.approx(0.05)
+    R = Rotation.from_rotvec(rng.normal(size=(5, 3))).as_matrix()
+    moved = 1.7 * np.einsum("tij,tkj->tki", R, truth) + rng.normal(size=(5, 1, 3))
+    assert mpjpe(moved, truth) > 0.5
+    assert pa_mpjpe(moved, truth) < 1e-9
+    np.testing.assert_allclose(procrustes(moved, truth), truth, atol=1e-9)
+    noisy = truth + rng.normal(scale=0.01, size=truth.shape)
+    assert pa_mpjpe(noisy, truth) <= mpjpe(noisy, truth)  # the alignment never makes it worse
+    with pytest.raises(ValueError, match=r"\(T, J, 3\)"):
+        mpjpe(truth[:, :21], truth)
+
+
+def test_a_standing_t_pose_has_straight_limbs_and_a_level_head():
+    sk = canonical_skeleton(tpose_offsets(1.7))
+    P, R = _fk(Motion.rest(sk, 2))
+    a = joint_angles(P, R)
+    for name in ("head_pitch", "knee_flexion", "knee_valgus", "elbow"):
+        np.testing.assert_allclose(a[name], 0.0, atol=1e-6, err_msg=name)
+    assert a["neck"].shape == (2,) and (a["neck"] < 1.0).all()
+
+
+def _about_x(degrees: float) -> np.ndarray:
+    return Rotation.from_euler("x", degrees, degrees=True).as_quat()[[3, 0, 1, 2]]  # (w, x, y, z)
+
+
+def test_known_head_tilt_knee_bend_and_knock_knee_are_measured():
+    sk = canonical_skeleton(tpose_offsets(1.7))
+    m = Motion.rest(sk, 1)
+    q = m.rotations.copy()
+    q[0, J["Head"]] = _about_x(-25.0)  # about +X, negative: the face turns up (+Z forward, Y up)
+    q[0, J["LeftLeg"]] = _about_x(40.0)  # the shin swings back: a bent knee
+    # The right leg (on the -X side) knock-kneed: the thigh turned about +Z by 12° sends the knee towards +X, the
+    # middle; the shin turned back by 24° brings the ankle out again.
+    q[0, J["RightUpLeg"]] = Rotation.from_euler("z", 12, degrees=True).as_quat()[[3, 0, 1, 2]]
+    q[0, J["RightLeg"]] = Rotation.from_euler("z", -24, degrees=True).as_quat()[[3, 0, 1, 2]]
+    P, R = _fk(Motion(sk, q, m.root_positions, 30.0))
+    a = joint_angles(P, R)
+    assert a["head_pitch"][0] == pytest.approx(25.0, abs=0.5)
+    assert a["knee_flexion"][0, 0] == pytest.approx(40.0, abs=0.5)
+    assert a["knee_flexion"][0, 1] == pytest.approx(24.0, abs=0.5)
+    assert a["knee_valgus"][0, 1] == pytest.approx(24.0, abs=1.0)  # knee in: positive
+    assert abs(a["knee_valgus"][0, 0]) < 1.0  # a bend straight forward is no valgus
+    q[0, J["RightUpLeg"]] = Rotation.from_euler("z", -12, degrees=True).as_quat()[[3, 0, 1, 2]]  # knee out:
+    q[0, J["RightLeg"]] = Rotation.from_euler("z", 24, degrees=True).as_quat()[[3, 0, 1, 2]]  # bow-legged
+    P, R = _fk(Motion(sk, q, m.root_positions, 30.0))
+    assert joint_angles(P, R)["knee_valgus"][0, 1] == pytest.approx(-24.0, abs=1.0)
+
+
+def test_best_lag_finds_a_delay():
+    sk = canonical_skeleton(tpose_offsets(1.7))
+    P = random_motion(sk, frames=60, scale=0.5, seed=3).positions()
+    late = np.concatenate([P[:1].repeat(3, axis=0), P[:-3]])  # the same motion 3 frames late
+    assert best_lag(late, P) == 3 and best_lag(P, P) == 0
+
+
+def test_planted_feet_and_their_slide_apart_from_tremble():
+    T, fps = 60, 30.0
+    t = np.arange(T) / fps
+    foot = np.zeros((T, 1, 3))
+    foot[:, 0, 1] = np.where(t < 1.0, 0.0, 0.3 * (t - 1.0))  # planted for 1 s, then lifts
+    foot[:, 0, 0] = np.where(t < 1.0, 0.0, 1.0 * (t - 1.0))  # ...and moves on
+    contacts = planted(foot, fps)
+    assert contacts[:29, 0].all() and not contacts[35:, 0].any()
+    rng = np.random.default_rng(0)
+    trembling = foot[:30] + rng.normal(scale=0.005, size=(30, 1, 3)) * [1, 0, 1]
+    assert contact_slide(trembling, contacts[:30], fps) < 0.02  # ~1 cm over a second: not a slide
+    sliding = foot[:30].copy()
+    sliding[:, 0, 2] = 0.1 * t[:30]  # 10 cm/s along the floor
+    assert contact_slide(sliding, contacts[:30], fps) == pytest.approx(0.1, rel=1e-6)
+    assert np.isnan(contact_slide(foot, np.zeros((T, 1), bool), fps))
