@@ -212,9 +212,19 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from core.errors import InputError
+
+    budget = args.history_mb
+    if budget is None:
+        try:
+            budget = float(os.environ.get("SMT_HISTORY_MB", "2048"))
+        except ValueError:
+            raise InputError("SMT_HISTORY_MB must be a number of megabytes") from None
+    if not budget >= 0:  # NaN too
+        raise InputError(f"the job history's budget (--history-mb, SMT_HISTORY_MB) must be 0 or more, got {budget:g}")
     from webapp.ui import serve
 
-    serve(host=args.host, port=args.port, vlm_path=args.vlm)
+    serve(host=args.host, port=args.port, vlm_path=args.vlm, history_dir=args.history_dir, history_mb=budget)
     return 0
 
 
@@ -252,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=7860, help="web UI port (default 7860)")
     parser.add_argument("--vlm", default=None, help="web UI: BLIP-2 or CLIP weights folder for every job (default: "
                         "$SMT_VLM_PATH; without weights the skeletal supervisor runs); visitors cannot change it")
+    parser.add_argument("--history-mb", type=float, default=None,
+                        help="web UI: disk budget of the kept jobs, all browsers together; the oldest are removed "
+                             "first (default: $SMT_HISTORY_MB, else 2048)")
+    parser.add_argument("--history-dir", type=Path, default=None,
+                        help="web UI: folder of the kept jobs (default: $SMT_HOME/jobs, else "
+                             "~/.local/share/smt/jobs)")
     parser.set_defaults(func=_cmd_serve)
     sub = parser.add_subparsers(title="commands")
     # --debug is accepted after the command too (`app.py run ... --debug`); SUPPRESS keeps one given before it.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -151,12 +152,13 @@ def _frames_of(motion: Motion, frames: np.ndarray) -> Motion:
 
 
 def penetration_percent(character: Character, motion: Motion, max_frames: int | None = None,
-                        chunk: int = 64) -> PenStats:
+                        chunk: int = 64, check: Callable[[], None] | None = None) -> PenStats:
     """Exact Pen% (paper Eq. 13): limb vertices inside the posed torso+head / all vertices × 100, per frame.
 
     Args:
         max_frames: measure at most this many evenly spaced frames (all when None).
         chunk: frames per batch (bounds memory).
+        check: called before each batch; whatever it raises (a cancelled job) stops the measurement.
 
     Raises:
         MissingPartsError: the character has no limb or body labels.
@@ -170,6 +172,8 @@ def penetration_percent(character: Character, motion: Motion, max_frames: int | 
     counts = []
     with torch.no_grad():
         for s in range(0, len(frames), chunk):
+            if check is not None:
+                check()
             verts = character.posed_vertices(_frames_of(motion, frames[s:s + chunk]), torch.float64)
             inside = ray_inside(verts[:, limb_t], capped.vertices(verts), faces)
             counts.append(inside.sum(1))
@@ -198,7 +202,7 @@ def _within(points: Tensor, vertices: Tensor, faces: np.ndarray, tol: float, rea
 
 
 def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None = None,
-                  chunk: int = 32) -> np.ndarray:
+                  chunk: int = 32, check: Callable[[], None] | None = None) -> np.ndarray:
     """``(T, 3)`` hard contacts of a character's motion: each hand's mesh with its torso+head mesh, and the hands.
 
     A hand touches the body when one of its vertices (an even spread of 48) is within the contact tolerance of
@@ -208,6 +212,7 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
 
     Args:
         positions: the motion's ``(T, 22, 3)`` canonical positions when the caller has them already.
+        check: called before each batch of frames and hand; whatever it raises stops the measurement.
     """
     proxy = character_proxy(character)
     tol = contact_tolerance(proxy.height)
@@ -234,6 +239,8 @@ def mesh_contacts(character: Character, motion: Motion, positions: Tensor | None
             for k, h in enumerate(samples):
                 if not len(h):
                     continue
+                if check is not None:
+                    check()
                 # In blocks of body vertices: a million-vertex body against 48 hand points in one go took a GB.
                 corner = torch.stack([torch.cdist(verts[:, h], verts[:, b]).amin((1, 2))
                                       for b in body_idx.split(65536)]).amin(0)
@@ -373,13 +380,14 @@ class ClipMetrics:
 
 
 def measure_clip(source: Motion | SourceClip, result: Motion, character: Character,
-                 max_mesh_frames: int | None = None) -> ClipMetrics:
+                 max_mesh_frames: int | None = None, check: Callable[[], None] | None = None) -> ClipMetrics:
     """Metrics of ``result`` (on ``character``) against its ``source``, see :class:`ClipMetrics`.
 
     ``source`` is the motion that was retargeted (any mappable rig), or its :class:`SourceClip` when the
     caller measures several results against it. Source contacts come from the skeletal capsule proxy (a bare
     skeleton has no mesh), the result's from its mesh (:func:`mesh_contacts`). The mesh metrics (Pen% and
     contacts, the costly ones) use at most ``max_mesh_frames`` evenly spaced frames; the others use all.
+    ``check()`` is called between the mesh metrics' batches: whatever it raises (a cancelled job) stops it.
 
     Raises:
         ValueError: source and result differ in length.
@@ -389,7 +397,7 @@ def measure_clip(source: Motion | SourceClip, result: Motion, character: Charact
     if src.positions.shape != res.shape:
         raise ValueError(f"source and result differ in length: {src.positions.shape[0]} vs {res.shape[0]} frames")
     try:
-        pen = penetration_percent(character, result, max_frames=max_mesh_frames)
+        pen = penetration_percent(character, result, max_frames=max_mesh_frames, check=check)
         pen_percent, pen_frames, pen_per_frame = pen.mean, pen.frames, pen.per_frame
     except MissingPartsError:
         pen_percent, pen_frames, pen_per_frame = float("nan"), np.zeros(0, dtype=np.int64), np.zeros(0)
@@ -398,7 +406,8 @@ def measure_clip(source: Motion | SourceClip, result: Motion, character: Charact
     kept = float("nan")
     if len(frames):
         src_contacts = src.contacts[frames]
-        kept = float(mesh_contacts(character, _frames_of(result, frames), res[frames])[src_contacts].mean())
+        contacts = mesh_contacts(character, _frames_of(result, frames), res[frames], check=check)
+        kept = float(contacts[src_contacts].mean())
     p = res.numpy()
     return ClipMetrics(pen_percent=pen_percent, jdm_error=float(jdm_error(src.positions, res)), contacts_kept=kept,
                        jitter=jitter(p, result.fps), foot_skate=foot_skate(p, result.fps, height=character.height),

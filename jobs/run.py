@@ -8,7 +8,8 @@ then Blender's export while this thread renders the preview.
 from __future__ import annotations
 
 import functools
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from core.character import Character
@@ -21,7 +22,7 @@ from core.motion import Motion, place_root
 
 from .report import BeforeAfter, JobReport, JobResult
 from .spec import JobSpec
-from .stages import Progress, Stage, StageClock
+from .stages import JobCancelled, Progress, Stage, StageClock
 
 __all__ = ["run_job", "check_clip_length", "PREVIEW_FPS"]
 
@@ -62,22 +63,29 @@ def _stages(spec: JobSpec) -> list[Stage]:
     return stages
 
 
+_warm_lock = threading.Lock()
+
+
 def _warm_up(spec: JobSpec, character: Character | None) -> None:
     """What the later stages need that does not depend on the motion, made while the pose is estimated (which
     leaves most of the second core idle): the retargeter's weights, stage II's penetration grid and its first
-    Adam (whose first use imports torch._dynamo: 2.5 s), the preview renderer's GL context."""
+    Adam (whose first use imports torch._dynamo: 2.5 s), the preview renderer's GL context.
+
+    A job that stops early (cancelled, a bad clip) leaves its warm-up running: it only fills caches. The lock makes
+    the next job's warm-up wait for it rather than build a second GL context beside it."""
     if character is None:
         return
-    _retargeter(spec.retargeter)
-    if spec.semantic:
-        import torch
+    with _warm_lock:
+        _retargeter(spec.retargeter)
+        if spec.semantic:
+            import torch
 
-        from core.optimize import prepare_character
+            from core.optimize import prepare_character
 
-        prepare_character(character)
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    if spec.previews:
-        _preview_renderer().info  # creates the GL context
+            prepare_character(character)
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        if spec.previews:
+            _preview_renderer().info  # creates the GL context
 
 
 def _read_motion_file(spec: JobSpec) -> Motion:
@@ -91,12 +99,13 @@ def _read_motion_file(spec: JobSpec) -> Motion:
 
 
 def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Character, report: JobReport,
-              progress: Progress, pool: ThreadPoolExecutor, pose=None) -> tuple:
+              progress: Progress, measuring: ThreadPoolExecutor, check, pose=None) -> tuple:
     """Stage II; fills the report's supervisor, where its source embeddings came from, warnings, the semantic
     metrics and plot. With a vision-language supervisor, a video job hands it the video's frames (crops around
     the person, decoded again as they are embedded) and the camera's view of them (``pose``: the pose stage's
     result). Returns the optimiser's result and the futures of the report's before/after metrics, measured on the
-    second core (``pool``): the start's while Adam runs, the result's while the previews render."""
+    second core (``measuring``): the start's while Adam runs, the result's while the previews render; ``check``
+    (the clock's) stops them when the job is cancelled."""
     from core.metrics import SourceClip, affordable_mesh_frames, measure_clip
     from core.optimize import OptimizeConfig, optimize_motion
     from core.semantics import select_supervisor
@@ -109,7 +118,7 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
     # Pen% and contacts on evenly spread frames, exact on each: as many as a bounded cost affords (120 on the
     # built-in characters, 24 on a 28k-vertex upload), the sampling error in the report.
     frames = affordable_mesh_frames(character)
-    before = pool.submit(measure_clip, clip, retargeted, character, frames)
+    before = measuring.submit(measure_clip, clip, retargeted, character, frames, check)
     video = {}
     if pose is not None and getattr(supervisor.encoder, "kind", None) == "image":
         from pose.crops import person_frames
@@ -117,7 +126,7 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
         video = dict(zip(("source_frames", "source_camera"), person_frames(pose, spec.source)))
     opt = optimize_motion(source, retargeted, character, supervisor=supervisor, config=config, progress=progress,
                           measure=False, **video)
-    after = pool.submit(measure_clip, clip, opt.motion, character, frames)
+    after = measuring.submit(measure_clip, clip, opt.motion, character, frames, check)
     report.supervisor = opt.supervisor
     report.semantic_source = opt.semantic_source
     report.warnings.extend(opt.notes)
@@ -158,7 +167,33 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     Raises:
         InputError: for any unusable input or option, with a message meant for the user; nothing is left in
             ``spec.out_dir`` then.
+        JobCancelled: ``progress`` raised it (a :meth:`CancelToken.guard`), or the job failed while its token was
+            set (the canceller killed its Blender worker); nothing is left in ``spec.out_dir`` either.
     """
+    clock = StageClock(_stages(spec), progress)
+    try:
+        return _run(spec, clock)
+    except JobCancelled:
+        raise
+    except Exception:
+        # A cancel that killed the job's Blender worker (as the page's Cancel does) surfaces here as the worker's
+        # error; the caller asked for a stop, so it gets JobCancelled (the worker's error as its context). The
+        # clock's check raises it when the caller's token is set, and only re-sends the last report otherwise.
+        clock.check()
+        raise
+
+
+def _results(futures, check, every: float = 0.2) -> list:
+    """The ``futures``' results, calling ``check()`` every ``every`` seconds meanwhile: a cancel ends the wait
+    at once instead of after the work (which stops at its own next check)."""
+    pending = set(futures)
+    while pending:
+        check()
+        _, pending = wait(pending, timeout=every)
+    return [f.result() for f in futures]
+
+
+def _run(spec: JobSpec, clock: StageClock) -> JobResult:
     import cv2
 
     from core.character_library import load_character
@@ -167,7 +202,6 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     # previews); OpenCV's thread pool on top of that (decoding, resizing) slowed stage II 1.5x and gained nothing
     # (pose estimation: 6.5 s with one thread or two).
     cv2.setNumThreads(1)
-    clock = StageClock(_stages(spec), progress)
     clock.start(Stage.READ)
     check_input_file(spec.source, what="video" if spec.is_video else "motion file")
     # The character first: a typo in its name is refused before minutes of pose estimation.
@@ -175,7 +209,8 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
     if spec.character is not None:
         character = spec.character if isinstance(spec.character, Character) else load_character(spec.character)
     pose = None
-    with ThreadPoolExecutor(max_workers=1) as side:
+    side = ThreadPoolExecutor(max_workers=1)
+    try:
         warm = side.submit(_warm_up, spec, character)  # on the second core while the pose is estimated
         if spec.is_video:
             from pose.pipeline import video_to_motion
@@ -190,6 +225,8 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
                 clock.record(f"pose: {name}", seconds)
         else:
             source = _read_motion_file(spec)
+    finally:
+        side.shutdown(wait=False)  # a job stopped here does not wait for its warm-up (see _warm_up)
     warm.result()
     check_clip_length(source)
     if spec.character is None:
@@ -198,7 +235,20 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
                        warnings=list(pose.warnings) if pose is not None else [])
     result = JobResult(report, source, character=character, pose=pose)
 
-    # The pool is left (every task finished) before the staging folder is: nothing writes into a removed folder.
+    # The pool (files: overlay, export) is left, every task finished, before the staging folder is: nothing writes
+    # into a removed folder. The report's measuring writes nothing: a job that stops does not wait for it (it stops
+    # at its own next check when cancelled).
+    measuring = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _write(spec, result, clock, pose, character, measuring)
+    finally:
+        measuring.shutdown(wait=False, cancel_futures=True)
+
+
+def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character: Character | None,
+           measuring: ThreadPoolExecutor) -> JobResult:
+    """Everything after the motion is read: stages I and II, previews, files (all or nothing)."""
+    source, report = result.source, result.report
     with staged_output_dir(spec.out_dir) as stage_dir, ThreadPoolExecutor(max_workers=2) as pool:
         overlay: Future | None = None
         if spec.previews and pose is not None:
@@ -210,7 +260,7 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
             report.files["motion"] = spec.out_dir / "motion.bvh"
 
         if character is not None:
-            measured = _retarget_and_optimise(spec, result, clock, pool)
+            measured = _retarget_and_optimise(spec, result, clock, measuring)
             _write_results(spec, result, clock, stage_dir, pool, measured, overlay)
         elif overlay is not None:
             clock.start(Stage.RENDER)
@@ -224,8 +274,9 @@ def run_job(spec: JobSpec, progress: Progress | None = None) -> JobResult:
 
 
 def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
-                           pool: ThreadPoolExecutor) -> tuple[Future, Future] | None:
-    """Stages I and II; returns the futures of the report's before/after metrics when stage II ran."""
+                           measuring: ThreadPoolExecutor) -> tuple[Future, Future] | None:
+    """Stages I and II; returns the futures of the report's before/after metrics (measured in ``measuring``)
+    when stage II ran."""
     from core.io.export import same_rig
 
     character, source, report = result.character, result.source, result.report
@@ -245,7 +296,8 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
-                                                   clock.within(Stage.OPTIMISE), pool, result.pose)
+                                                   clock.within(Stage.OPTIMISE), measuring, clock.check,
+                                                   result.pose)
         result.final = result.optimization.motion
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
@@ -270,7 +322,7 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
     if blender_formats:
         export = pool.submit(export_character_motion_files, character, final,
                              [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
-                             skeleton_only=spec.skeleton_only, target=spec.fbx_target)
+                             skeleton_only=spec.skeleton_only, target=spec.fbx_target, check=clock.check)
     if spec.previews:
         from core.render.preview import write_before_after
 
@@ -284,7 +336,7 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
                            progress=clock.within(Stage.RENDER))
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
     if measured is not None:  # what is left of measuring waits under the stage running now
-        _report_metrics(report, *(f.result() for f in measured))
+        _report_metrics(report, *_results(measured, clock.check))
     if overlay is not None:
         overlay.result()
     if export is not None:

@@ -129,6 +129,14 @@ def test_semantic_optimisation_is_on_by_default_as_on_the_page(tmp_path, small_c
     assert "semantic supervisor:" in on.stdout and "semantic supervisor:" not in off.stdout
 
 
+def test_a_bad_job_history_budget_is_refused_before_the_server_starts(tmp_path):
+    for argv, env in ((("--history-mb", "-5"), {}), ((), {"SMT_HISTORY_MB": "lots"})):
+        res = subprocess.run([sys.executable, str(ROOT / "app.py"), *argv], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, env=dict(os.environ, SMT_HOME=str(tmp_path), **env))
+        assert res.returncode == 2 and res.stderr.startswith("error: ") and "SMT_HISTORY_MB" in res.stderr, res.stderr
+        assert "Serving" not in res.stdout
+
+
 def test_people_lists_those_in_view_and_pose_follows_the_one_asked_for(tmp_path):
     """`app.py people` numbers the people (and draws them); `pose --person 1` follows the small one on the left
     and prints the list; a number beyond it is a one-line error."""

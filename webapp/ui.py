@@ -1,9 +1,15 @@
 """The Gradio front end. It only orchestrates: every job is one call of :func:`jobs.run_job`.
 
-Each job works in its own folder in the server's workspace (removed when the server stops); a failed job's
-folder is removed at once, finished ones after an hour (Gradio keeps its own copies of what the page shows,
-cleaned by ``delete_cache``). Jobs go through Gradio's queue, one at a time on this 2-core class of machine, so
-any number of users can submit. Visitors never name a path or a model: the supervisor is the server owner's.
+Each job works in its own folder in the job history (:mod:`webapp.history`): a failed or cancelled job's folder
+is removed at once, a finished one stays in its browser's list of jobs, with its player and downloads, until the
+user removes it or the history's disk budget (the server owner's ``history_mb``) is reached, oldest first. Gradio
+keeps its own copies of what the page shows, cleaned after an hour by ``delete_cache``. Jobs go through Gradio's
+queue, one at a time on this 2-core class of machine, so any number of users can submit. Visitors never name a
+path or a model: the supervisor is the server owner's.
+
+The result player (``webapp/player.html``, served at ``smt/player/<job>`` beside the page) plays the job's
+videos and its animated GLB with one timeline: play, pause, frame steps, scrub, speed, loop, and orbit in 3D.
+Its scripts (three.js) are vendored in ``webapp/static``: the page loads nothing from the internet.
 
 Cancelling: a job runs in a worker thread with a :class:`jobs.CancelToken` in its progress callback. The Cancel
 button, Gradio's own cancellation of the event (the button's ``cancels=``, an API client's ``job.cancel()``) and a
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import html
+import json
 import logging
 import os
 import re
@@ -25,6 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # This process's workspace, made before Gradio is imported: Gradio creates its cache folders on import, and they
@@ -34,16 +43,23 @@ atexit.register(shutil.rmtree, _WORKSPACE, ignore_errors=True)
 os.environ.setdefault("GRADIO_TEMP_DIR", str(_WORKSPACE / "gradio"))
 
 import gradio as gr  # noqa: E402
+from fastapi import Request as HTTPRequest  # noqa: E402
 
-from core.character_library import builtin_character_names, user_character_names  # noqa: E402
+from core.character_library import (builtin_character_names, user_character_names,  # noqa: E402
+                                    user_characters_dir)
 from core.errors import InputError  # noqa: E402
 from core.limits import MAX_CLIP_SECONDS  # noqa: E402
 from core.optimize import OptimizeConfig  # noqa: E402
 from jobs import (METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, CancelToken, JobResult,  # noqa: E402
                   JobSpec, plain_summary, run_job)
+from webapp.history import BROWSER_COOKIE, COOKIE_SCRIPT, NOBODY, JobEntry, JobHistory, owner_of  # noqa: E402
 
 log = logging.getLogger(__name__)
-JOB_MAX_AGE_S = 3600
+GRADIO_COPIES_MAX_AGE_S = 3600  # Gradio's copies of shown files; the jobs themselves stay in the history
+HISTORY_MB = 2048  # the job history's default disk budget
+WEBAPP = Path(__file__).resolve().parent
+PREVIEW_SIZE = 512  # px, each half of the before/after video: the player shows it about 900 px wide
+PLAYER_HEIGHT = 560  # px: the before/after video (2:1) at about 900 px wide, the view buttons and controls
 MAX_UPLOAD = "200mb"
 CHARACTER_SUFFIXES = (".fbx", ".glb")
 # The page's words for core.motion.place_root's placements.
@@ -77,25 +93,31 @@ class _Server:
     vlm_path: str | None = None
     supervisor: str = ""
     workspace: Path = _WORKSPACE
-
-    @property
-    def jobs_dir(self) -> Path:
-        return self.workspace / "jobs"
+    history: JobHistory | None = None
 
 
 _server = _Server()
 
 
-def _new_job_dir() -> Path:
-    jobs = _server.jobs_dir
-    jobs.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in jobs.iterdir():
-        if now - old.stat().st_mtime > JOB_MAX_AGE_S:
-            shutil.rmtree(old, ignore_errors=True)
-    job = jobs / uuid.uuid4().hex
-    job.mkdir()
-    return job
+def default_history_dir() -> Path:
+    """Beside the user's character library (``$SMT_HOME/jobs``, else ``~/.local/share/smt/jobs``): kept across
+    restarts, as the browsers' ids are."""
+    return user_characters_dir().parent / "jobs"
+
+
+def _history() -> JobHistory:
+    if _server.history is None:  # build_app without serve (tests, scripts): the defaults
+        _server.history = JobHistory(default_history_dir(), HISTORY_MB * 2**20)
+    return _server.history
+
+
+def _owner(request: gr.Request | None) -> str:
+    """This browser's folder in the history, from its cookie (see :mod:`webapp.history`)."""
+    try:
+        cookies = dict(request.cookies) if request is not None else {}
+    except (AttributeError, TypeError):
+        cookies = {}
+    return owner_of(cookies.get(BROWSER_COOKIE))
 
 
 def _report_markdown(result: JobResult, character_note: str = "") -> str:
@@ -140,6 +162,7 @@ class _RunningJob:
 
 
 _running: dict[str, _RunningJob] = {}  # browser session → its job (Gradio runs one job at a time)
+_latest: dict[str, str] = {}  # browser session → the job it finished last (the player shows it next)
 _running_lock = threading.Lock()
 
 
@@ -152,22 +175,25 @@ def _cancel(job: _RunningJob, reason: str) -> None:
     kill_running_workers()
 
 
-def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | None, character: str,
-                      character_file: str | None, semantic: bool, smoothing: float, foot_locking: bool,
-                      iterations: int, trim_start: float, trim_end: float, root: str, skeleton_only: bool,
-                      fbx_target: str, person: str | None, progress, hands: bool = False) -> tuple:
+def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_file: str | None,
+                      character: str, character_file: str | None, semantic: bool, smoothing: float,
+                      foot_locking: bool, iterations: int, trim_start: float, trim_end: float, root: str,
+                      skeleton_only: bool, fbx_target: str, person: str | None, progress,
+                      hands: bool = False) -> tuple[tuple, JobEntry | None]:
+    """The job in ``owner``'s history; returns the page's outputs and the history's entry (None: cancelled)."""
     source = motion_file or video
     if not source:
         raise gr.Error("Upload a video (or a BVH/FBX motion file), or press 'Use the sample clip'.", duration=None)
     if character_file and Path(character_file).suffix.lower() not in CHARACTER_SUFFIXES:
         raise gr.Error(f"A character must be an .fbx or .glb file, not {Path(character_file).suffix or 'that'}.",
                        duration=None)
-    job = _new_job_dir()
+    job = _history().new_job(owner)
     try:
         spec = JobSpec(source=Path(source), out_dir=job / "out", character=character_file or character,
                        semantic=semantic, vlm_path=_server.vlm_path, smoothing=smoothing, foot_locking=foot_locking,
                        iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
-                       skeleton_only=bool(skeleton_only), person=_person_number(person), hands=bool(hands),
+                       skeleton_only=bool(skeleton_only), preview_size=PREVIEW_SIZE,
+                       person=_person_number(person), hands=bool(hands),
                        fbx_target=FBX_TARGET_CHOICES.get(fbx_target, fbx_target or "unity"),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
@@ -177,7 +203,7 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
         if token.cancelled:  # whatever the cancel interrupted (a killed Blender worker's error included)
             # Not an error toast: the user asked for it. The panels empty and the report says what happened.
             return (None, None, None, None, f"The job was {token.reason}; its files were removed.",
-                    *(gr.LinePlot(value=None, visible=False) for _ in PLOTS))
+                    *(gr.LinePlot(value=None, visible=False) for _ in PLOTS)), None
         if isinstance(e, InputError):
             raise gr.Error(str(e), duration=None, title="Cannot use this input") from None
         # A bug: keep the traceback in the server log, tell the user in plain words.
@@ -189,9 +215,14 @@ def _run_job_for_page(token: CancelToken, video: str | None, motion_file: str | 
     plots = [result.report.per_frame_table(name) for name in PLOTS]
     note = ("your file " + Path(character_file).name) if character_file else (
         "saved character" if character in user_character_names() else "built-in character")
+    report = _report_markdown(result, note)
+    shown = {kind: files[kind] for kind in ("fbx", "glb", "bvh", "preview", "overlay") if kind in files}
+    entry = _history().finish(job, f"{Path(source).name} → {result.report.character}", report, shown,
+                              result.report.frames, result.report.fps,
+                              "Before / after optimisation" if semantic else "Source / character")
     return (str(files["overlay"]) if "overlay" in files else None, str(files["preview"]),
-            str(files["glb"]) if "glb" in files else None, downloads, _report_markdown(result, note),
-            *(gr.LinePlot(value=plot, visible=plot is not None) for plot in plots))
+            str(files["glb"]) if "glb" in files else None, downloads, report,
+            *(gr.LinePlot(value=plot, visible=plot is not None) for plot in plots)), entry
 
 
 async def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
@@ -206,11 +237,17 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
     session = request.session_hash if request is not None and request.session_hash else uuid.uuid4().hex
     with _running_lock:
         _running[session] = job
+        _latest.pop(session, None)
     work = asyncio.ensure_future(asyncio.to_thread(
-        _run_job_for_page, job.token, video, motion_file, character, character_file, semantic, smoothing,
-        foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, progress, hands))
+        _run_job_for_page, job.token, _owner(request), video, motion_file, character, character_file, semantic,
+        smoothing, foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, progress,
+        hands))
     try:
-        return await asyncio.shield(work)
+        outputs, entry = await asyncio.shield(work)
+        if entry is not None:
+            with _running_lock:
+                _latest[session] = entry.id
+        return outputs
     except asyncio.CancelledError:
         _cancel(job, "cancelled")
         await asyncio.wait([work])
@@ -234,6 +271,10 @@ def cancel_from_page(request: gr.Request = None) -> str:
     stopped = job.finished.wait(timeout=30)
     return (f"Cancelled: the job stopped after {time.perf_counter() - t:.1f} s and its files were removed." if stopped
             else "Cancelling: the job is still stopping.")
+
+
+def _report_after_cancel(status: str):
+    return "The job was cancelled; its files were removed." if status.startswith("Cancelled:") else gr.update()
 
 
 def _page_closed(request: gr.Request = None) -> None:
@@ -369,13 +410,102 @@ def _retargeter_line() -> str:
             "(see assets/retarget/MODEL_CARD.md).")
 
 
+# ----------------------------------------------------------------------------------------------------------
+# The result player and the job history
+# ----------------------------------------------------------------------------------------------------------
+
+def _player_html(entry: JobEntry | None) -> str:
+    if entry is None:
+        return "<p>The result plays here once a job has finished.</p>"
+    return (f'<iframe src="smt/player/{entry.id}" title="Result player: {html.escape(entry.title)}" '
+            f'style="width:100%;height:{PLAYER_HEIGHT}px;border:0"></iframe>')
+
+
+def _jobs_dropdown(owner: str, value: str | None = None) -> gr.Dropdown:
+    choices = [(e.label, e.id) for e in _history().list(owner)]
+    if value not in {c[1] for c in choices}:
+        value = None
+    return gr.Dropdown(choices=choices, value=value,
+                       info=None if choices else "None yet: finished jobs are listed here.")
+
+
+def _load_jobs(request: gr.Request = None) -> gr.Dropdown:
+    return _jobs_dropdown(_owner(request))
+
+
+def _show_latest(request: gr.Request = None):
+    """After a run: the player shows the job it finished (nothing after a cancel), and the list has it first."""
+    owner = _owner(request)
+    with _running_lock:
+        job_id = _latest.pop(request.session_hash, None) if request is not None else None
+    if job_id is not None and owner == NOBODY:
+        return ("<p>This browser keeps no cookies, which the player and the list of your jobs need: use the "
+                "downloads below.</p>", _jobs_dropdown(owner))
+    return _player_html(_history().get(owner, job_id)), _jobs_dropdown(owner, job_id)
+
+
+def open_job(job_id: str | None, request: gr.Request = None):
+    """A job from this browser's list: its player, downloads and report (its plots are not kept)."""
+    entry = _history().get(_owner(request), job_id)
+    if entry is None:
+        raise gr.Error("That job is not in this browser's list any more (removed, or the server's space for "
+                       "results ran out).", duration=None)
+    downloads = [str(entry.path(k)) for k in ("fbx", "glb", "bvh") if k in entry.files]
+    return (_player_html(entry), downloads, entry.report, *(gr.LinePlot(value=None, visible=False) for _ in PLOTS))
+
+
+def remove_job(job_id: str | None, request: gr.Request = None):
+    owner = _owner(request)
+    removed = _history().remove(owner, job_id)
+    message = "Removed the job and its files from the server." if removed else "Choose one of your jobs first."
+    return _jobs_dropdown(owner), _player_html(None), None, message
+
+
+def _add_routes(app) -> None:
+    """The player and the files it plays, beside Gradio's routes: only to the browser whose job it is (its
+    cookie), and only the files the job recorded; three.js from ``webapp/static``."""
+    from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+    from fastapi.staticfiles import StaticFiles
+
+    template = (WEBAPP / "player.html").read_text()
+    not_found = PlainTextResponse("No such job of this browser's.", status_code=404)
+    # Belt and braces for "nothing from the internet": the player may only load what this server serves.
+    policy = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+              "img-src 'self' data: blob:; media-src 'self'; connect-src 'self' data: blob:")
+
+    def player(job_id: str, request: HTTPRequest):
+        entry = _history().get(owner_of(request.cookies.get(BROWSER_COOKIE)), job_id)
+        if entry is None:
+            return not_found
+
+        def url(kind: str) -> str | None:
+            return f"../jobs/{entry.id}/{quote(entry.files[kind])}" if kind in entry.files else None
+
+        job = {"frames": entry.frames, "fps": entry.fps, "result": url("preview"), "source": url("overlay"),
+               "glb": url("glb"), "result_label": entry.preview_label}
+        page = template.replace("__JOB__", json.dumps(job).replace("</", "<\\/"))
+        return HTMLResponse(page, headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"})
+
+    def job_file(job_id: str, name: str, request: HTTPRequest):
+        path = _history().file(owner_of(request.cookies.get(BROWSER_COOKIE)), job_id, name)
+        if path is None:
+            return not_found
+        return FileResponse(path, headers={"Cache-Control": "private, no-cache"})  # serves Range: the player seeks
+
+    app.add_api_route("/smt/player/{job_id}", player, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/smt/jobs/{job_id}/{name}", job_file, methods=["GET"], include_in_schema=False)
+    app.mount("/smt/static", StaticFiles(directory=WEBAPP / "static"), name="smt-static")
+
+
 def build_app() -> gr.Blocks:
     choices = _character_choices()
     if not _server.supervisor:
         from core.semantics import select_supervisor
 
         _server.supervisor = select_supervisor(_server.vlm_path).description
-    with gr.Blocks(title="SMT: video to animated character", delete_cache=(JOB_MAX_AGE_S, JOB_MAX_AGE_S)) as demo:
+    budget = _history().budget_bytes / 2**30
+    with gr.Blocks(title="SMT: video to animated character",
+                   delete_cache=(GRADIO_COPIES_MAX_AGE_S, GRADIO_COPIES_MAX_AGE_S)) as demo:
         gr.Markdown(INTRO)
         gr.Markdown(f"Semantic supervisor on this server: {_server.supervisor}.",
                     elem_id="supervisor")
@@ -421,13 +551,23 @@ def build_app() -> gr.Blocks:
                     run = gr.Button("Run", variant="primary", elem_id="run")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
                 status = gr.Markdown(elem_id="job-status")
-            with gr.Column(scale=2):
-                with gr.Row():
+                with gr.Accordion("Your jobs", open=True):
+                    jobs = gr.Dropdown([], label="Finished jobs (choose one to open it)", elem_id="history",
+                                       allow_custom_value=False)
+                    remove = gr.Button("Remove this job", size="sm", elem_id="remove-job")
+                    gr.Markdown(f"Only this browser sees its jobs. They stay on the server, with their downloads, "
+                                f"until you remove them or its space for results ({budget:.3g} GB) runs out, "
+                                "oldest first.", elem_id="history-note")
+            with gr.Column(scale=3):
+                # The player: before/after, the source with its skeleton, and the 3D character on one timeline.
+                player = gr.HTML(_player_html(None), elem_id="player", min_height=120)
+                # The videos and the GLB as files, for API clients (the page shows them in the player).
+                with gr.Row(visible=False):
                     source_video = gr.Video(label="Source with fitted skeleton", elem_id="source-video",
                                             interactive=False)
                     result_video = gr.Video(label="Character: before / after optimisation", elem_id="result-video",
                                             interactive=False)
-                model3d = gr.Model3D(label="3D view of the result (GLB)", elem_id="model3d")
+                    model3d = gr.Model3D(label="3D view of the result (GLB)", elem_id="model3d")
                 downloads = gr.File(label="Downloads: FBX, GLB, BVH", file_count="multiple", elem_id="downloads",
                                     interactive=False)
                 report = gr.Markdown(elem_id="report")
@@ -450,20 +590,34 @@ def build_app() -> gr.Blocks:
                             iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, hands],
             [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
             concurrency_id="job", concurrency_limit=1,
-            show_progress_on=result_video)  # one progress display (stage, elapsed, estimate), not one per panel
-        cancel.click(cancel_from_page, None, status, cancels=[running], queue=False, api_name="cancel")
+            show_progress_on=player)  # one progress display (stage, elapsed, estimate), not one per panel
+        running.success(_show_latest, None, [player, jobs], api_name=False, queue=False)
+        # The report says so too: whether the run's own outputs arrive (it saw its token) or Gradio cancelled the
+        # event first (no outputs) is a race.
+        cancel.click(cancel_from_page, None, status, cancels=[running], queue=False, api_name="cancel").then(
+            _report_after_cancel, status, report, queue=False, api_name=False)
+        jobs.input(open_job, jobs, [player, downloads, report, *plots], api_name=False, queue=False)
+        remove.click(remove_job, jobs, [jobs, player, downloads, report], api_name=False, queue=False)
         demo.load(lambda: gr.Dropdown(choices=_character_choices()), None, character, api_name=False)
+        demo.load(_load_jobs, None, jobs, api_name=False)
         demo.unload(_page_closed)
     return demo
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True, vlm_path: str | None = None) -> gr.Blocks:
+def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True, vlm_path: str | None = None,
+          history_dir: str | os.PathLike | None = None, history_mb: float = HISTORY_MB) -> gr.Blocks:
     """Serve the page. The semantic supervisor is the server owner's choice (``vlm_path``, else
     ``$SMT_VLM_PATH``), loaded once here; visitors see which one runs and cannot change it.
 
-    Every file the server makes (jobs, Blender workers' folders, Gradio's upload cache) lives in one workspace
-    folder that is removed on exit. With ``block``, Ctrl-C or SIGTERM stops the server at once: running
-    Blender workers are killed, the workspace removed, and the process exits without waiting for a job.
+    Finished jobs are kept per browser in ``history_dir`` (default :func:`default_history_dir`, kept across
+    restarts) within ``history_mb`` megabytes, oldest removed first. Gradio may hand out files from it
+    (``allowed_paths``): their paths hold the browser's hashed id and the job's 128-bit id, which only that
+    browser is told.
+
+    Every other file the server makes (Blender workers' folders, Gradio's upload cache and copies, input
+    previews) lives in one workspace folder that is removed on exit. With ``block``, Ctrl-C or SIGTERM stops the
+    server at once: running Blender workers are killed, the workspace removed, and the process exits without
+    waiting for a job.
     """
     from core.io.blender import kill_running_workers
     from core.semantics import select_supervisor
@@ -473,13 +627,20 @@ def serve(host: str = "127.0.0.1", port: int = 7860, block: bool = True, vlm_pat
     tempfile.tempdir = str(workspace)
     _server.vlm_path = vlm_path
     _server.supervisor = select_supervisor(vlm_path).description
+    if history_mb < 0:
+        raise InputError(f"the job history's budget must be 0 MB or more, got {history_mb:g}")
+    _server.history = JobHistory(Path(history_dir) if history_dir else default_history_dir(), history_mb * 2**20)
+    _server.history.root.mkdir(parents=True, exist_ok=True)
+    _server.history.remove_unfinished()
     log.warning("semantic supervisor: %s", _server.supervisor)
     demo = build_app()
     demo.queue(default_concurrency_limit=1, max_size=32)
     # quiet: Gradio's banner ends with "set share=True", which nobody at this server can act on; the address is
     # printed below instead.
     demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False, show_error=True,
-                max_file_size=MAX_UPLOAD, prevent_thread_lock=True, quiet=True)
+                max_file_size=MAX_UPLOAD, prevent_thread_lock=True, quiet=True,
+                allowed_paths=[str(_server.history.root)], head=COOKIE_SCRIPT)
+    _add_routes(demo.server_app)
     if not block:
         return demo
     print(f"Serving at http://{host}:{port} (Ctrl-C stops)", flush=True)

@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -36,6 +37,7 @@ __all__ = ["BlenderWorkerError", "BlenderTimeoutError", "BlenderUnavailableError
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "blender_worker.py"
 DEFAULT_TIMEOUT_S = float(os.environ.get("SMT_BLENDER_TIMEOUT_S", 300))
+CHECK_EVERY_S = 0.25  # how often a running worker's caller may stop it (run_blender_worker's check)
 # bpy alone maps ~1.4 GB of address space (measured: 1.25 GB after import, 1.41 GB after reading a 28k-vertex
 # GLB); 6 GB leaves room for big characters and long clips while stopping a hostile file well before the machine.
 DEFAULT_MEMORY_MB = int(os.environ.get("SMT_BLENDER_MEMORY_MB", 6144))
@@ -86,7 +88,8 @@ def _tail(text: str, lines: int = 6) -> str:
 
 def run_blender_worker(request: dict, arrays: dict[str, np.ndarray] | None = None, *, what: str = "Blender job",
                        timeout: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
-                       script: Path = WORKER_SCRIPT, workdir: Path | None = None) -> WorkerResult:
+                       script: Path = WORKER_SCRIPT, workdir: Path | None = None,
+                       check: Callable[[], None] | None = None) -> WorkerResult:
     """Run one worker job and return its answer.
 
     Args:
@@ -97,6 +100,9 @@ def run_blender_worker(request: dict, arrays: dict[str, np.ndarray] | None = Non
         memory_mb: address-space limit of the worker process.
         script: the worker script (tests pass stand-ins that hang or allocate).
         workdir: folder for the request/result files (a fresh temporary folder when None).
+        check: called before the worker starts and every :data:`CHECK_EVERY_S` while it runs; whatever it raises
+            (a cancelled job) kills the worker and propagates. Unlike :func:`kill_running_workers`, it cannot miss
+            a worker that was still starting.
 
     Raises:
         BlenderUnavailableError: bpy is not installed (says how to install it).
@@ -125,12 +131,14 @@ def run_blender_worker(request: dict, arrays: dict[str, np.ndarray] | None = Non
         with open(log_path, "wb") as log:
             argv = [sys.executable, "-I", "-u", "-c", _LAUNCHER, str(int(memory_mb) << 20), str(MAX_OUTPUT_BYTES),
                     str(script), str(tmp_path / "request.json")]
+            if check is not None:
+                check()
             proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env=env, start_new_session=True)
             with _running_lock:
                 _running.add(proc)
             try:
-                returncode = proc.wait(timeout=timeout)
+                returncode = _wait(proc, start + timeout, check)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 raise BlenderTimeoutError(f"{what}: Blender did not finish within {timeout:g} s and was stopped "
@@ -156,6 +164,20 @@ def run_blender_worker(request: dict, arrays: dict[str, np.ndarray] | None = Non
             with np.load(req["result_arrays"]) as z:
                 out = {k: z[k] for k in z.files}
         return WorkerResult(info, out, log_text, seconds)
+
+
+def _wait(proc: subprocess.Popen, deadline: float, check: Callable[[], None] | None) -> int:
+    """``proc``'s exit status, waiting until ``deadline`` (perf_counter seconds; then TimeoutExpired) and calling
+    ``check()`` every :data:`CHECK_EVERY_S` meanwhile."""
+    while True:
+        left = deadline - time.perf_counter()
+        try:
+            return proc.wait(timeout=max(0.0, min(left, CHECK_EVERY_S)) if check is not None else max(0.0, left))
+        except subprocess.TimeoutExpired:
+            if time.perf_counter() >= deadline:
+                raise
+        if check is not None:
+            check()
 
 
 # What the worker inherits from our environment, by name: the program search path, the locale (text encoding)

@@ -59,7 +59,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -290,8 +290,12 @@ def export_character_motion(character: Character | None, motion: Motion, path: s
 def export_character_motion_files(character: Character | None, motion: Motion,
                                   paths: Sequence[str | os.PathLike], *, skeleton_only: bool = False,
                                   target: str = "unity", timeout: float = DEFAULT_TIMEOUT_S,
-                                  memory_mb: int = DEFAULT_MEMORY_MB) -> list[Path]:
-    """Like :func:`export_character_motion` for several files at once (one Blender start for all of them)."""
+                                  memory_mb: int = DEFAULT_MEMORY_MB,
+                                  check: Callable[[], None] | None = None) -> list[Path]:
+    """Like :func:`export_character_motion` for several files at once (one Blender start for all of them).
+
+    ``check()`` is called while Blender works (see :func:`~core.io.blender.run_blender_worker`): whatever it raises
+    (a cancelled job) stops the worker, and no file is written."""
     if target not in EXPORT_TARGETS:
         raise InputError(f"unknown FBX target {target!r}: choose {', '.join(EXPORT_TARGETS)}")
     outputs = [Path(p) for p in paths]
@@ -326,7 +330,8 @@ def export_character_motion_files(character: Character | None, motion: Motion,
     request["outputs"] = [{"path": str(s.resolve()), "format": f} for s, (_, f) in zip(staged, blender_jobs)]
     names = ", ".join(p.name for p, _ in blender_jobs)
     try:
-        run_blender_worker(request, arrays, what=f"writing {names}", timeout=timeout, memory_mb=memory_mb)
+        run_blender_worker(request, arrays, what=f"writing {names}", timeout=timeout, memory_mb=memory_mb,
+                           check=check)
         for s, (p, _) in zip(staged, blender_jobs):
             os.chmod(s, 0o644)
             os.replace(s, p)

@@ -23,16 +23,18 @@ def _free_port() -> int:
 
 @dataclass
 class Server:
-    """A running ``python app.py``: its address, its TMPDIR (the workspace is made in there), its log."""
+    """A running ``python app.py``: its address, its TMPDIR (the workspace is made in there), its log, its
+    ``SMT_HOME`` (character library and job history)."""
 
     url: str
     tmp: Path
     log: Path
     proc: subprocess.Popen
+    home: Path
 
     def job_folders(self) -> list[Path]:
-        """The job folders in the server's workspace now."""
-        return [p for p in self.tmp.glob("smt-server-*/jobs/*")]
+        """The job folders in the server's job history now (one folder per browser, one per job in it)."""
+        return [p for p in self.home.glob("jobs/*/*")]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -66,7 +68,7 @@ def start_server(folder: Path, smt_home: Path) -> Server:
             proc.kill()
             pytest.fail(f"web app did not start; log:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
-    return Server(url, tmp, log, proc)
+    return Server(url, tmp, log, proc, smt_home)
 
 
 @pytest.fixture(scope="session")

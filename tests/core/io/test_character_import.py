@@ -303,6 +303,37 @@ def test_a_hanging_worker_is_stopped(tmp_path):
     assert time.perf_counter() - t < 10
 
 
+def test_a_worker_is_stopped_by_its_callers_check(tmp_path):
+    """A cancelled job's check stops its worker, also one that was still starting (a kill of the running workers,
+    sent a moment too early, missed it), and one whose job was cancelled before it started is never started."""
+    import os
+
+    script = tmp_path / "hang.py"
+    script.write_text("import os, time\nopen(os.environ['HOME'] + '/../../pid', 'w').write(str(os.getpid()))\n"
+                      "time.sleep(120)\n")
+    stop_at = time.perf_counter() + 3.0  # the stand-in has written its pid by then
+
+    class Stopped(Exception):
+        pass
+
+    def check() -> None:
+        if time.perf_counter() > stop_at:
+            raise Stopped
+
+    with pytest.raises(Stopped):
+        run_blender_worker({"op": "noop"}, what="writing result.fbx", script=script, check=check,
+                           workdir=tmp_path)
+    assert time.perf_counter() - stop_at < 1.0
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+    (tmp_path / "pid").unlink()
+    with pytest.raises(Stopped):
+        run_blender_worker({"op": "noop"}, what="writing result.fbx", script=script, check=check,
+                           workdir=tmp_path)
+    assert not (tmp_path / "pid").exists()  # never started
+
+
 def test_the_memory_limit_holds(tmp_path):
     script = tmp_path / "greedy.py"
     script.write_text("blob = bytearray(3 << 30)\n")
