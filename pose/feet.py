@@ -71,13 +71,19 @@ def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
     return [hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips) for side in _SIDES]
 
 
+def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
+    """Where the fit puts the hip joints (:data:`pose.fit.HIP_JOINT_SHARE`), left and right, ``(T, 3)`` each."""
+    hips = 0.5 * (P[:, LM["left_hip"]] + P[:, LM["right_hip"]])
+    return [hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips) for side in _SIDES]
+
+
 def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
     """World landmarks with each foot moved by its shift and the knee placed so the leg reaches it.
 
     Args:
         P: ``(T, 33, 3)`` world landmarks (Y up, floor y = 0). contacts: ``(T, 2)`` planted flags.
-        lengths: the person's measurements (thigh and shin lengths for the IK).
+        lengths: the person's measurements (thigh and shin for the IK, the ankle's height for the floor).
         shifts: ``(T, 2, 3)`` foot shifts; default :func:`foot_shifts`.
 
     Returns:
@@ -86,11 +92,9 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
     """
     P = np.asarray(P, dtype=np.float64).copy()
     shifts = foot_shifts(P, contacts, lengths) if shifts is None else shifts
-    hips = 0.5 * (P[:, LM["left_hip"]] + P[:, LM["right_hip"]])
-    a, b = lengths.thigh, lengths.shin
     short = np.zeros((len(P), 2))
-    for f, side in enumerate(_SIDES):
-        hip = hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips)
+    a, b = lengths.thigh, lengths.shin  # the refit gives the legs these lengths anyway
+    for f, (side, hip) in enumerate(zip(_SIDES, _hip_joints(P))):
         knee, ankle = P[:, LM[f"{side}_knee"]], P[:, LM[f"{side}_ankle"]]
         heel, toe = P[:, LM[f"{side}_heel"]], P[:, LM[f"{side}_foot_index"]]
         target = ankle + shifts[:, f]
@@ -99,8 +103,9 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
         d = np.clip(dist, abs(a - b) + 1e-3, a + b - 1e-4)
         u = _unit(reach)
         # The knee bends where it was seen; a straight leg bends towards the toes (knees bend forward).
-        bend = _perp(knee - hip, u) + 0.05 * _unit(_perp(toe - heel, u))
-        v = _unit(_perp(bend, u))
+        bend = _perp(knee - hip, u)
+        straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 0.01
+        v = _unit(np.where(straight, _perp(toe - heel, u), bend))
         along = (a * a - b * b + d * d) / (2 * d)
         out = np.sqrt(np.maximum(a * a - along * along, 0.0))
         new_ankle = hip + u * d[:, None]
