@@ -34,6 +34,7 @@ from . import clean
 from .camera_motion import CameraMotion, CameraMotionTracker
 from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
+from .feet import plant_legs
 from .fit import FitResult, fit_skeleton, joint_targets
 from .hands import HandTracks, assign_sides, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
@@ -75,8 +76,11 @@ class PoseResult:
         path (before the feet were pinned: the overlay shows how the pose fits the image).
     contacts: ``(T, 2)`` left/right foot planted.
     camera: the assumed camera and the floor it found.
-    fit: the skeleton fit (bone lengths, per-joint errors).
-    fit_error: mean distance between the cleaned landmarks and the fitted joints, metres (hip-centred).
+    fit: the skeleton fit of the final motion (bone lengths, per-joint errors against the planted landmarks).
+    fit_error: mean distance between the cleaned landmarks and the fitted joints, metres (hip-centred), before
+        planted legs were moved to their spots (how well the skeleton matches what MediaPipe saw).
+    planting_shift: the same for the final motion: the fit error plus how far planting moved the legs from
+        MediaPipe's (short strides lengthened, planted feet held still), metres.
     fit_error_raw: the same against the unfiltered landmarks, metres.
     reprojection_error: mean 2D distance between detected landmarks and projected joints, pixels.
     reprojection_error_unpinned: the same before the feet were pinned (the pose and the camera model alone;
@@ -102,6 +106,7 @@ class PoseResult:
     camera: CameraModel
     fit: FitResult
     fit_error: float
+    planting_shift: float
     fit_error_raw: float
     reprojection_error: float
     reprojection_error_unpinned: float
@@ -132,7 +137,8 @@ class PoseResult:
 
     def summary(self) -> str:
         return (f"{int(self.detected.sum())}/{self.num_frames} frames with a person ({100 * self.detection_rate:.0f} %)"
-                f", fit error {100 * self.fit_error:.2f} cm (vs raw landmarks {100 * self.fit_error_raw:.2f} cm), "
+                f", fit error {100 * self.fit_error:.2f} cm (vs raw landmarks {100 * self.fit_error_raw:.2f} cm; "
+                f"{100 * self.planting_shift:.2f} cm with the planted legs), "
                 f"reprojection {self.reprojection_error:.1f} px ({self.reprojection_error_unpinned:.1f} px before "
                 f"pinning the feet), jitter {self.jitter_before:.1f} -> {self.jitter_after:.1f} m/s², "
                 f"{self.frames_per_second:.1f} frames/s"
@@ -407,6 +413,9 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     detected = np.isfinite(image).all(axis=(1, 2)) & np.isfinite(world_cam).all(axis=(1, 2))
     clean.check_detections(detected, fps)
     warnings: list[str] = []
+    swapped = clean.untangle_legs(image, detected)  # before anything reads the legs
+    image, world_cam, vis = (clean.swap_legs(image, swapped), clean.swap_legs(world_cam, swapped),
+                             clean.swap_legs(vis[..., None], swapped)[..., 0])
     long_gaps = [(s, e) for s, e in clean.gaps(detected) if (e - s) / fps > clean.MAX_GAP_SECONDS and 0 < s and e < T]
     if long_gaps:
         spans = ", ".join(f"{s / fps:.1f}-{e / fps:.1f} s" for s, e in long_gaps[:5])
@@ -462,7 +471,14 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     rel_h = sole_h - sole_h.min(axis=1, keepdims=True)  # from the pose alone: free of the root's depth noise
     rel_h = np.where(sole_h < 0.25, rel_h, 1.0)
     contacts = clean.foot_contacts(rel_h, foot_speed, fps)
-    root, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps)
+    # The root comes down or up so planted feet touch the floor; along the floor it keeps the camera's path (its
+    # speed is right, MediaPipe's strides are short), and the planted legs reach their spots instead (pose.feet).
+    _, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps, horizontal=False)
+    landmarks_fit = fit
+    planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths)
+    fit = fit_skeleton(planted - (hips_w + corr)[:, None], vis_f, lengths=fit.lengths)
+    planting_shift = float(np.nanmean(np.linalg.norm(fit.positions - landmarks_fit.targets, axis=-1)))
+    root = hips_w + corr + fit.positions[:, 0]
     motion = Motion(canonical_skeleton(fit.offsets), fit.rotations, root, fps, name)
     hand_tracks = None
     if hands is not None:
@@ -480,13 +496,13 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
                          turns, zoom)
     reproj_unpinned = float(np.nanmean(np.linalg.norm(joints_2d - t2d, axis=-1)[detected]))
     raw_targets, mask = joint_targets(world_f @ to_world.T)
-    raw_err = np.linalg.norm(fit.positions[:, mask] - raw_targets[:, mask], axis=-1)
+    raw_err = np.linalg.norm(landmarks_fit.positions[:, mask] - raw_targets[:, mask], axis=-1)
     raw_global = joint_targets((world_f + t_raw[:, None]) @ FLIP.T @ R.T)[0][:, mask]
     bones = np.linalg.norm(final[:, 1:] - final[:, list(CANONICAL_PARENTS[1:])], axis=-1)
     return PoseResult(
         motion=motion, video=None, image_landmarks=image, world_landmarks=_turned(turns, world_cam) @ to_world.T,
         visibility=vis, detected=detected, joints_2d=joints_2d, contacts=contacts, camera=camera, fit=fit,
-        fit_error=fit.mean_error, fit_error_raw=float(np.mean(raw_err[detected])), reprojection_error=reproj,
+        fit_error=landmarks_fit.mean_error, planting_shift=planting_shift, fit_error_raw=float(np.mean(raw_err[detected])), reprojection_error=reproj,
         reprojection_error_unpinned=reproj_unpinned,
         jitter_before=clean.jitter(raw_global, fps), jitter_after=clean.jitter(final[:, mask], fps),
         bone_length_variation=float(bones.std(axis=0).max()), root_correction=corr,

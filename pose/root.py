@@ -8,8 +8,11 @@ person's size in the image, so it is the noisiest part; it is smoothed over a lo
 
 Feet then pin the path (:func:`pin_feet`): while a foot is planted, the root moves so that foot stays on its spot
 on the floor (the median of where it was seen during that contact) at floor height. Between contacts the
-correction is interpolated, so the path stays continuous. A person standing still therefore neither floats,
-sinks nor drifts: their planted feet fix the root.
+correction is interpolated, so the path stays continuous. The pose stage uses only its vertical part (feet on the
+floor, neither floating nor sinking) and holds planted feet with the legs (:mod:`pose.feet`): MediaPipe's strides
+are short in depth while this path travels at the person's speed, so holding the feet by the root alone would
+either slow the walk or, averaged over both feet, leave them sliding (110 cm/s on a rendered walk towards the
+camera).
 
 Frames: the camera frame has x right, y down, z away from the camera (OpenCV, MediaPipe). The world frame
 (DESIGN §2) has Y up and the floor at y = 0; :class:`CameraModel` maps between them, with the camera on the +Z
@@ -140,7 +143,7 @@ def _segments(flags: np.ndarray) -> list[tuple[int, int]]:
 
 
 def pin_feet(root: np.ndarray, anchors: np.ndarray, sole_heights: np.ndarray, contacts: np.ndarray,
-             fps: float, blend_seconds: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+             fps: float, blend_seconds: float = 0.15, horizontal: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Move a world root path so planted feet stay put on the floor.
 
     Args:
@@ -149,6 +152,8 @@ def pin_feet(root: np.ndarray, anchors: np.ndarray, sole_heights: np.ndarray, co
         sole_heights: ``(T, 2)`` each foot's lowest point above the floor (0 = touching it).
         contacts: ``(T, 2)`` planted flags.
         blend_seconds: the correction is smoothed over this window so contact changes do not pop.
+        horizontal: also move the root along the floor to hold the feet (False: only up and down, for a caller
+            that holds the feet with the legs, :mod:`pose.feet`).
 
     Returns:
         The pinned ``(T, 3)`` root and the ``(T, 3)`` correction that was added.
@@ -161,8 +166,9 @@ def pin_feet(root: np.ndarray, anchors: np.ndarray, sole_heights: np.ndarray, co
         for s, e in _segments(contacts[:, f]):
             spot = np.median(anchors[s:e, f], axis=0)
             d = np.zeros((e - s, 3))
-            d[:, 0] = spot[0] - anchors[s:e, f, 0]
-            d[:, 2] = spot[2] - anchors[s:e, f, 2]
+            if horizontal:
+                d[:, 0] = spot[0] - anchors[s:e, f, 0]
+                d[:, 2] = spot[2] - anchors[s:e, f, 2]
             d[:, 1] = -sole_heights[s:e, f]
             corr_sum[s:e] += d
             count[s:e] += 1

@@ -1,0 +1,100 @@
+"""Planted feet: a foot in contact stays on its spot and the leg reaches it; swapped legs are swapped back."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from core.motion import Motion
+from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
+from pose.clean import swap_legs, untangle_legs
+from pose.estimators import LM
+from pose.feet import plant_legs
+from pose.fit import HIP_JOINT_SHARE, BodyLengths, landmarks_from_pose, person_offsets
+
+J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
+
+
+def gliding_landmarks(T: int = 15, speed: float = 0.6, fps: float = 30.0) -> tuple[np.ndarray, BodyLengths]:
+    """A person with bent knees carried along +Z at ``speed`` m/s without moving the legs: planted feet skate
+    (what a root path at walking speed does to MediaPipe's too-short strides)."""
+    L = BodyLengths()
+    sk = canonical_skeleton(person_offsets(L))
+    q = np.tile([1.0, 0, 0, 0], (T, 22, 1))
+    for side in ("Left", "Right"):
+        q[:, J[f"{side}UpLeg"]] = Rotation.from_rotvec([-0.35, 0, 0]).as_quat()[[3, 0, 1, 2]]  # thigh forward
+        q[:, J[f"{side}Leg"]] = Rotation.from_rotvec([0.7, 0, 0]).as_quat()[[3, 0, 1, 2]]  # shin back
+    root = np.zeros((T, 3))
+    root[:, 1] = sk.offsets[0, 1]
+    root[:, 2] = speed * np.arange(T) / fps
+    pose = Motion(sk, q, root, fps).fk()
+    P = landmarks_from_pose(pose.positions.numpy(), pose.rotations.numpy(), L)
+    P[..., 1] -= P[:, [LM["left_foot_index"], LM["right_foot_index"]], 1].min()  # toes on the floor
+    return P, L
+
+
+def test_planted_foot_stays_on_its_spot_and_the_leg_keeps_its_lengths():
+    P, L = gliding_landmarks()
+    contacts = np.zeros((len(P), 2), bool)
+    contacts[:, 0] = True  # the left foot is planted all along, the right one swings
+    out, short = plant_legs(P, contacts, L)
+    feet = (out[:, LM["left_ankle"]] + out[:, LM["left_heel"]] + out[:, LM["left_foot_index"]]) / 3
+    assert np.ptp(feet[:, [0, 2]], axis=0).max() < 1e-3  # it was carried 0.28 m
+    assert np.ptp(P[:, LM["left_ankle"], 2]) > 0.25
+    assert not short.any()
+    hips = 0.5 * (out[:, LM["left_hip"]] + out[:, LM["right_hip"]])
+    hip = hips + HIP_JOINT_SHARE * (out[:, LM["left_hip"]] - hips)
+    assert np.allclose(np.linalg.norm(out[:, LM["left_knee"]] - hip, axis=-1), L.thigh, atol=1e-6)
+    assert np.allclose(np.linalg.norm(out[:, LM["left_ankle"]] - out[:, LM["left_knee"]], axis=-1), L.shin, atol=1e-6)
+    # The knee still bends forwards (towards the toes), the right leg and the body are untouched.
+    knee_fwd = out[:, LM["left_knee"], 2] - 0.5 * (hip[:, 2] + out[:, LM["left_ankle"], 2])
+    assert (knee_fwd > 0).all()
+    untouched = [k for k in range(33) if k not in [LM[f"{side}_{n}"] for side in ("left", "right")
+                                                   for n in ("knee", "ankle", "heel", "foot_index")]]
+    assert np.array_equal(out[:, untouched], P[:, untouched])
+    right = [LM[f"right_{n}"] for n in ("knee", "ankle", "heel", "foot_index")]
+    assert np.allclose(out[:, right], P[:, right], atol=1e-6)  # the model's legs have the lengths the IK uses
+
+
+def test_a_spot_out_of_reach_leaves_the_leg_straight_and_says_how_short():
+    P, L = gliding_landmarks(T=30, speed=3.0)  # 1.5 m in a second: no leg holds that foot
+    contacts = np.zeros((len(P), 2), bool)
+    contacts[:, 0] = True
+    out, short = plant_legs(P, contacts, L)
+    assert short[:, 0].max() > 0.3 and not short[:, 1].any()
+    hips = 0.5 * (out[:, LM["left_hip"]] + out[:, LM["right_hip"]])
+    hip = hips + HIP_JOINT_SHARE * (out[:, LM["left_hip"]] - hips)
+    far = short[:, 0] > 0
+    reach = np.linalg.norm(out[far, LM["left_ankle"]] - hip[far], axis=-1)
+    assert np.allclose(reach, L.thigh + L.shin, atol=1e-3)
+
+
+def side_walk_track(T: int = 90, fps: float = 30.0) -> np.ndarray:
+    """``(T, 33, 2)`` pixels of a person walking across the image, seen from a little in front of the side: the
+    legs swing past each other (their image positions cross twice a stride), which is no swap; the near (left)
+    leg's joints lie lower in the image. (Seen exactly from the side, the legs meet in the image where they
+    cross, and which is which between two crossings is not told by continuity.)"""
+    t = np.arange(T) / fps
+    image = np.zeros((T, 33, 2))
+    x0 = 300 + 150 * t  # the body travels right
+    for k in range(33):
+        image[:, k] = np.stack([x0, np.full(T, 200.0 + 3 * k)], axis=1)
+    for name, dy in (("shoulder", 0.0), ("hip", 150.0)):
+        for side in ("left", "right"):
+            image[:, LM[f"{side}_{name}"], 1] = 200 + dy
+    for side, phase, near in (("left", 0.0, 60.0), ("right", np.pi, 0.0)):
+        swing = 60 * np.sin(2 * np.pi * 1.0 * t + phase)
+        for name, dy, share in (("knee", 230, 0.5), ("ankle", 310, 1.0), ("heel", 320, 1.0), ("foot_index", 320, 1.0)):
+            image[:, LM[f"{side}_{name}"]] = np.stack([x0 + share * swing + (15 if name == "foot_index" else 0),
+                                                       np.full(T, 200.0 + dy + share * near)], axis=1)
+    return image
+
+
+def test_legs_swapped_for_a_stretch_are_swapped_back_and_crossing_legs_are_left_alone():
+    image = side_walk_track()
+    valid = np.ones(len(image), bool)
+    assert not untangle_legs(image, valid).any()  # legs passing each other are not a swap
+    swapped = np.zeros(len(image), bool)
+    swapped[20:41] = True
+    assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped)
+    valid[30:33] = False  # a gap inside the stretch changes nothing
+    assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped & valid)
