@@ -67,11 +67,6 @@ def foot_shifts(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths) -> np
 
 
 def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
-    hips = 0.5 * (P[:, LM["left_hip"]] + P[:, LM["right_hip"]])
-    return [hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips) for side in _SIDES]
-
-
-def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
     """Where the fit puts the hip joints (:data:`pose.fit.HIP_JOINT_SHARE`), left and right, ``(T, 3)`` each."""
     hips = 0.5 * (P[:, LM["left_hip"]] + P[:, LM["right_hip"]])
     return [hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips) for side in _SIDES]
