@@ -58,6 +58,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -317,7 +319,11 @@ def export_character_motion_files(character: Character | None, motion: Motion,
     if not blender_jobs:
         return outputs
 
-    staged = [p.with_name(f".{p.stem}.{os.getpid()}.partial{p.suffix}") for p, _ in blender_jobs]
+    # Blender writes into a private temporary folder, not next to the outputs: an FBX records where its embedded
+    # textures were written, and beside the outputs that was the job's folder (in the page's history: the
+    # browser's hash and the job id), readable by whoever the user later shares the file with.
+    scratch = Path(tempfile.mkdtemp(prefix="smt-export-"))
+    staged = [scratch / f"result{i}{p.suffix}" for i, (p, _) in enumerate(blender_jobs)]
     if source is not None:
         request, arrays = _animate_file_request(Path(source), motion, skeleton_only)
     else:
@@ -333,10 +339,13 @@ def export_character_motion_files(character: Character | None, motion: Motion,
         run_blender_worker(request, arrays, what=f"writing {names}", timeout=timeout, memory_mb=memory_mb,
                            check=check)
         for s, (p, _) in zip(staged, blender_jobs):
-            os.chmod(s, 0o644)
-            os.replace(s, p)
+            partial = p.with_name(f".{p.stem}.{os.getpid()}.partial{p.suffix}")
+            try:
+                shutil.copyfile(s, partial)  # then an atomic rename where the output lives
+                os.chmod(partial, 0o644)
+                os.replace(partial, p)
+            finally:
+                partial.unlink(missing_ok=True)
     finally:
-        for s in staged:
-            if s.exists():
-                s.unlink()
+        shutil.rmtree(scratch, ignore_errors=True)
     return outputs

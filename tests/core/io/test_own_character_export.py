@@ -116,3 +116,21 @@ def test_an_fbx_made_from_an_r2et_shape_is_animated_in_place_of_its_bones(tmp_pa
     assert back.skeleton.names == character.skeleton.names
     got = back.motions[0].positions() - (file_frame.offsets[0] - character.skeleton.offsets[0])
     assert np.abs(got - motion.positions()).max() < 1e-3
+
+
+def test_an_fbx_does_not_record_the_server_folder_it_was_written_to(tmp_path):
+    # Blender's FBX exporter records where it wrote the embedded textures: staged beside the output, that was
+    # the job's folder (in the page's history: the browser's hash and the job id), inside every shared download.
+    src = _shared("Soldier.glb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        character = import_character(src)
+    motion = copy_retarget(random_motion(canonical_skeleton(tpose_offsets(1.7)), frames=4, seed=1),
+                           character.skeleton)
+    folder = tmp_path / "job-6f1c2e9ab4d3"
+    folder.mkdir()
+    (path,) = export_character_motion_files(character, motion, [folder / "result.fbx"])
+    data = path.read_bytes()
+    assert b"Image" in data or b"Texture" in data  # it does embed textures
+    assert folder.name.encode() not in data and str(tmp_path).encode() not in data
+    assert sorted(p.name for p in folder.iterdir()) == ["result.fbx"]  # and leaves nothing beside it
