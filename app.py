@@ -284,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder (result.bvh/.fbx/.glb, result.mp4)")
     p.add_argument("--no-video", action="store_true", help="skip the before/after video")
     p.add_argument("--size", type=int, default=512, help="video panel size in pixels (default 512)")
-    p.add_argument("--retargeter", choices=["network", "copy"], default="network",
-                   help="graph network (default; falls back to Copy without its checkpoint) or Copy")
+    p.add_argument("--retargeter", choices=["network", "network-cmu", "copy"], default="network",
+                   help="graph network (default, non-commercial licence; falls back to Copy without its checkpoint), "
+                        "network-cmu (trained on CMU data only: results free for commercial use) or Copy")
     _semantic_option(p)
     p.add_argument("--vlm", default=None, help="BLIP-2 or CLIP weights folder for --semantic (default: "
                    "$SMT_VLM_PATH; without weights the skeletal supervisor runs, and says so)")

@@ -45,9 +45,11 @@ def _preview_renderer():
 
 @functools.lru_cache(maxsize=2)
 def _retargeter(kind: str):
-    from core.retarget.model import CopyRetargeter, load_retargeter
+    from core.retarget.model import COMMERCIAL_CHECKPOINT, CopyRetargeter, load_retargeter
 
-    return load_retargeter() if kind == "network" else CopyRetargeter("Copy retargeter requested")
+    if kind == "copy":
+        return CopyRetargeter("Copy retargeter requested")
+    return load_retargeter(COMMERCIAL_CHECKPOINT if kind == "network-cmu" else None)
 
 
 def _stages(spec: JobSpec) -> list[Stage]:

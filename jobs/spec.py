@@ -27,7 +27,7 @@ __all__ = ["JobSpec", "OUTPUTS", "MOTION_SUFFIXES", "preset"]
 
 OUTPUTS = ("motion", "bvh", "fbx", "glb")
 MOTION_SUFFIXES = (".bvh", ".fbx", ".glb")
-RETARGETERS = ("network", "copy")
+RETARGETERS = ("network", "network-cmu", "copy")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class JobSpec:
         excluded (0 or None: to the end). take: the animation to use when a motion file has several.
     person: who to follow in a video with several people: their number (1.., left to right) in the first frame
         with anyone in it, as :func:`pose.pipeline.find_people` lists them; None: the largest, most central one.
-    retargeter: "network" (the shipped graph network; Copy when its checkpoint does not load) or "copy".
+    retargeter: "network" (the shipped graph network, non-commercial licence; Copy when its checkpoint does not
+        load), "network-cmu" (the same network trained on CMU data only: results free for commercial use) or
+        "copy".
     outputs: any of "motion", "bvh", "fbx", "glb". previews: write the preview videos; preview_size: one
         panel's side in pixels. skeleton_only: FBX/GLB without the mesh (the animation for the user's own rig).
     root: where the root's path goes in every file (:func:`core.motion.place_root`): "origin" (as captured,
@@ -84,7 +86,7 @@ class JobSpec:
         if unknown:
             raise InputError(f"cannot write {', '.join(map(repr, unknown))}: choose from {', '.join(OUTPUTS)}")
         if self.retargeter not in RETARGETERS:
-            raise InputError(f"unknown retargeter {self.retargeter!r}: choose 'network' or 'copy'")
+            raise InputError(f"unknown retargeter {self.retargeter!r}: choose 'network', 'network-cmu' or 'copy'")
         if not 0.0 <= self.smoothing <= 1.0:
             raise InputError(f"smoothing must be within 0..1, got {self.smoothing:g}")
         if self.person is not None and (isinstance(self.person, bool) or int(self.person) != self.person

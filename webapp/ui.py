@@ -66,6 +66,10 @@ CHARACTER_SUFFIXES = (".fbx", ".glb")
 ROOT_CHOICES = {"Starts at the origin": "origin", "In place (no travel)": "in_place",
                 "As captured (world coordinates)": "world"}
 # The page's words for core.io.export's FBX targets.
+# The retargeters a page job may use, with the licence of what each makes (MODEL_CARD.md).
+RETARGETER_CHOICES = {"Graph network (non-commercial use only)": "network",
+                      "Graph network trained on CMU only (commercial use allowed)": "network-cmu",
+                      "Copy rotations (commercial use allowed)": "copy"}
 FBX_TARGET_CHOICES = {"Unity (Mixamo layout)": "unity", "Unreal Engine (root bone for root motion)": "unreal",
                       "Blender (Z up, metres)": "blender"}
 # The per-frame plots under the report: JobResult.per_frame's key → (title, y-axis title).
@@ -127,6 +131,8 @@ def _report_markdown(result: JobResult, character_note: str = "") -> str:
     if summary and character_note:
         summary[0] = summary[0].replace(r.character or "", f"**{r.character}** ({character_note})", 1)
     notes = [f"Note: {note}" for note in r.warnings]
+    if r.licence:  # what the user may do with the downloads depends on the retargeter they chose
+        notes.append(f"Licence of these results (from the retargeter's checkpoint): {r.licence}.")
     details = [f"{r.frames} frames at {r.fps:g} fps onto {r.character} ({r.height:.2f} m); "
                f"retargeter: {r.retargeter}."] if r.character else [f"{r.frames} frames at {r.fps:g} fps."]
     if r.supervisor:
@@ -179,7 +185,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
                       character: str, character_file: str | None, semantic: bool, smoothing: float,
                       foot_locking: bool, iterations: int, trim_start: float, trim_end: float, root: str,
                       skeleton_only: bool, fbx_target: str, person: str | None, progress,
-                      hands: bool = False) -> tuple[tuple, JobEntry | None]:
+                      hands: bool = False, retargeter: str = "network") -> tuple[tuple, JobEntry | None]:
     """The job in ``owner``'s history; returns the page's outputs and the history's entry (None: cancelled)."""
     source = motion_file or video
     if not source:
@@ -194,6 +200,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
                        iterations=int(iterations), root=ROOT_CHOICES.get(root, root),
                        skeleton_only=bool(skeleton_only), preview_size=PREVIEW_SIZE,
                        person=_person_number(person), hands=bool(hands),
+                       retargeter=RETARGETER_CHOICES.get(retargeter, retargeter or "network"),
                        fbx_target=FBX_TARGET_CHOICES.get(fbx_target, fbx_target or "unity"),
                        trim=(float(trim_start or 0), float(trim_end)) if trim_end else None)
         result = run_job(spec, progress=token.guard(lambda f, stage: progress(f, desc=stage)))
@@ -229,7 +236,7 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
                         semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                         trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
                         fbx_target: str = "unity", person: str | None = AUTO_PERSON, hands: bool = False,
-                        progress: gr.Progress = gr.Progress(), request: gr.Request = None):
+                        retargeter: str = "network", progress: gr.Progress = gr.Progress(), request: gr.Request = None):
     """One job from the page (or the API), in a worker thread this coroutine waits for. Gradio cancels the event by
     cancelling this coroutine; a thread cannot be cancelled, so the job's token is set instead, and the coroutine
     waits for the thread to stop before it lets the queue start the next job."""
@@ -241,7 +248,7 @@ async def run_from_page(video: str | None, motion_file: str | None, character: s
     work = asyncio.ensure_future(asyncio.to_thread(
         _run_job_for_page, job.token, _owner(request), video, motion_file, character, character_file, semantic,
         smoothing, foot_locking, iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, progress,
-        hands))
+        hands, retargeter))
     try:
         outputs, entry = await asyncio.shield(work)
         if entry is not None:
@@ -407,7 +414,8 @@ def _retargeter_line() -> str:
     if licence is None:
         return f"Retargeter on this server: {retargeter.reason or retargeter.name}."
     return (f"Retargeter on this server: {retargeter.reason}. **Licence of the results: {licence}** "
-            "(see assets/retarget/MODEL_CARD.md).")
+            "(see assets/retarget/MODEL_CARD.md). For results you may sell, choose a commercial-use retargeter "
+            "under Advanced.")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -544,6 +552,9 @@ def build_app() -> gr.Blocks:
                                                 elem_id="skeleton-only")
                     fbx_target = gr.Dropdown(list(FBX_TARGET_CHOICES), value=next(iter(FBX_TARGET_CHOICES)),
                                              label="FBX for", elem_id="fbx-target")
+                    retargeter_choice = gr.Dropdown(list(RETARGETER_CHOICES), value=next(iter(RETARGETER_CHOICES)),
+                                                    label="Retargeter (and the licence of the results)",
+                                                    elem_id="retargeter")
                     with gr.Row():
                         trim_start = gr.Number(value=0, label="Trim start (s)", minimum=0)
                         trim_end = gr.Number(value=0, label="Trim end (s, 0 = whole clip)", minimum=0)
@@ -587,7 +598,8 @@ def build_app() -> gr.Blocks:
                    concurrency_id="job", concurrency_limit=1)
         running = run.click(lambda: "", None, status, queue=False, api_name=False).then(
             run_from_page, [video_file, motion_file, character, character_file, semantic, smoothing, foot_locking,
-                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, hands],
+                            iterations, trim_start, trim_end, root, skeleton_only, fbx_target, person, hands,
+                            retargeter_choice],
             [source_video, result_video, model3d, downloads, report, *plots], api_name="run",
             concurrency_id="job", concurrency_limit=1,
             show_progress_on=player)  # one progress display (stage, elapsed, estimate), not one per panel

@@ -48,6 +48,11 @@ def test_retarget_preset_reports_which_retargeter_ran(clip, tmp_path):
     assert copy.report.licence is None  # Copy learned nothing: no licence to pass on
     if DEFAULT_CHECKPOINT.exists():  # the network's checkpoint says what its results may be used for
         assert "CC BY-NC" in net.report.licence
+    # The network trained on CMU data only: results a user may sell (issue 21), its own licence in the report.
+    cmu = run_job(preset("retarget", clip, tmp_path / "cmu", character="Ava", outputs=("bvh",), previews=False,
+                         retargeter="network-cmu"))
+    assert "graph_retargeter_cmu.pt" in cmu.report.retargeter
+    assert "CMU" in cmu.report.licence and "free for any use" in cmu.report.licence
     assert read_bvh(net.report.files["bvh"]).skeleton.names == load_character("Ava").skeleton.names
     with pytest.raises(InputError, match="unknown retargeter"):
         preset("retarget", clip, tmp_path / "bad", character="Ava", retargeter="magic")

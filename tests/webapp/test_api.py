@@ -139,3 +139,11 @@ def test_the_fbx_target_reaches_the_file(client, small_bvh):
                                         fbx_target="Blender (Z up, metres)")
     fbx = Path(next(f for f in files if f.endswith(".fbx")))
     assert _header(fbx, b"UpAxis", b"I") == 2 and _header(fbx, b"UnitScaleFactor", b"D") == 100.0
+
+
+def test_the_retargeter_choice_reaches_the_report(client, small_bvh):
+    """Issue 21: a user who will sell the result picks a commercial-use retargeter; the report names it and the
+    licence of what it made."""
+    *_, report, _p1, _p2 = _run(client, motion_file=small_bvh, character="Brute",
+                                retargeter="Graph network trained on CMU only (commercial use allowed)")
+    assert "graph_retargeter_cmu.pt" in report and "free for any use" in report, report
