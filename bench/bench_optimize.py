@@ -238,24 +238,9 @@ def _blip2_gpu_rows() -> list[Row]:
     if not torch.cuda.is_available():
         return [Row("BLIP-2 (FlanT5-XL size, random weights) step on GPU", math.nan, "s/iteration",
                     note="not measured: no GPU in this session")]
-    from transformers import Blip2Config, Blip2ForConditionalGeneration, T5Config
+    from .bench_semantic import _blip2_xl_sized  # Salesforce/blip2-flan-t5-xl's sizes, random weights
 
-    from core.semantics.blip2 import Blip2Encoder
-
-    # Salesforce/blip2-flan-t5-xl's sizes (no checkpoint is available offline; speed and memory need only shapes).
-    text = T5Config(d_model=2048, d_ff=5120, d_kv=64, num_heads=32, num_layers=24, num_decoder_layers=24,
-                    vocab_size=32128, feed_forward_proj="gated-gelu", decoder_start_token_id=0, pad_token_id=0,
-                    eos_token_id=1)
-    cfg = Blip2Config(vision_config=dict(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39,
-                                         num_attention_heads=16, image_size=224, patch_size=14),
-                      qformer_config=dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                          intermediate_size=3072, encoder_hidden_size=1408),
-                      text_config=text.to_dict(), num_query_tokens=32)
-    with torch.device("cuda"):
-        model = Blip2ForConditionalGeneration(cfg).half().eval()
-    from core.semantics.tiny_models import tiny_tokenizer  # word-level; ids are valid in any vocabulary
-
-    encoder = Blip2Encoder(model, tiny_tokenizer(), "FlanT5-XL-sized random BLIP-2", "cuda", num_beams=5)
+    encoder = _blip2_xl_sized("cuda")
     character = load_character("Bob")
     source = _read(CLIPS["bow"]) or Motion.rest(character.skeleton, 30)
     source = source.slice(0, 60)
