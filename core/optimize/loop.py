@@ -33,9 +33,8 @@ class StartReference:
 
     feet: ``(T, 4, 3)`` foot-joint positions, metres; planted: ``(T, 4)`` 1 where a foot joint is within 3 % of
     the height of the clip's lowest (else 0). acc: ``(T - 2, 22, 3)`` joint accelerations, heights / s²;
-    acc_norm: ``(T - 2, 22)`` their magnitudes. gaps: ``(T, 3)`` the start's hand–body and hand–hand surface
-    gaps, metres; held: ``(T, 3)`` 1 where the source's hand touches the body (or the other hand) and the start's
-    does too (within the contact tolerance, inside included). angles: ``(T, P, 3)`` the start's twist/bend/side angles
+    acc_norm: ``(T - 2, 22)`` their magnitudes. held: ``(T, 3)`` 1 where the source's hand touches the body (or
+    the other hand) and the start's does too (within the contact tolerance, inside included). angles: ``(T, P, 3)`` the start's twist/bend/side angles
     of the limited joints (radians; None without limits). relations, relation_weights: ``(T, R)`` the source's
     hand-pair distances over its height (:data:`~core.optimize.terms.HAND_RELATIONS`) and their closeness
     weights (None when not given). source_jdm: ``(T, 22, 22)`` the source's normalised joint distance matrices
@@ -49,7 +48,6 @@ class StartReference:
     planted: Tensor
     acc: Tensor
     acc_norm: Tensor
-    gaps: Tensor
     held: Tensor
     angles: Tensor | None = None
     relations: Tensor | None = None
@@ -86,8 +84,8 @@ class StartReference:
             acc = acceleration(positions, fps) / height
             gaps = skeletal_features(positions, proxy, posed.body_gap).gaps
             held = source_contacts & (gaps < contact_tolerance(height))
-        return cls(feet, planted, acc, acc.norm(dim=-1), gaps, held.to(positions.dtype), angles, relations,
-                   weights, source_jdm, start_jdm, twist_start)
+        return cls(feet, planted, acc, acc.norm(dim=-1), held.to(positions.dtype), angles, relations, weights,
+                   source_jdm, start_jdm, twist_start)
 
 
 _RELATION_PAIRS = [(CANONICAL_JOINTS.index(a), CANONICAL_JOINTS.index(b)) for a, b in terms.HAND_RELATIONS]
@@ -225,8 +223,7 @@ def total_loss(problem: Problem, x: Tensor, step: int, near: NearBody | None, gu
     loss_contact = dx.new_zeros(())
     if c.contact and start.held.any():
         gaps = skeletal_features(posed.positions, problem.proxy, posed.body_gap).gaps
-        hold = torch.full_like(gaps, c.contact_slack * contact_tolerance(height))
-        loss_contact = terms.kept_contacts(gaps, start.held, hold, height)
+        loss_contact = terms.kept_contacts(gaps, start.held, c.contact_slack * contact_tolerance(height), height)
     loss_foot = terms.foot_slide(posed.positions[:, FEET], start.feet, start.planted, height)
     loss_limits = loss_relation = loss_jdm = dx.new_zeros(())
     if c.limits and start.angles is not None:

@@ -89,15 +89,14 @@ def acceleration_hinge(acc: Tensor, acc0_norm: Tensor) -> Tensor:
     return torch.relu(torch.sqrt((acc * acc).sum(-1) + 1e-10) - acc0_norm).mean()
 
 
-def kept_contacts(gaps: Tensor, held: Tensor, hold: Tensor, height: float) -> Tensor:
-    """``Σ_pairs held · ReLU(gap − hold)² / (0.01 height)²`` averaged over frames: the hand contacts the start
-    keeps stay kept, sunk ones come out to the surface and no further than ``hold``.
+def kept_contacts(gaps: Tensor, held: Tensor, reach: float, height: float) -> Tensor:
+    """``Σ_pairs held · ReLU(gap − reach)² / (0.01 height)²`` averaged over frames: the hand contacts the start
+    keeps stay within ``reach`` (metres) of the surface, and sunk ones come out no further.
 
     gaps: ``(T, 3)`` surface gaps of left hand–body, right hand–body and hand–hand, metres (negative inside);
-    held: ``(T, 3)`` 1 where the source touches and so does the start, else 0; hold: ``(T, 3)`` the largest gap
-    each held pair may end with, metres.
+    held: ``(T, 3)`` 1 where the source touches and so does the start, else 0.
     """
-    return (held * torch.relu(gaps - hold) ** 2).sum(-1).mean() / (0.01 * height) ** 2
+    return (held * torch.relu(gaps - reach) ** 2).sum(-1).mean() / (0.01 * height) ** 2
 
 
 def foot_slide(feet: Tensor, feet0: Tensor, planted: Tensor, height: float) -> Tensor:

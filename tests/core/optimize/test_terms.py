@@ -29,12 +29,11 @@ def test_acceleration_terms_see_only_what_the_correction_adds():
     assert math.isclose(float(terms.acceleration_hinge(acc, acc0.norm(dim=-1))), 0.2 / 220, rel_tol=1e-3)
 
 
-def test_kept_contacts_pull_only_held_pairs_beyond_their_hold():
+def test_kept_contacts_pull_only_held_pairs_beyond_reach():
     gaps = torch.tensor([[0.05, -0.02, 0.05], [0.01, 0.05, 0.05]])
     held = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    hold = torch.full_like(gaps, 0.02)
-    # Only (0, 0) is held and farther than its hold: (0.05 - 0.02)² / (0.01 · 2)², averaged over 2 frames.
-    assert math.isclose(float(terms.kept_contacts(gaps, held, hold, height=2.0)), 0.03 ** 2 / 0.02 ** 2 / 2,
+    # Only (0, 0) is held and farther than reach: (0.05 - 0.02)² / (0.01 · 2)², averaged over 2 frames.
+    assert math.isclose(float(terms.kept_contacts(gaps, held, reach=0.02, height=2.0)), 0.03 ** 2 / 0.02 ** 2 / 2,
                         rel_tol=1e-5)
 
 
