@@ -63,6 +63,22 @@ def reoriented_rig(skeleton: Skeleton, seed: int = 1) -> tuple[Skeleton, np.ndar
     return Skeleton(skeleton.names, parents, offsets.numpy(), rest_rot.numpy()), world.numpy()
 
 
+def first_frames(src, frames: int) -> tuple[list[np.ndarray], float]:
+    """Up to ``frames`` RGB frames from the start of the video ``src`` (a test's own clip), and its frame rate."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    out = []
+    while len(out) < frames:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return out, fps
+
+
 def two_people_video(src, out, frames: int = 45):
     """A 1280x720 clip with two people from ``src`` (the sample clip: one person, centred, on a floor): on the
     right, the person as filmed; on the left, the same person mirrored at 70 % size (so they move differently
@@ -71,20 +87,15 @@ def two_people_video(src, out, frames: int = 45):
 
     from core.render.video import write_mp4
 
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    read, fps = first_frames(src, frames)
     composed = []
-    while len(composed) < frames:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        f = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (1280, 720))
+    for rgb in read:
+        f = cv2.resize(rgb, (1280, 720))
         person = f[:, 320:960]  # the centred person with some floor around them
         small = cv2.resize(np.ascontiguousarray(person[:, ::-1]), (448, 504), interpolation=cv2.INTER_AREA)
         empty = f[:, :320]  # the scene's empty left side (the person stands in the middle), twice as background
         left = np.concatenate([empty, empty[:, ::-1]], axis=1)
         left[720 - 504 - 60:720 - 60, 96:96 + 448] = small
         composed.append(np.concatenate([left, person], axis=1))
-    cap.release()
     write_mp4(composed, out, fps=fps)
     return out

@@ -135,20 +135,15 @@ def _tiled_clip(src, out, rows: int, cols: int, frames: int):
     import cv2
 
     from core.render.video import write_mp4
+    from tests.synthetic import first_frames
 
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    read, fps = first_frames(src, frames)
     tiled = []
-    while len(tiled) < frames:
-        ok, f = cap.read()
-        if not ok:
-            break
-        f = cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
+    for f in read:
         row = np.concatenate([f if c % 2 == 0 else f[:, ::-1] for c in range(cols)], axis=1)
         big = np.concatenate([row] * rows, axis=0)
         scale = 1280 / max(big.shape[:2])
         tiled.append(cv2.resize(big, (int(big.shape[1] * scale) // 2 * 2, int(big.shape[0] * scale) // 2 * 2)))
-    cap.release()
     write_mp4(tiled, out, fps=fps)
     return out
 
