@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from core.optimize import OptimizeResult
     from pose.pipeline import PoseResult
 
-__all__ = ["BeforeAfter", "JobReport", "JobResult", "METRIC_LABELS", "plain_summary"]
+__all__ = ["BeforeAfter", "JobReport", "JobResult", "METRIC_LABELS", "per_frame_table", "plain_summary"]
 
 # Metric key → how the page and the CLI name it (units in the label where there are any).
 METRIC_LABELS = {"pen_percent": "Penetration (Pen%)", "semantic_distance": "Semantic distance",
@@ -72,13 +72,18 @@ class JobReport:
 
     def per_frame_table(self, plot: str):
         """A long-format table (frame, value, series) of one plot, or None when there is nothing to plot."""
-        series = self.per_frame.get(plot)
-        if not series:
-            return None
-        import pandas as pd
+        return per_frame_table(self.per_frame.get(plot))
 
-        return pd.concat([pd.DataFrame({"frame": frames, "value": values, "series": name})
-                          for name, (frames, values) in series.items()], ignore_index=True)
+
+def per_frame_table(series: dict | None):
+    """One per-frame plot (series name → (frames, values)) as a long-format pandas table (frame, value, series),
+    or None when there is nothing to plot."""
+    if not series:
+        return None
+    import pandas as pd
+
+    return pd.concat([pd.DataFrame({"frame": frames, "value": values, "series": name})
+                      for name, (frames, values) in series.items()], ignore_index=True)
 
 
 @dataclass

@@ -20,6 +20,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from core.io.files import atomic_file
 
 __all__ = ["BROWSER_COOKIE", "COOKIE_SCRIPT", "owner_of", "JobEntry", "JobHistory"]
@@ -55,6 +57,8 @@ class JobEntry:
 
     files: what it made, kind ("fbx", "glb", "bvh", "preview", "overlay") → file name inside ``folder / "out"``.
     frames, fps: the motion's length (the player's timeline). preview_label: what the preview video shows.
+    plots: the report's per-frame plots as JSON lists, plot name → series name → [frames, values] (see
+    ``jobs.report.JobReport.per_frame``), so a reopened job shows them again.
     """
 
     id: str
@@ -65,6 +69,7 @@ class JobEntry:
     frames: int
     fps: float
     preview_label: str = "Before / after optimisation"
+    plots: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
     folder: Path = field(default=Path(), compare=False, repr=False)
 
     @property
@@ -101,12 +106,15 @@ class JobHistory:
         return folder
 
     def finish(self, folder: Path, title: str, report: str, files: dict[str, Path], frames: int,
-               fps: float, preview_label: str = JobEntry.preview_label) -> JobEntry:
-        """Record a finished job (``files``: kind → path inside ``folder / "out"``), then make room within the
-        budget by removing the oldest jobs, never this one."""
+               fps: float, preview_label: str = JobEntry.preview_label, plots: dict | None = None) -> JobEntry:
+        """Record a finished job (``files``: kind → path inside ``folder / "out"``; ``plots``: the report's
+        ``per_frame``, arrays welcome), then make room within the budget by removing the oldest jobs, never
+        this one."""
+        plots = {plot: {name: [np.asarray(frames_).tolist(), np.asarray(values).tolist()]
+                        for name, (frames_, values) in series.items()} for plot, series in (plots or {}).items()}
         entry = JobEntry(id=folder.name, created=time.time(), title=title, report=report,
                          files={kind: Path(p).name for kind, p in files.items()}, frames=frames, fps=fps,
-                         preview_label=preview_label, folder=folder)
+                         preview_label=preview_label, plots=plots, folder=folder)
         record = {k: v for k, v in asdict(entry).items() if k != "folder"}
         with atomic_file(folder / "job.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1))

@@ -51,7 +51,7 @@ from core.errors import InputError  # noqa: E402
 from core.limits import MAX_CLIP_SECONDS  # noqa: E402
 from core.optimize import OptimizeConfig  # noqa: E402
 from jobs import (METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, CancelToken, JobResult,  # noqa: E402
-                  JobSpec, plain_summary, run_job)
+                  JobSpec, per_frame_table, plain_summary, run_job)
 from webapp.history import BROWSER_COOKIE, COOKIE_SCRIPT, NOBODY, JobEntry, JobHistory, owner_of  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,8 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
     shown = {kind: files[kind] for kind in ("fbx", "glb", "bvh", "preview", "overlay") if kind in files}
     entry = _history().finish(job, f"{Path(source).name} → {result.report.character}", report, shown,
                               result.report.frames, result.report.fps,
-                              "Before / after optimisation" if semantic else "Source / character")
+                              "Before / after optimisation" if semantic else "Source / character",
+                              result.report.per_frame)
     return (str(files["overlay"]) if "overlay" in files else None, str(files["preview"]),
             str(files["glb"]) if "glb" in files else None, downloads, report,
             *(gr.LinePlot(value=plot, visible=plot is not None) for plot in plots)), entry
@@ -453,13 +454,15 @@ def _show_latest(request: gr.Request = None):
 
 
 def open_job(job_id: str | None, request: gr.Request = None):
-    """A job from this browser's list: its player, downloads and report (its plots are not kept)."""
+    """A job from this browser's list: its player, downloads, report and plots."""
     entry = _history().get(_owner(request), job_id)
     if entry is None:
         raise gr.Error("That job is not in this browser's list any more (removed, or the server's space for "
                        "results ran out).", duration=None)
     downloads = [str(entry.path(k)) for k in ("fbx", "glb", "bvh") if k in entry.files]
-    return (_player_html(entry), downloads, entry.report, *(gr.LinePlot(value=None, visible=False) for _ in PLOTS))
+    plots = [per_frame_table(entry.plots.get(name)) for name in PLOTS]
+    return (_player_html(entry), downloads, entry.report,
+            *(gr.LinePlot(value=plot, visible=plot is not None) for plot in plots))
 
 
 def remove_job(job_id: str | None, request: gr.Request = None):

@@ -90,3 +90,45 @@ def test_a_tiny_budget_keeps_only_the_newest_job(tmp_path: Path, budget):
     _job(history, A)
     newest = _job(history, A)
     assert [e.id for e in history.list(owner_of(A))] == [newest]
+
+
+def test_a_reopened_job_brings_back_its_per_frame_plots(tmp_path):
+    """The report's plots (numpy arrays per series) survive the job's record; a record from before plots were
+    kept reads as "no plots"."""
+    import numpy as np
+
+    from jobs import per_frame_table
+
+    history = JobHistory(tmp_path, budget_bytes=10**9)
+    folder = history.new_job(owner_of(A))
+    (folder / "out").mkdir()
+    plots = {"pen_percent": {"before": (np.array([0, 5, 10]), np.array([1.5, 2.0, 0.5], np.float32)),
+                             "after": (np.array([0, 5, 10]), np.array([0.0, 0.25, 0.0]))}}
+    entry = history.finish(folder, "clip → Bob", "report", {}, 11, 30.0, plots=plots)
+    table = per_frame_table(history.get(owner_of(A), entry.id).plots["pen_percent"])
+    assert list(table.columns) == ["frame", "value", "series"] and len(table) == 6
+    assert table[table.series == "before"].value.tolist() == [1.5, 2.0, 0.5]
+    assert table[table.series == "after"].frame.tolist() == [0, 5, 10]
+    old = _job(history, A)  # no plots given
+    assert history.get(owner_of(A), old).plots == {}
+
+
+def test_the_page_shows_a_reopened_jobs_plots(tmp_path, monkeypatch):
+    import types
+
+    import numpy as np
+
+    from webapp import ui
+    from webapp.history import BROWSER_COOKIE
+
+    history = JobHistory(tmp_path, budget_bytes=10**9)
+    monkeypatch.setattr(ui._server, "history", history)
+    folder = history.new_job(owner_of(A))
+    (folder / "out").mkdir()
+    pen = {"before": (np.arange(3), np.array([1.0, 2.0, 3.0])), "after": (np.arange(3), np.zeros(3))}
+    entry = history.finish(folder, "clip → Bob", "report", {}, 3, 30.0, plots={"pen_percent": pen})
+    _player, _downloads, report, *plots = ui.open_job(entry.id, types.SimpleNamespace(cookies={BROWSER_COOKIE: A}))
+    assert report == "report" and len(plots) == len(ui.PLOTS)
+    shown = dict(zip(ui.PLOTS, plots))
+    assert shown["pen_percent"].visible and len(shown["pen_percent"].value["data"]) == 6
+    assert not shown["semantic_distance"].visible
