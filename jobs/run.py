@@ -147,9 +147,15 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
     return opt, before, after
 
 
-def _report_metrics(report: JobReport, before, after) -> None:
+def _report_metrics(report: JobReport, character: Character, before, after) -> None:
     """The before/after metrics and the Pen% plot, from :func:`~core.metrics.measure_clip`'s results."""
+    from core.geometry.penetration import rest_overlap
     from core.metrics import sampling_error
+
+    hidden = int(rest_overlap(character).sum())
+    if hidden:  # already measured (cached): say why Pen% leaves out part of the arms
+        report.warnings.append(f"{hidden} arm vertices of {character.name} are inside its body already in its "
+                               "rest pose (parts that overlap where they join); Pen% does not count them.")
 
     for key in ("pen_percent", "jdm_error", "contacts_kept", "jitter", "foot_skate"):
         report.metrics[key] = BeforeAfter(getattr(before, key), getattr(after, key))
@@ -338,7 +344,7 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
                            progress=clock.within(Stage.RENDER))
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
     if measured is not None:  # what is left of measuring waits under the stage running now
-        _report_metrics(report, *_results(measured, clock.check))
+        _report_metrics(report, character, *_results(measured, clock.check))
     if overlay is not None:
         overlay.result()
     if export is not None:

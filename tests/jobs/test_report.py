@@ -44,3 +44,21 @@ def test_summary_without_optimisation_or_character():
     assert plain_summary(r)[1].startswith("Semantic optimisation was off")
     assert plain_summary(JobReport(frames=90, fps=30.0, source="video")) == [
         "The person's motion: 90 frames (3.0 s at 30 fps)."]
+
+
+def test_the_report_says_when_arm_vertices_overlap_the_body_at_rest():
+    """Pen% leaves out arm vertices already inside the body in the rest pose; the report says how many."""
+    import types
+
+    from jobs.run import _report_metrics
+    from tests.core.geometry.shapes import ball_beside_box, box_and_ball
+
+    def measured(pen):
+        return types.SimpleNamespace(pen_percent=pen, jdm_error=0.1, contacts_kept=1.0, jitter=1.0, foot_skate=0.0,
+                                     pen_frames=np.arange(3), pen_per_frame=np.full(3, pen))
+
+    for character, says in ((box_and_ball(), True), (ball_beside_box(), False)):
+        r = _report(3, [0.0] * 3, [0.0] * 3)
+        _report_metrics(r, character, measured(0.5), measured(0.0))
+        assert r.metrics["pen_percent"] == BeforeAfter(0.5, 0.0)
+        assert any("inside its body already in its rest pose" in w for w in r.warnings) == says

@@ -5,7 +5,7 @@ import numpy as np
 
 from core.character import PART_NAMES, Character
 from core.motion import Motion
-from core.skeleton import canonical_skeleton
+from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from tests.synthetic import tpose_offsets
 
 
@@ -85,6 +85,15 @@ def box_and_ball(ball_centre=(0.0, 1.0, 0.103), ball_radius: float = 0.08, ball_
     w = np.zeros((len(verts), 4))
     w[:, 0] = 1.0
     return Character("box_and_ball", sk, verts, faces, idx, w, parts)
+
+
+def ball_beside_box(distance: float = 0.26, ball_radius: float = 0.08) -> Character:
+    """:func:`box_and_ball` with the ball outside the box in the rest pose, ``distance`` to the side of the Spine
+    joint (at (0, 1.05, 0)) and bound to it: limb vertices inside the body at rest are left out of penetration
+    (:func:`core.geometry.penetration.rest_overlap`), so tests swing the ball in. Turning the Spine about z by
+    about 0.9 rad brings part of the ball into the box; by -0.9 rad, part of it into the box's bottom."""
+    spine = CANONICAL_JOINTS.index("Spine")
+    return box_and_ball(ball_centre=(distance, 1.05, 0.0), ball_radius=ball_radius, ball_joint=spine)
 
 
 def turn_joint(character: Character, joint: int, angles) -> Motion:

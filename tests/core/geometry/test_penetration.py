@@ -1,11 +1,10 @@
-import numpy as np
 import pytest
 import torch
 
 from core.geometry.penetration import MissingPartsError, PenetrationModel, body_and_limb_masks
 from core.kinematics import skinning_transforms
 from core.skeleton import CANONICAL_JOINTS
-from tests.core.geometry.shapes import box_and_ball, torso_only, turn_joint
+from tests.core.geometry.shapes import ball_beside_box, box_and_ball, torso_only, turn_joint
 
 SPINE = CANONICAL_JOINTS.index("Spine")
 ARM = CANONICAL_JOINTS.index("LeftArm")
@@ -22,11 +21,12 @@ def test_penetration_model_sdf_at_rest_and_posed():
     assert torch.allclose(phi[:4], torch.tensor([-0.1, -0.01, -0.01, 0.05], dtype=torch.float64), atol=0.005)
     assert phi[4] >= 0.05  # beyond the grid: its border's value, positive (a lower bound of the distance)
 
-    # The limb's own SDF follows the pose: swinging the arm (and the ball) up out of the box ends the penetration.
-    motion = turn_joint(c, ARM, [0.0, np.pi / 2])
-    t = skinning_transforms(motion.fk(), rest)
-    phi = model.limb_sdf(t)
-    assert (phi[0] < 0).any() and (phi[1] > 0).all()
+    # The limb's own SDF follows the pose: swinging the ball from beside the box into it starts the penetration.
+    c = ball_beside_box()
+    model = PenetrationModel.from_character(c, cell=0.02, dtype=torch.float64)
+    motion = turn_joint(c, SPINE, [0.0, 0.9])
+    phi = model.limb_sdf(skinning_transforms(motion.fk(), rest))
+    assert (phi[0] > 0).all() and (phi[1] < 0).any()
 
 
 def test_body_sdf_gradcheck():
