@@ -432,7 +432,6 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
 
     # Root path in the camera frame, then the landmarks filtered, the world levelled (floor at y = 0).
     local_s = clean.smooth(world_f, fps, smoothing)
-    up_cam = clean.body_up(_body_axis(local_s @ FLIP.T))
     img_s = clean.smooth(_steadied(image_f, turns, zoom, CameraModel.from_fov(width, height, fov)), fps,
                          max(smoothing, 0.3))
     px_speed = np.linalg.norm(np.gradient(img_s, axis=0), axis=-1) * fps  # (T, 33) pixels per second
@@ -446,6 +445,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         return cam, _turned(turns, t_own), _turned(turns, t_smooth)
 
     camera, t_raw, t_smooth = root_path(fov)
+    up_cam = clean.level_up(_body_axis(local_s @ FLIP.T), t_smooth @ FLIP.T, fps)  # see its docstring
     speed = px_speed * (t_smooth[:, 2] / camera.focal)[:, None]  # metres per second across the image
     G = (local_s + t_smooth[:, None]) @ FLIP.T
     floor = clean.floor_height(G[:, _SOLE], up_cam, speed[:, _SOLE] < 0.3)
