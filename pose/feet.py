@@ -72,8 +72,44 @@ def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
     return [hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips) for side in _SIDES]
 
 
-def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _knee_flexion(P: np.ndarray, side: str) -> np.ndarray:
+    """``(T,)`` the knee's flexion seen in the landmarks, radians (0: straight)."""
+    hip, knee, ankle = (P[:, LM[f"{side}_{n}"]] for n in ("hip", "knee", "ankle"))
+    c = np.sum(_unit(knee - hip) * _unit(ankle - knee), axis=-1)
+    return np.arccos(np.clip(c, -1.0, 1.0))
+
+
+def hip_drop(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray, fps: float,
+             most: float = 0.15) -> np.ndarray:
+    import os
+    mode = os.environ.get("DROP_MODE", "mean")
+    T = len(P)
+    a, b = lengths.thigh, lengths.shin
+    need = np.full((T, 2), np.nan)
+    for f, (side, hip) in enumerate(zip(_SIDES, _hip_joints(P))):
+        target = P[:, LM[f"{side}_ankle"]] + shifts[:, f]
+        bend = _knee_flexion(P, side)
+        seen = np.sqrt(a * a + b * b + 2 * a * b * np.cos(bend))
+        horiz = np.linalg.norm((target - hip)[:, [0, 2]], axis=-1)
+        height = hip[:, 1] - target[:, 1]
+        drop = height - np.sqrt(np.maximum(seen ** 2 - horiz ** 2, 0.0))
+        need[:, f] = np.where(contacts[:, f], np.clip(drop, -most if os.environ.get("RAISE") else 0.0, most), np.nan)
+    with np.errstate(all="ignore"):
+        d = np.nanmax(need, axis=1) if mode == "max" else np.nanmean(need, axis=1)
+    have = np.isfinite(d)
+    if not have.any():
+        return np.zeros(T)
+    t = np.arange(T)
+    d = np.interp(t, t[have], d[have])
+    n = max(5, int(round(float(os.environ.get("DROP_S", "0.2")) * fps)))
+    if T > n:
+        from scipy.signal import savgol_filter
+        d = savgol_filter(d, n + (n + 1) % 2, 2)
+    return d if os.environ.get("RAISE") else np.maximum(d, 0.0)
+
+
+def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None,
+               fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """World landmarks with each foot moved by its shift and the knee placed so the leg reaches it.
 
     Args:
@@ -87,6 +123,9 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
     """
     P = np.asarray(P, dtype=np.float64).copy()
     shifts = foot_shifts(P, contacts, lengths) if shifts is None else shifts
+    if fps is not None:
+        P[..., 1] -= hip_drop(P, contacts, lengths, shifts, fps)[:, None]
+        shifts = foot_shifts(P, contacts, lengths)
     short = np.zeros((len(P), 2))
     a, b = lengths.thigh, lengths.shin  # the refit gives the legs these lengths anyway
     for f, (side, hip) in enumerate(zip(_SIDES, _hip_joints(P))):

@@ -113,3 +113,17 @@ def test_added_skate_scores_the_truth_zero_and_counts_only_the_extra_speed():
     faster[15:, 0, 0] += 5.0 * t[15:, None].ravel()  # a swing after the contact is not counted
     assert added_skate(faster, truth, half, fps) == pytest.approx(0.08, rel=1e-6)
     assert np.isnan(added_skate(truth, truth, np.zeros((T, 1), bool), fps))
+
+
+def test_planted_follows_a_drifting_floor():
+    # A retargeted clip's floor can drift: a walk whose stances rise 6 cm over 3 s is still planted in each.
+    fps, T = 30.0, 90
+    t = np.arange(T)
+    foot = np.zeros((T, 1, 3))
+    stance = (t // 15) % 2 == 0  # half a second on the floor, half a second swinging
+    foot[:, 0, 1] = 0.02 * t / fps + np.where(stance, 0.0, 0.15)
+    foot[:, 0, 2] = np.cumsum(np.where(stance, 0.0, 2.0 / fps))
+    contacts = planted(foot, fps)[:, 0]
+    inner = stance & (np.convolve(stance, np.ones(5), "same") == 5)  # away from lift-off and touch-down
+    assert contacts[inner].all()
+    assert not contacts[~stance].any()
