@@ -5,9 +5,19 @@ takes strides a third as long as they are (measured on the pose_accuracy bench: 
 hips 0.21-0.37 m against 0.68 m), while the root path, from the person's size and place in the image, travels at the
 right speed. Moving the root to hold the feet would slow the walk to the short strides; holding the feet with the
 root left alone slid them at nearly walking speed. So the landmarks of each planted leg are moved: the foot
-(heel, ankle, toe) is translated so its centre stays on the contact's spot at floor height, and the knee is
-placed by two-bone IK (thigh and shin keep their lengths, the knee stays in the bend plane it was seen in).
+(heel, ankle, toe) is moved onto the contact's spot at floor height, and the knee is placed by two-bone IK (thigh and shin keep their lengths, the knee stays in the bend plane it was seen in).
 Between contacts the foot's shift is interpolated, so the swing carries the foot from one spot to the next.
+
+Each part of a planted foot (heel, ankle, toe) is held on its own spot along the floor, not only the foot's
+centre: MediaPipe's foot turns and wobbles about its centre from frame to frame, and with the centre held the
+ankle and toe joints still moved 7-17 cm/s through contacts (pose_accuracy tuning clips; foot skate beyond the
+truth's 11.2 -> 7.3 cm/s with the parts held). Heights stay the frame's own (the foot's lowest point on the
+floor): a heel rising before the step is real, and freezing it too straightened late-stance knees (knee error
+on the walks filmed from 60 degrees 12.4 -> 15.0 degrees).
+
+Short gaps in a foot's contacts that end where they began are bridged (:func:`bridge_contacts`): MediaPipe
+loses a still foot for a few frames (a standing call seen from 60 degrees: the left foot "jumped" 25 cm up and
+back), the contact detector rightly dropped those frames, and the foot then floated on the root path's noise.
 
 Conventions: world landmarks ``(T, 33, 3)`` in metres, Y up, floor at y = 0 (:mod:`pose.root`); contacts
 ``(T, 2)`` left, right.
@@ -19,9 +29,10 @@ import numpy as np
 from .estimators import LM
 from .fit import HIP_JOINT_SHARE, BodyLengths
 
-__all__ = ["plant_legs", "foot_shifts", "contact_runs"]
+__all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS"]
 
 _SIDES = ("left", "right")
+FOOT_PARTS = ("ankle", "heel", "foot_index")  # the landmarks of a foot, in the order of foot_shifts
 
 
 def contact_runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -40,30 +51,49 @@ def _perp(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
 
 
 def foot_shifts(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths) -> np.ndarray:
-    """``(T, 2, 3)`` how far each foot must move to stand on its contact's spot (interpolated between contacts).
+    """``(T, 2, 3, 3)`` how far each part of each foot (:data:`FOOT_PARTS`) must move to stand on its contact's
+    spot, interpolated between contacts.
 
-    The spot of a contact: the median over it of the foot's centre (heel, ankle, toe) along the floor, at the
-    height where the foot's lowest point (toe, or the sole under the ankle) touches the floor.
+    Along the floor, each part's spot is its median over the contact; up and down, the whole foot moves so its
+    lowest point (toe, or the sole under the ankle) touches the floor in each frame.
     """
     T = len(P)
-    out = np.zeros((T, 2, 3))
+    out = np.zeros((T, 2, len(FOOT_PARTS), 3))
     t = np.arange(T)
     for f, side in enumerate(_SIDES):
-        ankle, heel, toe = (P[:, LM[f"{side}_{n}"]] for n in ("ankle", "heel", "foot_index"))
-        centre = (ankle + heel + toe) / 3
-        sole = np.minimum(ankle[:, 1] - lengths.ankle_height, toe[:, 1])
+        parts = np.stack([P[:, LM[f"{side}_{n}"]] for n in FOOT_PARTS], axis=1)  # (T, 3, 3)
+        sole = np.minimum(parts[:, 0, 1] - lengths.ankle_height, parts[:, 2, 1])
         have = np.zeros(T, bool)
-        d = np.zeros((T, 3))
+        d = np.zeros((T, len(FOOT_PARTS), 3))
         for s, e in contact_runs(contacts[:, f]):
-            spot = np.median(centre[s:e], axis=0)
-            d[s:e, 0] = spot[0] - centre[s:e, 0]
-            d[s:e, 2] = spot[2] - centre[s:e, 2]
-            d[s:e, 1] = -sole[s:e]
+            d[s:e] = np.median(parts[s:e], axis=0) - parts[s:e]
+            d[s:e, :, 1] = -sole[s:e, None]
             have[s:e] = True
         if have.any():
-            for c in range(3):
-                out[:, f, c] = np.interp(t, t[have], d[have, c])
+            flat = d.reshape(T, -1)
+            out[:, f] = np.stack([np.interp(t, t[have], flat[have, c]) for c in range(flat.shape[1])],
+                                 axis=1).reshape(T, len(FOOT_PARTS), 3)
     return out
+
+
+def bridge_contacts(P: np.ndarray, contacts: np.ndarray, fps: float, max_gap: float = 0.4,
+                    max_move: float = 0.1) -> np.ndarray:
+    """``(T, 2)`` contacts with each gap of ``max_gap`` seconds or less filled where the foot's centre stands on
+    the two contacts' spots (medians) less than ``max_move`` metres apart along the floor (see the module
+    docstring). A real step moves the foot further; a tap in place that short is held on the floor.
+
+    P: ``(T, 33, 3)`` world landmarks (Y up).
+    """
+    c = np.asarray(contacts, bool).copy()
+    for f, side in enumerate(_SIDES):
+        centre = sum(P[:, LM[f"{side}_{n}"]] for n in FOOT_PARTS) / len(FOOT_PARTS)
+        runs = contact_runs(c[:, f])
+        for (s0, e0), (s1, e1) in zip(runs[:-1], runs[1:]):
+            if (s1 - e0) / fps <= max_gap:
+                moved = np.median(centre[s0:e0], axis=0) - np.median(centre[s1:e1], axis=0)
+                if np.linalg.norm(moved[[0, 2]]) < max_move:
+                    c[e0:s1, f] = True
+    return c
 
 
 def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
@@ -72,50 +102,14 @@ def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
     return [hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips) for side in _SIDES]
 
 
-def _knee_flexion(P: np.ndarray, side: str) -> np.ndarray:
-    """``(T,)`` the knee's flexion seen in the landmarks, radians (0: straight)."""
-    hip, knee, ankle = (P[:, LM[f"{side}_{n}"]] for n in ("hip", "knee", "ankle"))
-    c = np.sum(_unit(knee - hip) * _unit(ankle - knee), axis=-1)
-    return np.arccos(np.clip(c, -1.0, 1.0))
-
-
-def hip_drop(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray, fps: float,
-             most: float = 0.15) -> np.ndarray:
-    import os
-    mode = os.environ.get("DROP_MODE", "mean")
-    T = len(P)
-    a, b = lengths.thigh, lengths.shin
-    need = np.full((T, 2), np.nan)
-    for f, (side, hip) in enumerate(zip(_SIDES, _hip_joints(P))):
-        target = P[:, LM[f"{side}_ankle"]] + shifts[:, f]
-        bend = _knee_flexion(P, side)
-        seen = np.sqrt(a * a + b * b + 2 * a * b * np.cos(bend))
-        horiz = np.linalg.norm((target - hip)[:, [0, 2]], axis=-1)
-        height = hip[:, 1] - target[:, 1]
-        drop = height - np.sqrt(np.maximum(seen ** 2 - horiz ** 2, 0.0))
-        need[:, f] = np.where(contacts[:, f], np.clip(drop, -most if os.environ.get("RAISE") else 0.0, most), np.nan)
-    with np.errstate(all="ignore"):
-        d = np.nanmax(need, axis=1) if mode == "max" else np.nanmean(need, axis=1)
-    have = np.isfinite(d)
-    if not have.any():
-        return np.zeros(T)
-    t = np.arange(T)
-    d = np.interp(t, t[have], d[have])
-    n = max(5, int(round(float(os.environ.get("DROP_S", "0.2")) * fps)))
-    if T > n:
-        from scipy.signal import savgol_filter
-        d = savgol_filter(d, n + (n + 1) % 2, 2)
-    return d if os.environ.get("RAISE") else np.maximum(d, 0.0)
-
-
-def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None,
-               fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
     """World landmarks with each foot moved by its shift and the knee placed so the leg reaches it.
 
     Args:
         P: ``(T, 33, 3)`` world landmarks (Y up, floor y = 0). contacts: ``(T, 2)`` planted flags.
         lengths: the person's measurements (thigh and shin for the IK, the ankle's height for the floor).
-        shifts: ``(T, 2, 3)`` foot shifts; default :func:`foot_shifts`.
+        shifts: ``(T, 2, 3, 3)`` foot parts' shifts; default :func:`foot_shifts`.
 
     Returns:
         The new ``(T, 33, 3)`` landmarks and ``(T, 2)`` how far each ankle is short of its target, metres (a leg
@@ -123,15 +117,12 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
     """
     P = np.asarray(P, dtype=np.float64).copy()
     shifts = foot_shifts(P, contacts, lengths) if shifts is None else shifts
-    if fps is not None:
-        P[..., 1] -= hip_drop(P, contacts, lengths, shifts, fps)[:, None]
-        shifts = foot_shifts(P, contacts, lengths)
     short = np.zeros((len(P), 2))
     a, b = lengths.thigh, lengths.shin  # the refit gives the legs these lengths anyway
     for f, (side, hip) in enumerate(zip(_SIDES, _hip_joints(P))):
         knee, ankle = P[:, LM[f"{side}_knee"]], P[:, LM[f"{side}_ankle"]]
         heel, toe = P[:, LM[f"{side}_heel"]], P[:, LM[f"{side}_foot_index"]]
-        target = ankle + shifts[:, f]
+        target = ankle + shifts[:, f, 0]
         reach = target - hip
         dist = np.linalg.norm(reach, axis=-1)
         d = np.clip(dist, abs(a - b) + 1e-3, a + b - 1e-4)
@@ -144,9 +135,9 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
         out = np.sqrt(np.maximum(a * a - along * along, 0.0))
         new_ankle = hip + u * d[:, None]
         new_knee = hip + u * along[:, None] + v * out[:, None]
-        moved = new_ankle - ankle
-        for name, p in (("knee", new_knee), ("ankle", new_ankle), ("heel", heel + moved),
-                        ("foot_index", toe + moved)):
+        short_by = new_ankle - target  # zero where the leg reaches: heel and toe then stand on their spots
+        for name, p in (("knee", new_knee), ("ankle", new_ankle), ("heel", heel + shifts[:, f, 1] + short_by),
+                        ("foot_index", toe + shifts[:, f, 2] + short_by)):
             P[:, LM[f"{side}_{name}"]] = p
         short[:, f] = np.maximum(dist - d, 0.0)
     return P, short

@@ -34,7 +34,7 @@ from . import clean
 from .camera_motion import CameraMotion, CameraMotionTracker
 from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
-from .feet import plant_legs
+from .feet import bridge_contacts, plant_legs
 from .fit import FitResult, fit_skeleton, joint_targets
 from .hands import HandTracks, assign_sides, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
@@ -471,11 +471,12 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     rel_h = sole_h - sole_h.min(axis=1, keepdims=True)  # from the pose alone: free of the root's depth noise
     rel_h = np.where(sole_h < 0.25, rel_h, 1.0)
     contacts = clean.foot_contacts(rel_h, foot_speed, fps)
+    contacts = bridge_contacts(local_w + hips_w[:, None], contacts, fps)  # a still foot lost for a moment
     # The root comes down or up so planted feet touch the floor; along the floor it keeps the camera's path (its
     # speed is right, MediaPipe's strides are short), and the planted legs reach their spots instead (pose.feet).
     _, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps, horizontal=False)
     landmarks_fit = fit
-    planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths, fps=fps if __import__('os').environ.get('DROP', '0') == '1' else None)
+    planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths)
     fit = fit_skeleton(planted - (hips_w + corr)[:, None], vis_f, lengths=fit.lengths)
     planting_shift = float(np.nanmean(np.linalg.norm(fit.positions - landmarks_fit.targets, axis=-1)))
     root = hips_w + corr + fit.positions[:, 0]

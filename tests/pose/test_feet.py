@@ -8,7 +8,7 @@ from core.motion import Motion
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from pose.clean import swap_legs, untangle_legs
 from pose.estimators import LM
-from pose.feet import plant_legs
+from pose.feet import bridge_contacts, plant_legs
 from pose.fit import HIP_JOINT_SHARE, BodyLengths, landmarks_from_pose, person_offsets
 
 J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
@@ -53,6 +53,36 @@ def test_planted_foot_stays_on_its_spot_and_the_leg_keeps_its_lengths():
     assert np.array_equal(out[:, untouched], P[:, untouched])
     right = [LM[f"right_{n}"] for n in ("knee", "ankle", "heel", "foot_index")]
     assert np.allclose(out[:, right], P[:, right], atol=1e-6)  # the model's legs have the lengths the IK uses
+
+
+
+def test_each_part_of_a_planted_foot_stays_put_while_the_seen_foot_wobbles():
+    P, L = gliding_landmarks()
+    T = len(P)
+    rng = np.random.default_rng(0)
+    for name in ("heel", "foot_index"):  # MediaPipe's foot turns about its centre from frame to frame
+        P[:, LM[f"left_{name}"], [0, 2]] += rng.normal(scale=0.02, size=(T, 2))
+    contacts = np.zeros((T, 2), bool)
+    contacts[:, 0] = True
+    out, short = plant_legs(P, contacts, L)
+    assert not short.any()
+    for name in ("ankle", "heel", "foot_index"):
+        assert np.ptp(out[:, LM[f"left_{name}"]][:, [0, 2]], axis=0).max() < 1e-3, name
+    sole = np.minimum(out[:, LM["left_ankle"], 1] - L.ankle_height, out[:, LM["left_foot_index"], 1])
+    assert np.abs(sole).max() < 1e-6  # on the floor in every frame
+
+
+def test_a_still_foot_lost_for_a_moment_stays_planted_but_a_step_does_not():
+    P, _ = gliding_landmarks(T=60, speed=0.0)
+    fps = 30.0
+    contacts = np.ones((60, 2), bool)
+    contacts[20:26, 0] = False  # 0.2 s lost, back on the same spot
+    contacts[20:26, 1] = False
+    P[26:, [LM[f"right_{n}"] for n in ("ankle", "heel", "foot_index")], 2] += 0.3  # the right foot stepped
+    out = bridge_contacts(P, contacts, fps)
+    assert out[:, 0].all() and not out[20:26, 1].any()
+    contacts[10:40, 0] = False  # a second without contact is a lift, wherever the foot comes down
+    assert not bridge_contacts(P, contacts, fps)[10:40, 0].any()
 
 
 def test_a_spot_out_of_reach_leaves_the_leg_straight_and_says_how_short():
