@@ -259,6 +259,7 @@ def untangle_legs(image: np.ndarray, valid: np.ndarray, prefer_given: float = 0.
     in the image when a walk is filmed from the side, and MediaPipe's 3D hip line swings too much to judge by.
     On the pose_accuracy tuning clips and more cameras of the same motions (12 clips) this swaps back all 41
     swapped frames (38 in the punch from 30 degrees) and 2 frames wrongly; 0.03 already missed half the punch's.
+    Stretches touching the clip's first or last frame are left as MediaPipe gave them (see the code).
     """
     from .estimators import LM
 
@@ -290,5 +291,12 @@ def untangle_legs(image: np.ndarray, valid: np.ndarray, prefer_given: float = 0.
     state[-1] = int(np.argmin(cost))
     for t in range(n - 1, 0, -1):
         state[t - 1] = back[t, state[t]]
-    flags[idx] = state.astype(bool)
+    # A swapped stretch at the clip's start or end has one jump to tell it by, which MediaPipe swapping the legs
+    # at that frame explains as well; MediaPipe's labels are the likelier there (a walk filmed while the camera
+    # panned: the last two frames were swapped wrongly, a planted foot jumped 5 m/s).
+    swapped = state.astype(bool)
+    for end in (slice(None), slice(None, None, -1)):
+        run = np.cumprod(swapped[end]).astype(bool)  # the stretch touching that end
+        swapped[end] &= ~run
+    flags[idx] = swapped
     return flags

@@ -18,6 +18,8 @@ on the walks filmed from 60 degrees 12.4 -> 15.0 degrees).
 Short gaps in a foot's contacts that end where they began are bridged (:func:`bridge_contacts`): MediaPipe
 loses a still foot for a few frames (a standing call seen from 60 degrees: the left foot "jumped" 25 cm up and
 back), the contact detector rightly dropped those frames, and the foot then floated on the root path's noise.
+The clip's first and last frames count as contacts where the foot stands then: the speeds there are the least
+sure (a smoothing filter's ends), and a still foot lost at the very end had skated at 4-6 m/s.
 
 Conventions: world landmarks ``(T, 33, 3)`` in metres, Y up, floor at y = 0 (:mod:`pose.root`); contacts
 ``(T, 2)`` left, right.
@@ -80,7 +82,8 @@ def bridge_contacts(P: np.ndarray, contacts: np.ndarray, fps: float, max_gap: fl
                     max_move: float = 0.1) -> np.ndarray:
     """``(T, 2)`` contacts with each gap of ``max_gap`` seconds or less filled where the foot's centre stands on
     the two contacts' spots (medians) less than ``max_move`` metres apart along the floor (see the module
-    docstring). A real step moves the foot further; a tap in place that short is held on the floor.
+    docstring); a gap at the clip's start or end is filled where the foot there stands on its neighbour
+    contact's spot. A real step moves the foot further; a tap in place that short is held on the floor.
 
     P: ``(T, 33, 3)`` world landmarks (Y up).
     """
@@ -88,10 +91,15 @@ def bridge_contacts(P: np.ndarray, contacts: np.ndarray, fps: float, max_gap: fl
     for f, side in enumerate(_SIDES):
         centre = sum(P[:, LM[f"{side}_{n}"]] for n in FOOT_PARTS) / len(FOOT_PARTS)
         runs = contact_runs(c[:, f])
+        if not runs:
+            continue
+        T = len(c)
+        # The clip's ends count as contacts where the foot is (the speeds there are least sure).
+        runs = ([(0, 0)] if runs[0][0] > 0 else []) + runs + ([(T, T)] if runs[-1][1] < T else [])
         for (s0, e0), (s1, e1) in zip(runs[:-1], runs[1:]):
             if (s1 - e0) / fps <= max_gap:
-                moved = np.median(centre[s0:e0], axis=0) - np.median(centre[s1:e1], axis=0)
-                if np.linalg.norm(moved[[0, 2]]) < max_move:
+                spots = [np.median(centre[a:b] if b > a else centre[e0:s1], axis=0) for a, b in ((s0, e0), (s1, e1))]
+                if np.linalg.norm((spots[0] - spots[1])[[0, 2]]) < max_move:
                     c[e0:s1, f] = True
     return c
 

@@ -83,6 +83,12 @@ def test_a_still_foot_lost_for_a_moment_stays_planted_but_a_step_does_not():
     assert out[:, 0].all() and not out[20:26, 1].any()
     contacts[10:40, 0] = False  # a second without contact is a lift, wherever the foot comes down
     assert not bridge_contacts(P, contacts, fps)[10:40, 0].any()
+    contacts[:] = True
+    contacts[54:, 0] = False  # the clip ends with the still foot's speed unsure: it stays planted
+    contacts[:5, 0] = False  # ...and so does its start
+    contacts[:5, 1] = False  # the right foot was on another spot before the clip's first contact: a step
+    out = bridge_contacts(P, contacts, fps)
+    assert out[:, 0].all() and not out[:5, 1].any()
 
 
 def test_a_spot_out_of_reach_leaves_the_leg_straight_and_says_how_short():
@@ -128,3 +134,13 @@ def test_legs_swapped_for_a_stretch_are_swapped_back_and_crossing_legs_are_left_
     assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped)
     valid[30:33] = False  # a gap inside the stretch changes nothing
     assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped & valid)
+
+
+def test_a_swap_at_the_clip_end_is_left_as_given():
+    # Continuity cannot tell a stretch swapped up to the last frame from MediaPipe swapping the legs there.
+    image = side_walk_track()
+    valid = np.ones(len(image), bool)
+    for stretch in (slice(80, None), slice(0, 6)):
+        swapped = np.zeros(len(image), bool)
+        swapped[stretch] = True
+        assert not untangle_legs(swap_legs(image, swapped), valid).any()
