@@ -489,7 +489,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     # speed is right, MediaPipe's strides are short), and the planted legs reach their spots instead (pose.feet).
     _, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps, horizontal=False)
     landmarks_fit = fit
-    planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths)
+    planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths, fps=fps)
     fit = fit_skeleton(planted - (hips_w + corr)[:, None], vis_f, lengths=fit.lengths)
     planting_shift = float(np.nanmean(np.linalg.norm(fit.positions - landmarks_fit.targets, axis=-1)))
     root = hips_w + corr + fit.positions[:, 0]

@@ -144,3 +144,26 @@ def test_a_swap_at_the_clip_end_is_left_as_given():
         swapped = np.zeros(len(image), bool)
         swapped[stretch] = True
         assert not untangle_legs(swap_legs(image, swapped), valid).any()
+
+
+def test_a_swinging_leg_keeps_the_knee_bend_it_was_seen_with():
+    P, L = gliding_landmarks(T=30, speed=1.2)
+    contacts = np.zeros((30, 2), bool)
+    contacts[:5, 1] = contacts[25:, 1] = True  # the right foot planted, swinging between
+
+    def knee(Q: np.ndarray) -> np.ndarray:
+        hips = 0.5 * (Q[:, LM["left_hip"]] + Q[:, LM["right_hip"]])
+        hip = hips + HIP_JOINT_SHARE * (Q[:, LM["right_hip"]] - hips)
+        thigh, shin = Q[:, LM["right_knee"]] - hip, Q[:, LM["right_ankle"]] - Q[:, LM["right_knee"]]
+        return np.degrees(np.arccos(np.sum(thigh * shin, -1) / np.linalg.norm(thigh, axis=-1)
+                                    / np.linalg.norm(shin, axis=-1)))
+
+    seen = knee(P)
+    shifts = np.zeros((30, 2, 3, 3))
+    shifts[:, 1, :, 2] = 0.25 * np.sin(np.pi * np.arange(30) / 29)[:, None]  # carried up to 25 cm ahead mid-swing
+    kept, _ = plant_legs(P, contacts, L, shifts, fps=30.0)
+    reached, _ = plant_legs(P, contacts, L, shifts)
+    mid = slice(11, 19)  # 0.2 s and more from both contacts
+    assert np.allclose(knee(kept)[mid], seen[mid], atol=1e-3)
+    assert np.abs(knee(reached)[mid] - seen[mid]).max() > 5.0  # reaching the carried foot changes the bend
+    assert np.allclose(kept[:5], reached[:5]) and np.allclose(kept[25:], reached[25:])  # planted: the same
