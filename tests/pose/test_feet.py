@@ -167,3 +167,30 @@ def test_a_swinging_leg_keeps_the_knee_bend_it_was_seen_with():
     assert np.allclose(knee(kept)[mid], seen[mid], atol=1e-3)
     assert np.abs(knee(reached)[mid] - seen[mid]).max() > 5.0  # reaching the carried foot changes the bend
     assert np.allclose(kept[:5], reached[:5]) and np.allclose(kept[25:], reached[25:])  # planted: the same
+
+
+def test_the_knee_bends_halfway_towards_the_toes():
+    P, L = gliding_landmarks(T=5, speed=0.0)
+    hips = 0.5 * (P[:, LM["left_hip"]] + P[:, LM["right_hip"]])
+    hip = hips + HIP_JOINT_SHARE * (P[:, LM["left_hip"]] - hips)
+    inward = _unit_x(hips - P[:, LM["left_hip"]])
+    P[:, LM["left_knee"]] += 0.06 * inward  # seen knock-kneed
+    contacts = np.ones((5, 2), bool)
+    out, _ = plant_legs(P, contacts, L, fps=30.0)
+
+    def plane_angle(knee: np.ndarray) -> np.ndarray:  # the bend's turn from the toes' direction, degrees
+        u = P[:, LM["left_ankle"]] - hip
+        u /= np.linalg.norm(u, axis=-1, keepdims=True)
+        perp = lambda v: v - np.sum(v * u, -1, keepdims=True) * u  # noqa: E731
+        bend, toes = perp(knee - hip), perp(P[:, LM["left_foot_index"]] - P[:, LM["left_heel"]])
+        return np.degrees(np.arccos(np.sum(bend * toes, -1) / np.linalg.norm(bend, axis=-1)
+                                    / np.linalg.norm(toes, axis=-1)))
+
+    seen, fitted = plane_angle(P[:, LM["left_knee"]]), plane_angle(out[:, LM["left_knee"]])
+    assert (seen > 10).all()
+    assert np.allclose(fitted, seen / 2, atol=0.25 * seen)  # halfway (unit-vector blend: about half)
+
+
+def _unit_x(v: np.ndarray) -> np.ndarray:
+    v = v * [1.0, 0.0, 0.0]
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
