@@ -32,6 +32,14 @@ and more once swinging legs kept their seen bend); halfway: valgus error 10.3 ->
 The clip's first and last frames count as contacts where the foot stands then: the speeds there are the least
 sure (a smoothing filter's ends), and a still foot lost at the very end had skated at 4-6 m/s.
 
+Tried and not kept (pose_accuracy tuning clips, cached MediaPipe output): dropping contact frames where the leg
+could not reach the spot (knee 16.4 -> 15.4 degrees, but the feet let go floated on the root's noise: skate
+beyond the truth's 6.2 -> 8.2 cm/s); dropping a contact while the foot moves forwards relative to the other one
+along the walk (the same trade, and front-view walks lost true contacts); lowering the hips so planted legs keep
+their seen bend (knee and valgus worse with the detected contacts, better only with the truth's). The contact
+detector's precision on walks filmed from the front (about 0.6: the image shows a foot swinging towards the
+camera as nearly still) is what is left between these and the targets.
+
 Conventions: world landmarks ``(T, 33, 3)`` in metres, Y up, floor at y = 0 (:mod:`pose.root`); contacts
 ``(T, 2)`` left, right.
 """
