@@ -5,9 +5,40 @@ takes strides a third as long as they are (measured on the pose_accuracy bench: 
 hips 0.21-0.37 m against 0.68 m), while the root path, from the person's size and place in the image, travels at the
 right speed. Moving the root to hold the feet would slow the walk to the short strides; holding the feet with the
 root left alone slid them at nearly walking speed. So the landmarks of each planted leg are moved: the foot
-(heel, ankle, toe) is translated so its centre stays on the contact's spot at floor height, and the knee is
-placed by two-bone IK (thigh and shin keep their lengths, the knee stays in the bend plane it was seen in).
+(heel, ankle, toe) is moved onto the contact's spot at floor height, and the knee is placed by two-bone IK (thigh and shin keep their lengths, the knee stays in the bend plane it was seen in).
 Between contacts the foot's shift is interpolated, so the swing carries the foot from one spot to the next.
+
+Each part of a planted foot (heel, ankle, toe) is held on its own spot along the floor, not only the foot's
+centre: MediaPipe's foot turns and wobbles about its centre from frame to frame, and with the centre held the
+ankle and toe joints still moved 7-17 cm/s through contacts (pose_accuracy tuning clips; foot skate beyond the
+truth's 11.2 -> 7.3 cm/s with the parts held). Heights stay the frame's own (the foot's lowest point on the
+floor): a heel rising before the step is real, and freezing it too straightened late-stance knees (knee error
+on the walks filmed from 60 degrees 12.4 -> 15.0 degrees).
+
+Short gaps in a foot's contacts that end where they began are bridged (:func:`bridge_contacts`): MediaPipe
+loses a still foot for a few frames (a standing call seen from 60 degrees: the left foot "jumped" 25 cm up and
+back), the contact detector rightly dropped those frames, and the foot then floated on the root path's noise.
+Between contacts the foot is still carried along by the interpolated shift, but the swinging leg only points
+at it, keeping the knee's bend as MediaPipe saw it (:data:`SWING_BLEND` from a contact it turns from reaching
+its spot to that): reaching the carried foot, which stretches the short strides, straightened swinging knees
+(swing knee flexion 28 degrees short of the truth on the walks filmed from the front; knee error on the tuning
+clips 16.4 -> 15.7 degrees with this).
+
+The knee's bend plane is turned halfway from the one seen towards the foot's own (hip, knee and toes in one
+plane: knees track over the toes). MediaPipe's knees lean inwards (valgus bias +3.5 degrees on the tuning clips,
+and more once swinging legs kept their seen bend); halfway: valgus error 10.3 -> 9.1 degrees on the tuning clips
+(bias -1.5), 11.8 -> 8.8 on more cameras, jitter 11.7 -> 11.4 m/s^2; all the way over-corrected (bias -6.5).
+
+The clip's first and last frames count as contacts where the foot stands then: the speeds there are the least
+sure (a smoothing filter's ends), and a still foot lost at the very end had skated at 4-6 m/s.
+
+Tried and not kept (pose_accuracy tuning clips, cached MediaPipe output): dropping contact frames where the leg
+could not reach the spot (knee 16.4 -> 15.4 degrees, but the feet let go floated on the root's noise: skate
+beyond the truth's 6.2 -> 8.2 cm/s); dropping a contact while the foot moves forwards relative to the other one
+along the walk (the same trade, and front-view walks lost true contacts); lowering the hips so planted legs keep
+their seen bend (knee and valgus worse with the detected contacts, better only with the truth's). The contact
+detector's precision on walks filmed from the front (about 0.6: the image shows a foot swinging towards the
+camera as nearly still) is what is left between these and the targets.
 
 Conventions: world landmarks ``(T, 33, 3)`` in metres, Y up, floor at y = 0 (:mod:`pose.root`); contacts
 ``(T, 2)`` left, right.
@@ -19,9 +50,12 @@ import numpy as np
 from .estimators import LM
 from .fit import HIP_JOINT_SHARE, BodyLengths
 
-__all__ = ["plant_legs", "foot_shifts", "contact_runs"]
+__all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS", "SWING_BLEND", "KNEE_OVER_TOES"]
 
 _SIDES = ("left", "right")
+FOOT_PARTS = ("ankle", "heel", "foot_index")  # the landmarks of a foot, in the order of foot_shifts
+SWING_BLEND = 0.15  # seconds from a contact over which a swinging leg turns from reaching its spot to its own bend
+KNEE_OVER_TOES = 0.5  # how far the knee's bend plane turns from the one seen towards the foot's (0: as seen)
 
 
 def contact_runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -40,30 +74,55 @@ def _perp(v: np.ndarray, axis: np.ndarray) -> np.ndarray:
 
 
 def foot_shifts(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths) -> np.ndarray:
-    """``(T, 2, 3)`` how far each foot must move to stand on its contact's spot (interpolated between contacts).
+    """``(T, 2, 3, 3)`` how far each part of each foot (:data:`FOOT_PARTS`) must move to stand on its contact's
+    spot, interpolated between contacts.
 
-    The spot of a contact: the median over it of the foot's centre (heel, ankle, toe) along the floor, at the
-    height where the foot's lowest point (toe, or the sole under the ankle) touches the floor.
+    Along the floor, each part's spot is its median over the contact; up and down, the whole foot moves so its
+    lowest point (toe, or the sole under the ankle) touches the floor in each frame.
     """
     T = len(P)
-    out = np.zeros((T, 2, 3))
+    out = np.zeros((T, 2, len(FOOT_PARTS), 3))
     t = np.arange(T)
     for f, side in enumerate(_SIDES):
-        ankle, heel, toe = (P[:, LM[f"{side}_{n}"]] for n in ("ankle", "heel", "foot_index"))
-        centre = (ankle + heel + toe) / 3
-        sole = np.minimum(ankle[:, 1] - lengths.ankle_height, toe[:, 1])
+        parts = np.stack([P[:, LM[f"{side}_{n}"]] for n in FOOT_PARTS], axis=1)  # (T, 3, 3)
+        sole = np.minimum(parts[:, 0, 1] - lengths.ankle_height, parts[:, 2, 1])
         have = np.zeros(T, bool)
-        d = np.zeros((T, 3))
+        d = np.zeros((T, len(FOOT_PARTS), 3))
         for s, e in contact_runs(contacts[:, f]):
-            spot = np.median(centre[s:e], axis=0)
-            d[s:e, 0] = spot[0] - centre[s:e, 0]
-            d[s:e, 2] = spot[2] - centre[s:e, 2]
-            d[s:e, 1] = -sole[s:e]
+            d[s:e] = np.median(parts[s:e], axis=0) - parts[s:e]
+            d[s:e, :, 1] = -sole[s:e, None]
             have[s:e] = True
         if have.any():
-            for c in range(3):
-                out[:, f, c] = np.interp(t, t[have], d[have, c])
+            flat = d.reshape(T, -1)
+            out[:, f] = np.stack([np.interp(t, t[have], flat[have, c]) for c in range(flat.shape[1])],
+                                 axis=1).reshape(T, len(FOOT_PARTS), 3)
     return out
+
+
+def bridge_contacts(P: np.ndarray, contacts: np.ndarray, fps: float, max_gap: float = 0.4,
+                    max_move: float = 0.1) -> np.ndarray:
+    """``(T, 2)`` contacts with each gap of ``max_gap`` seconds or less filled where the foot's centre stands on
+    the two contacts' spots (medians) less than ``max_move`` metres apart along the floor (see the module
+    docstring); a gap at the clip's start or end is filled where the foot there stands on its neighbour
+    contact's spot. A real step moves the foot further; a tap in place that short is held on the floor.
+
+    P: ``(T, 33, 3)`` world landmarks (Y up).
+    """
+    c = np.asarray(contacts, bool).copy()
+    for f, side in enumerate(_SIDES):
+        centre = sum(P[:, LM[f"{side}_{n}"]] for n in FOOT_PARTS) / len(FOOT_PARTS)
+        runs = contact_runs(c[:, f])
+        if not runs:
+            continue
+        T = len(c)
+        # The clip's ends count as contacts where the foot is (the speeds there are least sure).
+        runs = ([(0, 0)] if runs[0][0] > 0 else []) + runs + ([(T, T)] if runs[-1][1] < T else [])
+        for (s0, e0), (s1, e1) in zip(runs[:-1], runs[1:]):
+            if (s1 - e0) / fps <= max_gap:
+                spots = [np.median(centre[a:b] if b > a else centre[e0:s1], axis=0) for a, b in ((s0, e0), (s1, e1))]
+                if np.linalg.norm((spots[0] - spots[1])[[0, 2]]) < max_move:
+                    c[e0:s1, f] = True
+    return c
 
 
 def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
@@ -72,14 +131,28 @@ def _hip_joints(P: np.ndarray) -> list[np.ndarray]:
     return [hips + HIP_JOINT_SHARE * (P[:, LM[f"{side}_hip"]] - hips) for side in _SIDES]
 
 
-def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def _near_contact(flags: np.ndarray, n: float) -> np.ndarray:
+    """``(T,)`` 1 where ``flags (T,)``, falling linearly to 0 at ``n`` frames from the nearest flagged frame."""
+    flags = np.asarray(flags, bool)
+    if not flags.any():
+        return np.zeros(len(flags))
+    idx = np.flatnonzero(flags)
+    t = np.arange(len(flags))
+    pos = np.searchsorted(idx, t)
+    gap = np.minimum(np.abs(t - idx[np.clip(pos - 1, 0, len(idx) - 1)]), np.abs(idx[np.clip(pos, 0, len(idx) - 1)] - t))
+    return np.clip(1.0 - gap / max(n, 1e-9), 0.0, 1.0)
+
+
+def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None,
+               fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """World landmarks with each foot moved by its shift and the knee placed so the leg reaches it.
 
     Args:
         P: ``(T, 33, 3)`` world landmarks (Y up, floor y = 0). contacts: ``(T, 2)`` planted flags.
         lengths: the person's measurements (thigh and shin for the IK, the ankle's height for the floor).
-        shifts: ``(T, 2, 3)`` foot shifts; default :func:`foot_shifts`.
+        shifts: ``(T, 2, 3, 3)`` foot parts' shifts; default :func:`foot_shifts`.
+        fps: the frame rate; given, a swinging leg keeps its knee's bend (reaching its foot's shifted place only
+            within :data:`SWING_BLEND` seconds of a contact); None: every leg reaches its foot's shifted place.
 
     Returns:
         The new ``(T, 33, 3)`` landmarks and ``(T, 2)`` how far each ankle is short of its target, metres (a leg
@@ -92,22 +165,27 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
     for f, (side, hip) in enumerate(zip(_SIDES, _hip_joints(P))):
         knee, ankle = P[:, LM[f"{side}_knee"]], P[:, LM[f"{side}_ankle"]]
         heel, toe = P[:, LM[f"{side}_heel"]], P[:, LM[f"{side}_foot_index"]]
-        target = ankle + shifts[:, f]
+        target = ankle + shifts[:, f, 0]
         reach = target - hip
         dist = np.linalg.norm(reach, axis=-1)
+        # A swinging leg points at its shifted foot with the knee bent as seen (see the module docstring).
+        w = _near_contact(contacts[:, f], SWING_BLEND * fps) if fps else np.ones(len(P))
+        dist = w * dist + (1 - w) * np.linalg.norm(ankle - hip, axis=-1)
         d = np.clip(dist, abs(a - b) + 1e-3, a + b - 1e-4)
         u = _unit(reach)
-        # The knee bends where it was seen; a straight leg bends towards the toes (knees bend forward).
+        # The knee bends halfway between where it was seen and towards the toes (see the module docstring); a
+        # straight leg bends towards the toes (knees bend forward).
         bend = _perp(knee - hip, u)
         straight = np.linalg.norm(bend, axis=-1, keepdims=True) < 0.01
         v = _unit(np.where(straight, _perp(toe - heel, u), bend))
+        v = _unit((1 - KNEE_OVER_TOES) * v + KNEE_OVER_TOES * _unit(_perp(toe - heel, u)))
         along = (a * a - b * b + d * d) / (2 * d)
         out = np.sqrt(np.maximum(a * a - along * along, 0.0))
         new_ankle = hip + u * d[:, None]
         new_knee = hip + u * along[:, None] + v * out[:, None]
-        moved = new_ankle - ankle
-        for name, p in (("knee", new_knee), ("ankle", new_ankle), ("heel", heel + moved),
-                        ("foot_index", toe + moved)):
+        short_by = new_ankle - target  # zero where the leg reaches: heel and toe then stand on their spots
+        for name, p in (("knee", new_knee), ("ankle", new_ankle), ("heel", heel + shifts[:, f, 1] + short_by),
+                        ("foot_index", toe + shifts[:, f, 2] + short_by)):
             P[:, LM[f"{side}_{name}"]] = p
         short[:, f] = np.maximum(dist - d, 0.0)
     return P, short

@@ -34,7 +34,7 @@ from . import clean
 from .camera_motion import CameraMotion, CameraMotionTracker
 from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
-from .feet import plant_legs
+from .feet import bridge_contacts, plant_legs
 from .fit import FitResult, fit_skeleton, joint_targets
 from .hands import HandTracks, assign_sides, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
@@ -174,6 +174,14 @@ def _turned(turns: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``(T, ..., 3)`` points of each frame's camera axes in the first frame's (``turns (T, 3, 3)``)."""
     T = len(turns)
     return np.einsum("tij,tnj->tni", turns, points.reshape(T, -1, 3)).reshape(points.shape)
+
+
+def _steadied_rays(image: np.ndarray, turns: np.ndarray, zoom: np.ndarray, camera: CameraModel) -> np.ndarray:
+    """``(T, N, 3)`` unit viewing rays of pixels ``(T, N, 2)`` in the first frame's camera axes."""
+    rays = np.concatenate([(image - (camera.cx, camera.cy)) / (camera.focal * zoom[:, None, None]),
+                           np.ones(image.shape[:-1] + (1,))], axis=-1)
+    r = _turned(turns, rays)
+    return r / np.linalg.norm(r, axis=-1, keepdims=True)
 
 
 def _steadied(image: np.ndarray, turns: np.ndarray, zoom: np.ndarray, camera: CameraModel) -> np.ndarray:
@@ -432,10 +440,14 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
 
     # Root path in the camera frame, then the landmarks filtered, the world levelled (floor at y = 0).
     local_s = clean.smooth(world_f, fps, smoothing)
-    up_cam = clean.body_up(_body_axis(local_s @ FLIP.T))
-    img_s = clean.smooth(_steadied(image_f, turns, zoom, CameraModel.from_fov(width, height, fov)), fps,
-                         max(smoothing, 0.3))
-    px_speed = np.linalg.norm(np.gradient(img_s, axis=0), axis=-1) * fps  # (T, 33) pixels per second
+    # How fast each landmark moves across the view, radians per second: the steadied viewing rays' turn (a
+    # panning camera's still scene stays still), times the distance below gives metres per second. Measured
+    # as pixels of the first frame's camera, a camera turned 45 degrees doubled a foot's speed and its noise
+    # at the frame's side, and the feet there were never planted.
+    rays = _steadied_rays(image_f, turns, zoom, CameraModel.from_fov(width, height, fov))
+    rays_s = clean.smooth(rays, fps, max(smoothing, 0.3))
+    ang_speed = np.linalg.norm(np.gradient(rays_s / np.linalg.norm(rays_s, axis=-1, keepdims=True), axis=0),
+                               axis=-1) * fps  # (T, 33)
 
     def root_path(fov_deg: float) -> tuple[CameraModel, np.ndarray, np.ndarray]:  # (camera, raw, smoothed)
         cam = CameraModel.from_fov(width, height, fov_deg)
@@ -446,7 +458,8 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
         return cam, _turned(turns, t_own), _turned(turns, t_smooth)
 
     camera, t_raw, t_smooth = root_path(fov)
-    speed = px_speed * (t_smooth[:, 2] / camera.focal)[:, None]  # metres per second across the image
+    up_cam = clean.level_up(_body_axis(local_s @ FLIP.T), t_smooth @ FLIP.T, fps)  # see its docstring
+    speed = ang_speed * np.linalg.norm(t_smooth, axis=-1)[:, None]  # metres per second across the view
     G = (local_s + t_smooth[:, None]) @ FLIP.T
     floor = clean.floor_height(G[:, _SOLE], up_cam, speed[:, _SOLE] < 0.3)
     R = _rotation_to_y(up_cam)
@@ -471,11 +484,12 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     rel_h = sole_h - sole_h.min(axis=1, keepdims=True)  # from the pose alone: free of the root's depth noise
     rel_h = np.where(sole_h < 0.25, rel_h, 1.0)
     contacts = clean.foot_contacts(rel_h, foot_speed, fps)
+    contacts = bridge_contacts(local_w + hips_w[:, None], contacts, fps)  # a still foot lost for a moment
     # The root comes down or up so planted feet touch the floor; along the floor it keeps the camera's path (its
     # speed is right, MediaPipe's strides are short), and the planted legs reach their spots instead (pose.feet).
     _, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps, horizontal=False)
     landmarks_fit = fit
-    planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths)
+    planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths, fps=fps)
     fit = fit_skeleton(planted - (hips_w + corr)[:, None], vis_f, lengths=fit.lengths)
     planting_shift = float(np.nanmean(np.linalg.norm(fit.positions - landmarks_fit.targets, axis=-1)))
     root = hips_w + corr + fit.positions[:, 0]

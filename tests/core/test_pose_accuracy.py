@@ -6,7 +6,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from core.motion import Motion
-from core.pose_accuracy import best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted, procrustes
+from core.pose_accuracy import added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted, procrustes
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from tests.synthetic import random_motion, tpose_offsets
 
@@ -91,3 +91,39 @@ def test_planted_feet_and_their_slide_apart_from_tremble():
     sliding[:, 0, 2] = 0.1 * t[:30]  # 10 cm/s along the floor
     assert contact_slide(sliding, contacts[:30], fps) == pytest.approx(0.1, rel=1e-6)
     assert np.isnan(contact_slide(foot, np.zeros((T, 1), bool), fps))
+
+
+def test_added_skate_scores_the_truth_zero_and_counts_only_the_extra_speed():
+    T, fps = 30, 30.0
+    t = np.arange(T) / fps
+    truth = np.zeros((T, 1, 3))
+    truth[:, 0, 0] = 0.05 * t  # the truth's own foot slides 5 cm/s while planted
+    contacts = np.ones((T, 1), bool)
+    assert added_skate(truth, truth, contacts, fps) == pytest.approx(0.0, abs=1e-12)
+    still = np.zeros_like(truth)  # holding still where the truth slid adds nothing
+    assert added_skate(still, truth, contacts, fps) == pytest.approx(0.0, abs=1e-12)
+    faster = truth.copy()
+    faster[:, 0, 2] = 0.12 * t  # 13 cm/s in all, 8 cm/s more than the truth
+    assert added_skate(faster, truth, contacts, fps) == pytest.approx(0.13 - 0.05, rel=1e-6)
+    lifted = faster.copy()
+    lifted[:, 0, 1] = 1.0  # height does not count: the speed is along the floor
+    assert added_skate(lifted, truth, contacts, fps) == pytest.approx(0.08, rel=1e-6)
+    half = contacts.copy()
+    half[15:] = False
+    faster[15:, 0, 0] += 5.0 * t[15:, None].ravel()  # a swing after the contact is not counted
+    assert added_skate(faster, truth, half, fps) == pytest.approx(0.08, rel=1e-6)
+    assert np.isnan(added_skate(truth, truth, np.zeros((T, 1), bool), fps))
+
+
+def test_planted_follows_a_drifting_floor():
+    # A retargeted clip's floor can drift: a walk whose stances rise 6 cm over 3 s is still planted in each.
+    fps, T = 30.0, 90
+    t = np.arange(T)
+    foot = np.zeros((T, 1, 3))
+    stance = (t // 15) % 2 == 0  # half a second on the floor, half a second swinging
+    foot[:, 0, 1] = 0.02 * t / fps + np.where(stance, 0.0, 0.15)
+    foot[:, 0, 2] = np.cumsum(np.where(stance, 0.0, 2.0 / fps))
+    contacts = planted(foot, fps)[:, 0]
+    inner = stance & (np.convolve(stance, np.ones(5), "same") == 5)  # away from lift-off and touch-down
+    assert contacts[inner].all()
+    assert not contacts[~stance].any()

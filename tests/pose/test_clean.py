@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
-from pose.clean import NobodyError, check_detections, fill_gaps, foot_contacts, gaps, jitter, smooth
+from pose.clean import (NobodyError, body_up, check_detections, fill_gaps, foot_contacts, gaps, jitter, level_up,
+                        smooth)
 
 
 def test_fill_gaps_interpolates_and_holds_edges():
@@ -58,3 +59,28 @@ def test_foot_contacts_need_low_and_still():
     flicker = np.zeros((T, 2))
     flicker[30, 0] = 0.2  # one frame up: ignored
     assert foot_contacts(flicker, np.zeros((T, 2)), 30.0)[:, 0].all()
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+def test_level_up_takes_the_walking_lean_out_of_the_body_axis():
+    rng = np.random.default_rng(0)
+    T, fps = 120, 30.0
+    up = np.array([0.0, np.cos(np.radians(5)), np.sin(np.radians(5))])  # the camera pitched by 5 degrees
+    ahead = np.array([0.3, 0.0, -1.0])  # walking away from the camera and a little to the right, along the floor
+    ahead = ahead - (ahead @ up) * up
+    ahead /= np.linalg.norm(ahead)
+    lean = np.radians(8)  # people lean forward when they walk
+    axis = np.cos(lean) * up + np.sin(lean) * ahead + rng.normal(scale=0.03, size=(T, 3))
+    path = np.array([0.0, 0.0, -4.0]) + 1.2 * np.arange(T)[:, None] / fps * ahead
+    path += 0.02 * np.sin(np.arange(T) / fps * 2 * np.pi * 2)[:, None] * up  # the hips bob
+    path += rng.normal(scale=0.01, size=(T, 3))
+    assert _angle(body_up(axis), up) > 6.0
+    assert _angle(level_up(axis, path, fps), up) < 2.0
+    # Standing still (or a crouch: the hips go down, not along): the body's axis alone.
+    still = np.array([0.0, 0.0, -4.0]) + rng.normal(scale=0.01, size=(T, 3))
+    assert _angle(level_up(axis, still, fps), body_up(axis)) < 0.5
+    crouch = still - 0.6 * np.linspace(0, 1, T)[:, None] * up
+    assert _angle(level_up(axis, crouch, fps), body_up(axis)) < 0.5

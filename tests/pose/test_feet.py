@@ -8,7 +8,7 @@ from core.motion import Motion
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from pose.clean import swap_legs, untangle_legs
 from pose.estimators import LM
-from pose.feet import plant_legs
+from pose.feet import bridge_contacts, plant_legs
 from pose.fit import HIP_JOINT_SHARE, BodyLengths, landmarks_from_pose, person_offsets
 
 J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
@@ -55,6 +55,42 @@ def test_planted_foot_stays_on_its_spot_and_the_leg_keeps_its_lengths():
     assert np.allclose(out[:, right], P[:, right], atol=1e-6)  # the model's legs have the lengths the IK uses
 
 
+
+def test_each_part_of_a_planted_foot_stays_put_while_the_seen_foot_wobbles():
+    P, L = gliding_landmarks()
+    T = len(P)
+    rng = np.random.default_rng(0)
+    for name in ("heel", "foot_index"):  # MediaPipe's foot turns about its centre from frame to frame
+        P[:, LM[f"left_{name}"], [0, 2]] += rng.normal(scale=0.02, size=(T, 2))
+    contacts = np.zeros((T, 2), bool)
+    contacts[:, 0] = True
+    out, short = plant_legs(P, contacts, L)
+    assert not short.any()
+    for name in ("ankle", "heel", "foot_index"):
+        assert np.ptp(out[:, LM[f"left_{name}"]][:, [0, 2]], axis=0).max() < 1e-3, name
+    sole = np.minimum(out[:, LM["left_ankle"], 1] - L.ankle_height, out[:, LM["left_foot_index"], 1])
+    assert np.abs(sole).max() < 1e-6  # on the floor in every frame
+
+
+def test_a_still_foot_lost_for_a_moment_stays_planted_but_a_step_does_not():
+    P, _ = gliding_landmarks(T=60, speed=0.0)
+    fps = 30.0
+    contacts = np.ones((60, 2), bool)
+    contacts[20:26, 0] = False  # 0.2 s lost, back on the same spot
+    contacts[20:26, 1] = False
+    P[26:, [LM[f"right_{n}"] for n in ("ankle", "heel", "foot_index")], 2] += 0.3  # the right foot stepped
+    out = bridge_contacts(P, contacts, fps)
+    assert out[:, 0].all() and not out[20:26, 1].any()
+    contacts[10:40, 0] = False  # a second without contact is a lift, wherever the foot comes down
+    assert not bridge_contacts(P, contacts, fps)[10:40, 0].any()
+    contacts[:] = True
+    contacts[54:, 0] = False  # the clip ends with the still foot's speed unsure: it stays planted
+    contacts[:5, 0] = False  # ...and so does its start
+    contacts[:5, 1] = False  # the right foot was on another spot before the clip's first contact: a step
+    out = bridge_contacts(P, contacts, fps)
+    assert out[:, 0].all() and not out[:5, 1].any()
+
+
 def test_a_spot_out_of_reach_leaves_the_leg_straight_and_says_how_short():
     P, L = gliding_landmarks(T=30, speed=3.0)  # 1.5 m in a second: no leg holds that foot
     contacts = np.zeros((len(P), 2), bool)
@@ -98,3 +134,63 @@ def test_legs_swapped_for_a_stretch_are_swapped_back_and_crossing_legs_are_left_
     assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped)
     valid[30:33] = False  # a gap inside the stretch changes nothing
     assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped & valid)
+
+
+def test_a_swap_at_the_clip_end_is_left_as_given():
+    # Continuity cannot tell a stretch swapped up to the last frame from MediaPipe swapping the legs there.
+    image = side_walk_track()
+    valid = np.ones(len(image), bool)
+    for stretch in (slice(80, None), slice(0, 6)):
+        swapped = np.zeros(len(image), bool)
+        swapped[stretch] = True
+        assert not untangle_legs(swap_legs(image, swapped), valid).any()
+
+
+def test_a_swinging_leg_keeps_the_knee_bend_it_was_seen_with():
+    P, L = gliding_landmarks(T=30, speed=1.2)
+    contacts = np.zeros((30, 2), bool)
+    contacts[:5, 1] = contacts[25:, 1] = True  # the right foot planted, swinging between
+
+    def knee(Q: np.ndarray) -> np.ndarray:
+        hips = 0.5 * (Q[:, LM["left_hip"]] + Q[:, LM["right_hip"]])
+        hip = hips + HIP_JOINT_SHARE * (Q[:, LM["right_hip"]] - hips)
+        thigh, shin = Q[:, LM["right_knee"]] - hip, Q[:, LM["right_ankle"]] - Q[:, LM["right_knee"]]
+        return np.degrees(np.arccos(np.sum(thigh * shin, -1) / np.linalg.norm(thigh, axis=-1)
+                                    / np.linalg.norm(shin, axis=-1)))
+
+    seen = knee(P)
+    shifts = np.zeros((30, 2, 3, 3))
+    shifts[:, 1, :, 2] = 0.25 * np.sin(np.pi * np.arange(30) / 29)[:, None]  # carried up to 25 cm ahead mid-swing
+    kept, _ = plant_legs(P, contacts, L, shifts, fps=30.0)
+    reached, _ = plant_legs(P, contacts, L, shifts)
+    mid = slice(11, 19)  # 0.2 s and more from both contacts
+    assert np.allclose(knee(kept)[mid], seen[mid], atol=1e-3)
+    assert np.abs(knee(reached)[mid] - seen[mid]).max() > 5.0  # reaching the carried foot changes the bend
+    assert np.allclose(kept[:5], reached[:5]) and np.allclose(kept[25:], reached[25:])  # planted: the same
+
+
+def test_the_knee_bends_halfway_towards_the_toes():
+    P, L = gliding_landmarks(T=5, speed=0.0)
+    hips = 0.5 * (P[:, LM["left_hip"]] + P[:, LM["right_hip"]])
+    hip = hips + HIP_JOINT_SHARE * (P[:, LM["left_hip"]] - hips)
+    inward = _unit_x(hips - P[:, LM["left_hip"]])
+    P[:, LM["left_knee"]] += 0.06 * inward  # seen knock-kneed
+    contacts = np.ones((5, 2), bool)
+    out, _ = plant_legs(P, contacts, L, fps=30.0)
+
+    def plane_angle(knee: np.ndarray) -> np.ndarray:  # the bend's turn from the toes' direction, degrees
+        u = P[:, LM["left_ankle"]] - hip
+        u /= np.linalg.norm(u, axis=-1, keepdims=True)
+        perp = lambda v: v - np.sum(v * u, -1, keepdims=True) * u  # noqa: E731
+        bend, toes = perp(knee - hip), perp(P[:, LM["left_foot_index"]] - P[:, LM["left_heel"]])
+        return np.degrees(np.arccos(np.sum(bend * toes, -1) / np.linalg.norm(bend, axis=-1)
+                                    / np.linalg.norm(toes, axis=-1)))
+
+    seen, fitted = plane_angle(P[:, LM["left_knee"]]), plane_angle(out[:, LM["left_knee"]])
+    assert (seen > 10).all()
+    assert np.allclose(fitted, seen / 2, atol=0.25 * seen)  # halfway (unit-vector blend: about half)
+
+
+def _unit_x(v: np.ndarray) -> np.ndarray:
+    v = v * [1.0, 0.0, 0.0]
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
