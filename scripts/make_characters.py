@@ -6,18 +6,23 @@
 
 Each character is built the same way, deterministically:
 
-1. A canonical 22-joint skeleton (Mixamo names, identity rest rotations) in the T-pose: facing +Z, Y up, arms
-   straight out along +-X (its left arm to +X), feet flat on y = 0, from a handful of per-character proportions.
+1. A canonical skeleton with hands (the 22 canonical joints and Mixamo's 30 finger joints, identity rest rotations)
+   in the T-pose: facing +Z, Y up, arms straight out along +-X (its left arm to +X), palms down, feet flat on y = 0,
+   from a handful of per-character proportions; the fingers are core.skeleton's canonical hand sized to the
+   character's hand, their knuckles spread across its palm.
 2. A smooth implicit body around it: ellipsoids, tapered capsules and rounded boxes (pelvis, waist, chest, belly,
-   neck, skull, jaw, nose, ears, deltoids, arms, mitten hands with thumbs, thighs, calves, shoes), joined inside a body
-   part with a polynomial smooth-min and between parts with a small blend radius, so arms and legs stay apart.
-3. The zero level set is polygonised by marching cubes (skimage) on a grid sized for ~50k triangles (7-11 mm),
-   decimated with quadric edge collapses (manifold-safe, no fold-overs or new slivers) to 10k triangles, then
-   evened out by edge flips and tangential smoothing re-projected onto the implicit surface: a closed,
-   consistently outward-oriented mesh.
+   neck, skull, jaw, nose, ears, deltoids, arms, palms, thighs, calves, shoes; each finger a part of its own),
+   joined inside a body part with a polynomial smooth-min and between parts with a small blend radius, so arms and
+   legs stay apart and fingers do not web.
+3. The zero level set is polygonised by marching cubes (skimage) on a grid sized for ~50k triangles (7-11 mm), 4-5
+   times finer along each axis where it crosses a hand (a rectilinear grid: fingers 1 cm apart need it, the body
+   does not), decimated with quadric edge collapses (manifold-safe, no fold-overs or new slivers; the hands' shape
+   error weighted up so fingers stay round) to 10k triangles, then evened out by edge flips and tangential
+   smoothing re-projected onto the implicit surface: a closed, consistently outward-oriented mesh.
 4. Skin weights: each vertex belongs to the body part whose implicit field is lowest there; within the bones that
    part may use, weights fall off with the distance to each bone's segment(s) relative to that bone's own
-   thickness, are smoothed over the mesh, then cut to the top 4 and renormalised. Part labels follow the dominant
+   thickness (a finger starts on its own three bones, the palm on the hand's), are smoothed over the mesh (which
+   blends palm and finger roots), then cut to the top 4 and renormalised. Part labels follow the dominant
    bone; colours come from a per-character palette (skin, hair, shirt, trousers, shoes).
 5. The whole character is shifted so its lowest vertex is at y = 0 and scaled to its exact target height.
 """
