@@ -159,10 +159,10 @@ SPECS: tuple[Spec, ...] = (AVA, SLIM, BOB, BRUTE, KIT)
 # Skeleton
 # ---------------------------------------------------------------------------------------------------------------
 
-# The middle finger's tip is this many wrist-to-middle-knuckle lengths from the wrist (core.skeleton's table)
-HAND_SPAN = 1.0 + 0.50 + 0.31 + 0.23
+# The middle finger's tip is this many wrist-to-middle-knuckle lengths from the wrist (core.skeleton's hand)
+HAND_SPAN = float(np.linalg.norm(finger_offsets(1.0)[6:9].sum(0) + finger_tip_offsets(1.0)[2]))
 FINGER_SPREAD = 1.65  # index-to-pinky knuckle distance in palm half widths (at least the table's own)
-# Finger radii at the knuckle in palm half thicknesses (they taper to 80 % at the tip); the thumb's first bone
+# Finger radii at the knuckle in palm half thicknesses (they taper to 85 % at the tip); the thumb's first bone
 # (its metacarpal, mostly inside the palm) is thicker
 FINGER_RADIUS = {"Thumb": 0.72, "Index": 0.62, "Middle": 0.64, "Ring": 0.60, "Pinky": 0.54}
 
@@ -202,7 +202,8 @@ def joint_positions(s: Spec) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     spread = FINGER_SPREAD * s.hand_size[0] / (off[3, 2] - off[12, 2])  # index-to-pinky knuckles
     for n in range(30):
         side = "Left" if n < 15 else "Right"
-        o = off[n] * ((1, 1, max(spread, 1.0)) if n % 3 == 0 and n % 15 >= 3 else 1)
+        knuckle = n % 3 == 0 and n % 15 >= 3  # index to pinky (the thumb's base stays where the table has it)
+        o = off[n] * ((1, 1, max(spread, 1.0)) if knuckle else 1)
         P[22 + n] = P[HANDS_PARENTS[22 + n]] + o
         if n % 3 == 2:
             extra[f"{side}Hand{FINGERS[(n % 15) // 3]}Tip"] = P[22 + n] + tips[n // 3]
@@ -284,7 +285,7 @@ class Group:
 GROUP_NAMES = ("torso", "neck", "head", "arm_L", "arm_R", "leg_L", "leg_R") + tuple(
     f"{finger.lower()}_{tag}" for tag in ("L", "R") for finger in FINGERS)
 HAND_DETAIL = 30.0  # the hands' shape error counts this much more in decimation (fingers keep their roundness)
-FINGER_GRID = 0.4  # marching cubes' grid spacing at most this many of the thinnest finger's radius
+FINGER_GRID = 0.4  # marching cubes' grid spacing around the hands, in the thinnest finger's radius
 FINGER_BLEND = 0.5  # a finger's blend radius onto the rest, in palm half thicknesses: a web only in gaps < 1/4 of it
 
 
