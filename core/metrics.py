@@ -125,7 +125,7 @@ def _frames_at_once(character: Character, faces: int, most: int) -> int:
 def affordable_mesh_frames(character: Character, most: int = 120, least: int = 24,
                            budget: int = MESH_POINT_FRAMES) -> int:
     """How many frames Pen% and contacts can be measured on for ``character`` within ``budget`` limb vertices ×
-    frames, kept within [least, most]. The exact inside test costs about that product: a 750-limb-vertex
+    frames, kept within [least, most]. The exact inside test costs about that product: a 1300-limb-vertex
     built-in character gets ``most``, X Bot's 16.6k limb vertices get 24 (5.5 s → about 1 s a measurement)."""
     limb = int(character.limb_mask.sum())
     return int(min(most, max(least, budget // max(limb, 1))))

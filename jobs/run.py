@@ -285,14 +285,14 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
                            measuring: ThreadPoolExecutor) -> tuple[Future, Future] | None:
     """Stages I and II; returns the futures of the report's before/after metrics (measured in ``measuring``)
     when stage II ran."""
-    from core.io.export import same_rig
+    from core.io.export import on_rig
 
     character, source, report = result.character, result.source, result.report
     assert character is not None
     report.character, report.height = character.name, character.height
     clock.start(Stage.RETARGET)
-    if same_rig(source.skeleton, character.skeleton):  # already on the character's rig (an export of a result)
-        retargeted = Motion(character.skeleton, source.rotations, source.root_positions, source.fps, source.name)
+    retargeted = on_rig(source, character.skeleton)  # already on the character's rig (an export of a result)
+    if retargeted is not None:
         report.retargeter = "none needed: the motion is on the character's rig"
     else:
         retargeter = _retargeter(spec.retargeter)

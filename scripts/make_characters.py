@@ -6,18 +6,23 @@
 
 Each character is built the same way, deterministically:
 
-1. A canonical 22-joint skeleton (Mixamo names, identity rest rotations) in the T-pose: facing +Z, Y up, arms
-   straight out along +-X (its left arm to +X), feet flat on y = 0, from a handful of per-character proportions.
+1. A canonical skeleton with hands (the 22 canonical joints and Mixamo's 30 finger joints, identity rest rotations)
+   in the T-pose: facing +Z, Y up, arms straight out along +-X (its left arm to +X), palms down, feet flat on y = 0,
+   from a handful of per-character proportions; the fingers are core.skeleton's canonical hand sized to the
+   character's hand, their knuckles spread across its palm.
 2. A smooth implicit body around it: ellipsoids, tapered capsules and rounded boxes (pelvis, waist, chest, belly,
-   neck, skull, jaw, nose, ears, deltoids, arms, mitten hands with thumbs, thighs, calves, shoes), joined inside a body
-   part with a polynomial smooth-min and between parts with a small blend radius, so arms and legs stay apart.
-3. The zero level set is polygonised by marching cubes (skimage) on a grid sized for ~50k triangles (7-11 mm),
-   decimated with quadric edge collapses (manifold-safe, no fold-overs or new slivers) to 10k triangles, then
-   evened out by edge flips and tangential smoothing re-projected onto the implicit surface: a closed,
-   consistently outward-oriented mesh.
+   neck, skull, jaw, nose, ears, deltoids, arms, palms, thighs, calves, shoes; each finger a part of its own),
+   joined inside a body part with a polynomial smooth-min and between parts with a small blend radius, so arms and
+   legs stay apart and fingers do not web.
+3. The zero level set is polygonised by marching cubes (skimage) on a grid sized for ~50k triangles (7-11 mm), 4-5
+   times finer along each axis where it crosses a hand (a rectilinear grid: fingers 1 cm apart need it, the body
+   does not), decimated with quadric edge collapses (manifold-safe, no fold-overs or new slivers; the hands' shape
+   error weighted up so fingers stay round) to 10k triangles, then evened out by edge flips and tangential
+   smoothing re-projected onto the implicit surface: a closed, consistently outward-oriented mesh.
 4. Skin weights: each vertex belongs to the body part whose implicit field is lowest there; within the bones that
    part may use, weights fall off with the distance to each bone's segment(s) relative to that bone's own
-   thickness, are smoothed over the mesh, then cut to the top 4 and renormalised. Part labels follow the dominant
+   thickness (a finger starts on its own three bones, the palm on the hand's), are smoothed over the mesh (which
+   blends palm and finger roots), then cut to the top 4 and renormalised. Part labels follow the dominant
    bone; colours come from a per-character palette (skin, hair, shirt, trousers, shoes).
 5. The whole character is shifted so its lowest vertex is at y = 0 and scaled to its exact target height.
 """
@@ -40,9 +45,10 @@ if str(ROOT) not in sys.path:
 
 from core.character import PART_NAMES, Character
 from core.character_library import ASSETS_DIR
-from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS, canonical_skeleton  # noqa: E402
+from core.skeleton import (FINGERS, HANDS_JOINTS, HANDS_PARENTS, canonical_skeleton, finger_offsets,  # noqa: E402
+                           finger_tip_offsets)
 
-J = {name: i for i, name in enumerate(CANONICAL_JOINTS)}
+J = {name: i for i, name in enumerate(HANDS_JOINTS)}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,7 +148,7 @@ KIT = Spec(
     foot_len=0.190, head_r=(0.078, 0.110, 0.095), neck_r=0.036, neck_len=0.030,
     chest=(0.110, 0.110, 0.078), chest_y=0.930, waist=(0.095, 0.110, 0.072), pelvis=(0.115, 0.085, 0.078),
     belly_y=0.780, trap_r=0.040, deltoid=0.040, upper_arm_r=(0.031, 0.026), forearm_r=(0.029, 0.021),
-    hand_size=(0.030, 0.011), thigh_r=(0.058, 0.040), calf_r=(0.041, 0.025), foot_w=0.036, foot_h=0.062,
+    hand_size=(0.032, 0.011), thigh_r=(0.058, 0.040), calf_r=(0.041, 0.025), foot_w=0.036, foot_h=0.062,
     skin=(0.98, 0.84, 0.73), hair=(0.95, 0.80, 0.40), shirt=(0.45, 0.75, 0.40), trousers=(0.30, 0.35, 0.60),
     shoes=(0.85, 0.20, 0.20), sleeve=0.5, trouser_end=0.75)
 
@@ -153,9 +159,18 @@ SPECS: tuple[Spec, ...] = (AVA, SLIM, BOB, BRUTE, KIT)
 # Skeleton
 # ---------------------------------------------------------------------------------------------------------------
 
+# The middle finger's tip is this many wrist-to-middle-knuckle lengths from the wrist (core.skeleton's hand)
+HAND_SPAN = float(np.linalg.norm(finger_offsets(1.0)[6:9].sum(0) + finger_tip_offsets(1.0)[2]))
+FINGER_SPREAD = 1.65  # index-to-pinky knuckle distance in palm half widths (at least the table's own)
+# Finger radii at the knuckle in palm half thicknesses (they taper to 85 % at the tip); the thumb's first bone
+# (its metacarpal, mostly inside the palm) is thicker
+FINGER_RADIUS = {"Thumb": 0.72, "Index": 0.62, "Middle": 0.64, "Ring": 0.60, "Pinky": 0.54}
+
+
 def joint_positions(s: Spec) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """World rest positions ``(22, 3)`` of the canonical joints, and a few extra landmarks (bone ends)."""
-    P = np.zeros((len(CANONICAL_JOINTS), 3))
+    """World rest positions ``(52, 3)`` of the canonical joints with fingers (:data:`core.skeleton.HANDS_JOINTS`),
+    and a few extra landmarks (bone ends: fingertips, toe tips, head)."""
+    P = np.zeros((len(HANDS_JOINTS), 3))
     head_cy = s.height - s.head_r[1]
     head_joint_y = head_cy - 0.40 * s.head_r[1]
     neck_y = s.shoulder_y + s.neck_len
@@ -179,8 +194,19 @@ def joint_positions(s: Spec) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         P[J[side + "ToeBase"]] = (sx * ax, 0.30 * s.foot_h, -0.015 + 0.47 * s.foot_len)  # ball of the foot
     extra = {"head_top": np.array([0, s.height, 0.0]), "head_centre": np.array([0, head_cy, 0.0])}
     for side, sx in (("Left", 1.0), ("Right", -1.0)):
-        extra[side + "HandTip"] = P[J[side + "Hand"]] + (sx * s.hand, 0, 0.005)
         extra[side + "ToeTip"] = np.array([sx * (s.hip_half + s.stance), 0.03, -0.015 + 0.75 * s.foot_len])
+    # fingers: the canonical hand (core.skeleton's table) sized to reach `hand` at the middle fingertip, with the
+    # knuckles spread across the palm's width so that fingers thin enough to bend stay apart in the mesh
+    L = s.hand / HAND_SPAN
+    off, tips = finger_offsets(L), finger_tip_offsets(L)
+    spread = FINGER_SPREAD * s.hand_size[0] / (off[3, 2] - off[12, 2])  # index-to-pinky knuckles
+    for n in range(30):
+        side = "Left" if n < 15 else "Right"
+        knuckle = n % 3 == 0 and n % 15 >= 3  # index to pinky (the thumb's base stays where the table has it)
+        o = off[n] * ((1, 1, max(spread, 1.0)) if knuckle else 1)
+        P[22 + n] = P[HANDS_PARENTS[22 + n]] + o
+        if n % 3 == 2:
+            extra[f"{side}Hand{FINGERS[(n % 15) // 3]}Tip"] = P[22 + n] + tips[n // 3]
     return P, extra
 
 
@@ -256,7 +282,11 @@ class Group:
 
 
 # How the groups join: (group, onto, blend radius)
-GROUP_NAMES = ("torso", "neck", "head", "arm_L", "arm_R", "leg_L", "leg_R")
+GROUP_NAMES = ("torso", "neck", "head", "arm_L", "arm_R", "leg_L", "leg_R") + tuple(
+    f"{finger.lower()}_{tag}" for tag in ("L", "R") for finger in FINGERS)
+HAND_DETAIL = 30.0  # the hands' shape error counts this much more in decimation (fingers keep their roundness)
+FINGER_GRID = 0.4  # marching cubes' grid spacing around the hands, in the thinnest finger's radius
+FINGER_BLEND = 0.5  # a finger's blend radius onto the rest, in palm half thicknesses: a web only in gaps < 1/4 of it
 
 
 def body_groups(s: Spec, P: np.ndarray, extra: dict) -> tuple[list[Group], list[tuple[str, float]]]:
@@ -307,15 +337,26 @@ def body_groups(s: Spec, P: np.ndarray, extra: dict) -> tuple[list[Group], list[
             RoundCone(a, e, *s.upper_arm_r),
             RoundCone(e, w, *s.forearm_r),
         ]
-        palm_len = 0.52 * s.hand
-        arm.prims.append(RoundBox(w + (sx * (palm_len / 2 + 0.005), 0, 0.003), (palm_len / 2, ht, hw), ht * 0.95))
-        fing = 0.46 * s.hand
-        arm.prims.append(Ellipsoid(w + (sx * (palm_len + fing * 0.45), -0.002, 0.003),
-                                   (fing * 0.62, ht * 0.78, hw * 0.95)))
-        arm.prims.append(RoundCone(w + (sx * 0.02 * sc, -0.004, hw * 0.7),
-                                   w + (sx * (0.02 * sc + 0.40 * s.hand), -0.010, hw * 1.45),
-                                   ht * 0.95, ht * 0.72))                                            # thumb
+        # the palm: wrist to just short of the knuckles, as wide as the index-to-pinky knuckles plus a finger
+        index, pinky = P[J[side + "HandIndex1"]], P[J[side + "HandPinky1"]]
+        knuckles = 0.5 * (index[0] + pinky[0]) - w[0]
+        half_w = 0.5 * (index[2] - pinky[2]) + FINGER_RADIUS["Index"] * ht
+        arm.prims.append(RoundBox(w + (0.5 * knuckles, 0, 0.5 * (index[2] + pinky[2]) - w[2]),
+                                  (0.5 * abs(knuckles) + 0.3 * ht, ht, half_w), ht * 0.95))
         groups[arm.name] = arm
+        for finger in FINGERS:  # each finger its own part (it blends little into the palm, not at all into the next)
+            name = f"{side}Hand{finger}"
+            chain = [P[J[f"{name}{k}"]] for k in (1, 2, 3)] + [extra[name + "Tip"]]
+            r0 = FINGER_RADIUS[finger] * ht
+            radii = r0 * np.array([1.0, 0.95, 0.90, 0.85])
+            group = Group(f"{finger.lower()}_{tag}", 0.0)
+            if finger == "Thumb":  # its metacarpal is the palm's fleshy thumb side
+                group.prims.append(RoundCone(chain[0] - (sx * 0.3 * ht, 0, 0), chain[1], 1.25 * r0, r0))
+            else:  # start inside the palm so the knuckle is covered
+                group.prims.append(RoundCone(chain[0] - (sx * 1.2 * ht, 0, 0), chain[1], r0, radii[1]))
+            for k in range(1, 3):
+                group.prims.append(RoundCone(chain[k], chain[k + 1], radii[k], radii[k + 1]))
+            groups[group.name] = group
 
         hip, knee, ank = P[J[side + "UpLeg"]], P[J[side + "Leg"]], P[J[side + "Foot"]]
         leg = Group("leg_" + tag, 0.04 * sc)
@@ -335,6 +376,7 @@ def body_groups(s: Spec, P: np.ndarray, extra: dict) -> tuple[list[Group], list[
         groups[leg.name] = leg
     joins = [("torso", 0.0), ("leg_L", 0.05 * sc), ("leg_R", 0.05 * sc), ("neck", 0.045 * sc),
              ("head", 0.03 * sc), ("arm_L", 0.035 * sc), ("arm_R", 0.035 * sc)]
+    joins += [(name, FINGER_BLEND * s.hand_size[1]) for name in GROUP_NAMES[7:]]
     return [groups[name] for name in GROUP_NAMES], joins
 
 
@@ -355,31 +397,54 @@ def body_field(groups: list[Group], joins, p: np.ndarray) -> np.ndarray:
     return body
 
 
-def sample_field(groups: list[Group], joins, h: float):
-    """:func:`body_field` on a regular grid of spacing ``h``, evaluating each primitive only within its reach."""
+def grid_axis(lo: float, hi: float, h: float, fine: list[tuple[float, float]], h_fine: float) -> np.ndarray:
+    """Sample positions from ``lo`` to ``hi``: spacing ``h``, and ``h_fine`` within the ``fine`` intervals."""
+    out, x = [lo], lo
+    while x < hi:
+        step = h_fine if any(a - h <= x <= b for a, b in fine) else h
+        x += step
+        out.append(x)
+    return np.asarray(out)
+
+
+def sample_field(groups: list[Group], joins, h: float, fine: list[tuple[np.ndarray, np.ndarray]] = (),
+                 h_fine: float | None = None):
+    """:func:`body_field` on a rectilinear grid: spacing ``h``, and ``h_fine`` along each axis where it crosses one
+    of the ``fine`` boxes ``(lo (3,), hi (3,))`` (the hands: fingers need a fine grid, the body does not). Each
+    primitive is evaluated only within its reach. Returns the field and the grid's three axes."""
     by_name = {g.name: g for g in groups}
-    lo = np.min([p.bbox()[0] for g in groups for p in g.prims], axis=0) - 3 * h
-    hi = np.max([p.bbox()[1] for g in groups for p in g.prims], axis=0) + 3 * h
-    n = np.ceil((hi - lo) / h).astype(int) + 1
-    axes = [lo[i] + h * np.arange(n[i]) for i in range(3)]
+    pad = 3 * h + 0.02  # smooth unions reach a little beyond their primitives' boxes
+    lo = np.min([p.bbox()[0] for g in groups for p in g.prims], axis=0) - pad
+    hi = np.max([p.bbox()[1] for g in groups for p in g.prims], axis=0) + pad
+    axes = [grid_axis(lo[i], hi[i], h, [(a[i], b[i]) for a, b in fine], h_fine or h) for i in range(3)]
+    n = tuple(len(a) for a in axes)
     body = None
     for name, kj in joins:
         g = by_name[name]
         d = np.full(n, REACH, np.float32)
         for prim in g.prims:
             plo, phi = prim.bbox()
-            sl = tuple(slice(max(int((plo[i] - REACH - lo[i]) / h), 0),
-                             min(int((phi[i] + REACH - lo[i]) / h) + 2, n[i])) for i in range(3))
+            sl = tuple(slice(max(int(np.searchsorted(axes[i], plo[i] - REACH)) - 1, 0),
+                             min(int(np.searchsorted(axes[i], phi[i] + REACH)) + 1, n[i])) for i in range(3))
             pts = np.stack(np.meshgrid(axes[0][sl[0]], axes[1][sl[1]], axes[2][sl[2]], indexing="ij"), -1)
             d[sl] = smin(d[sl], np.minimum(prim(pts), REACH).astype(np.float32), g.k)
         body = d if body is None else smin(body, d, kj)
-    return body, lo
+    return body, axes
 
 
-def polygonise(groups, joins, h: float):
-    vol, lo = sample_field(groups, joins, h)
-    verts, faces, _, _ = marching_cubes(vol, level=0.0, spacing=(h, h, h), allow_degenerate=False)
-    verts = verts + lo
+def hand_box(groups: list[Group], tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """The box ``(lo (3,), hi (3,))`` around one hand's fingers (side ``tag``: "L" or "R")."""
+    boxes = [p.bbox() for g in groups if g.name.endswith("_" + tag) and g.name.split("_")[0] in
+             {f.lower() for f in FINGERS} for p in g.prims]
+    return np.min([b[0] for b in boxes], axis=0) - 0.01, np.max([b[1] for b in boxes], axis=0) + 0.01
+
+
+def polygonise(groups, joins, h: float, fine=(), h_fine: float | None = None):
+    """Marching cubes on :func:`sample_field`'s grid; vertices found in grid coordinates are mapped to the world
+    along each axis (linear within a cell, so a rectilinear grid polygonises like a regular one)."""
+    vol, axes = sample_field(groups, joins, h, fine, h_fine)
+    verts, faces, _, _ = marching_cubes(vol, level=0.0, allow_degenerate=False)
+    verts = np.stack([np.interp(verts[:, i], np.arange(len(axes[i])), axes[i]) for i in range(3)], 1)
     faces = faces.astype(np.int64)
     if signed_volume(verts, faces) < 0:
         faces = faces[:, ::-1].copy()
@@ -438,8 +503,10 @@ def _edge_costs(Q, v, us, ws):
     return np.maximum(cost, 0.0), x
 
 
-def decimate(v: np.ndarray, f: np.ndarray, target_faces: int) -> tuple[np.ndarray, np.ndarray]:
-    """Collapse edges of a closed manifold mesh, cheapest first, until ``target_faces`` remain.
+def decimate(v: np.ndarray, f: np.ndarray, target_faces: int, detail: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Collapse edges of a closed manifold mesh, cheapest first, until ``target_faces`` remain. ``detail``
+    ``(F,)`` scales each face's shape error (more keeps more triangles there: the fingers).
 
     A collapse is skipped when it would break manifoldness (link condition), flip or fold a triangle, or leave a
     sliver; when no edge is left under those limits they are relaxed step by step.
@@ -452,6 +519,8 @@ def decimate(v: np.ndarray, f: np.ndarray, target_faces: int) -> tuple[np.ndarra
     n = n / np.maximum(area2, 1e-20)[:, None]
     pl = np.concatenate([n, -np.einsum("ij,ij->i", n, v[fl[:, 0]])[:, None]], axis=1)
     Kf = 0.5 * area2[:, None, None] * pl[:, :, None] * pl[:, None, :]
+    if detail is not None:
+        Kf *= np.asarray(detail, dtype=np.float64)[:, None, None]
     Q = np.zeros((nv, 4, 4))
     for k in range(3):
         np.add.at(Q, fl[:, k], Kf)
@@ -641,8 +710,8 @@ def _seg_dist(p, a, b):
 
 def bone_segments(s: Spec, P: np.ndarray, extra: dict) -> tuple[list[list[tuple[np.ndarray, np.ndarray]]], np.ndarray]:
     """For each canonical joint: the segment(s) its bone covers, and the body thickness around it."""
-    segs: list[list] = [[] for _ in CANONICAL_JOINTS]
-    rad = np.zeros(len(CANONICAL_JOINTS))
+    segs: list[list] = [[] for _ in HANDS_JOINTS]
+    rad = np.zeros(len(HANDS_JOINTS))
     sc = s.height / 1.7
     segs[J["Hips"]] = [(P[J["Hips"]] - (0, 0.07 * sc, 0), P[J["Spine"]]), (P[J["LeftUpLeg"]], P[J["RightUpLeg"]])]
     rad[J["Hips"]] = s.pelvis[0]
@@ -656,7 +725,7 @@ def bone_segments(s: Spec, P: np.ndarray, extra: dict) -> tuple[list[list[tuple[
         chain = [(side + "Shoulder", P[J[side + "Arm"]], s.trap_r * 1.3),
                  (side + "Arm", P[J[side + "ForeArm"]], s.upper_arm_r[0]),
                  (side + "ForeArm", P[J[side + "Hand"]], s.forearm_r[0]),
-                 (side + "Hand", extra[side + "HandTip"], s.hand_size[0]),
+                 (side + "Hand", P[J[side + "HandMiddle1"]], s.hand_size[0]),
                  (side + "UpLeg", P[J[side + "Leg"]], s.thigh_r[0]),
                  (side + "Leg", P[J[side + "Foot"]], s.calf_r[0]),
                  (side + "Foot", P[J[side + "ToeBase"]], s.foot_w * 1.2),
@@ -666,10 +735,20 @@ def bone_segments(s: Spec, P: np.ndarray, extra: dict) -> tuple[list[list[tuple[
             rad[J[name]] = r
         heel = P[J[side + "Foot"]] * (1, 0, 1) + (0, 0.03 * sc, -0.2 * s.foot_len)
         segs[J[side + "Foot"]].append((P[J[side + "Foot"]], heel))
+        for finger in FINGERS:
+            name = f"{side}Hand{finger}"
+            ends = [P[J[f"{name}{k}"]] for k in (1, 2, 3)] + [extra[name + "Tip"]]
+            for k in range(3):
+                segs[J[f"{name}{k + 1}"]] = [(ends[k], ends[k + 1])]
+                rad[J[f"{name}{k + 1}"]] = FINGER_RADIUS[finger] * s.hand_size[1]
     return segs, rad
 
 
-def allowed_bones() -> dict[str, list[int]]:
+def allowed_bones() -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """For each part: the bones its vertices may be weighted to, and the bones their weights start from (by
+    distance) before smoothing over the mesh spreads the others in across the part's border. A finger starts on
+    its own bones only (the palm's bone is nearer than the finger's for most of a short finger, and the finger
+    would not bend), the palm on the hand; the hand blends into the fingers' roots and they into it."""
     names = {
         "torso": ["Hips", "Spine", "Spine1", "Spine2", "Neck", "LeftShoulder", "RightShoulder", "LeftArm",
                   "RightArm", "LeftUpLeg", "RightUpLeg"],
@@ -679,7 +758,15 @@ def allowed_bones() -> dict[str, list[int]]:
     for side, tag in (("Left", "L"), ("Right", "R")):
         names["arm_" + tag] = ["Spine2", side + "Shoulder", side + "Arm", side + "ForeArm", side + "Hand"]
         names["leg_" + tag] = ["Hips", side + "UpLeg", side + "Leg", side + "Foot", side + "ToeBase"]
-    return {g: [J[n] for n in ns] for g, ns in names.items()}
+        for finger in FINGERS:
+            names[f"{finger.lower()}_{tag}"] = [f"{side}Hand{finger}{k}" for k in (1, 2, 3)]
+    start = {g: [J[n] for n in ns] for g, ns in names.items()}
+    allowed = {g: list(js) for g, js in start.items()}
+    for side, tag in (("Left", "L"), ("Right", "R")):
+        allowed["arm_" + tag] += [J[f"{side}Hand{finger}1"] for finger in FINGERS]
+        for finger in FINGERS:
+            allowed[f"{finger.lower()}_{tag}"].append(J[side + "Hand"])
+    return allowed, start
 
 
 def vertex_adjacency(nv: int, f: np.ndarray) -> sparse.csr_matrix:
@@ -691,16 +778,18 @@ def vertex_adjacency(nv: int, f: np.ndarray) -> sparse.csr_matrix:
 
 def skin(v: np.ndarray, f: np.ndarray, group: np.ndarray, segs, rad, power: float = 4.0, smooth_iters: int = 6):
     """Top-4 skin weights ``(V, 4)`` and indices, from bone distances within each part, smoothed on the mesh."""
-    nv, nj = len(v), len(CANONICAL_JOINTS)
+    nv, nj = len(v), len(HANDS_JOINTS)
     d = np.full((nv, nj), np.inf)
     for j in range(nj):
         for a, b in segs[j]:
             d[:, j] = np.minimum(d[:, j], _seg_dist(v, a, b))
     mask = np.zeros((nv, nj), bool)
-    allowed = allowed_bones()
+    first = np.zeros((nv, nj), bool)
+    allowed, start = allowed_bones()
     for gi, gname in enumerate(GROUP_NAMES):
         mask[np.ix_(group == gi, allowed[gname])] = True
-    W = np.where(mask, (d / rad[None, :] + 1e-3) ** -power, 0.0)
+        first[np.ix_(group == gi, start[gname])] = True
+    W = np.where(first, (d / rad[None, :] + 1e-3) ** -power, 0.0)
     W /= W.sum(1, keepdims=True)
     A = vertex_adjacency(nv, f)
     deg = np.asarray(A.sum(1)).ravel()
@@ -720,7 +809,7 @@ def skin(v: np.ndarray, f: np.ndarray, group: np.ndarray, segs, rad, power: floa
 PART_OF_JOINT = np.array([
     {"Neck": 1, "Head": 1}.get(n, 2 if any(k in n for k in ("Arm", "Hand")) else
                                3 if any(k in n for k in ("UpLeg", "Leg", "Foot", "Toe")) else 0)
-    for n in CANONICAL_JOINTS])
+    for n in HANDS_JOINTS])
 assert tuple(PART_NAMES) == ("torso", "head", "arm", "leg")
 
 
@@ -775,12 +864,15 @@ def build(s: Spec, faces: int = 10000, mc_faces: int = 50000, verbose: bool = Tr
     h0 = 0.016
     _, f0 = polygonise(groups, joins, h0)
     h = h0 * np.sqrt(len(f0) / mc_faces)
-    v, f = polygonise(groups, joins, h)
+    hands = [hand_box(groups, tag) for tag in ("L", "R")]
+    v, f = polygonise(groups, joins, h, hands, FINGER_GRID * min(FINGER_RADIUS.values()) * s.hand_size[1])
     t1 = time.time()
     if not is_watertight(f):
         raise RuntimeError(f"{s.name}: marching cubes gave a mesh that is not watertight")
     n_mc = len(f)
-    v, f = decimate(v, f, faces)
+    centre = v[f].mean(1)
+    in_hand = np.any([np.all((centre >= lo) & (centre <= hi), axis=1) for lo, hi in hands], axis=0)
+    v, f = decimate(v, f, faces, np.where(in_hand, HAND_DETAIL, 1.0))
     t2 = time.time()
     v, f = relax(v, f, field)
     if not is_watertight(f) or signed_volume(v, f) <= 0:
@@ -799,7 +891,7 @@ def build(s: Spec, faces: int = 10000, mc_faces: int = 50000, verbose: bool = Tr
     v *= k
     P *= k
     offsets = P.copy()
-    for j, p in enumerate(CANONICAL_PARENTS):
+    for j, p in enumerate(HANDS_PARENTS):
         if p >= 0:
             offsets[j] = P[j] - P[p]
     ch = Character(s.name, canonical_skeleton(offsets), v.astype(np.float32), f.astype(np.int32),
@@ -827,7 +919,7 @@ def validate(ch: Character, s: Spec) -> None:
         raise RuntimeError(f"{ch.name}: skin weights do not sum to 1")
     if set(np.unique(ch.parts)) != set(range(len(PART_NAMES))):
         raise RuntimeError(f"{ch.name}: a body part has no vertices")
-    if ch.skeleton.names != CANONICAL_JOINTS:
+    if ch.skeleton.names != HANDS_JOINTS:
         raise RuntimeError(f"{ch.name}: not the canonical skeleton")
 
 

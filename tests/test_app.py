@@ -10,6 +10,7 @@ import pytest
 
 from core.character_library import builtin_character_names, load_character
 from core.io.bvh import read_bvh, write_bvh
+from core.io.export import on_rig
 from core.render.video import probe_video
 from core.skeleton import CANONICAL_JOINTS, Skeleton
 
@@ -43,7 +44,7 @@ def test_characters_lists_builtins():
     for name in names:
         line = next(l for l in out.stdout.splitlines() if l.startswith(name))
         c = load_character(name)
-        assert f"{c.height:.2f}m" in line and " 22 " in line
+        assert f"{c.height:.2f}m" in line and " 52 " in line  # joints: the 22 canonical and 30 finger joints
 
 
 def test_retarget_writes_bvh_and_h264(tmp_path, small_clip):
@@ -54,7 +55,7 @@ def test_retarget_writes_bvh_and_h264(tmp_path, small_clip):
     assert sorted(p.name for p in out_dir.iterdir()) == ["result.bvh", "result.fbx", "result.glb", "result.mp4"]
     result = read_bvh(out_dir / "result.bvh")
     assert result.num_frames == 60 and result.fps == 30
-    assert result.skeleton.names == load_character(name).skeleton.names
+    assert on_rig(result, load_character(name).skeleton) is not None  # the character's rig (fingers included)
     heights = result.positions()[..., 1]
     assert 0.3 * load_character(name).height < heights.max() < 1.2 * load_character(name).height
     info = probe_video(out_dir / "result.mp4")

@@ -76,7 +76,7 @@ from .bvh import write_bvh
 from .uploads import check_glb_self_contained
 
 __all__ = ["export_character_motion", "export_character_motion_files", "export_bone_names", "bone_frames", "same_rig",
-           "ground_travel", "EXPORT_FORMATS", "EXPORT_TARGETS", "TAKE_NAME", "MIXAMO_PREFIX"]
+           "on_rig", "ground_travel", "EXPORT_FORMATS", "EXPORT_TARGETS", "TAKE_NAME", "MIXAMO_PREFIX"]
 
 EXPORT_FORMATS = ("fbx", "glb", "bvh")
 EXPORT_TARGETS = ("unity", "unreal", "blender")  # what an FBX is laid out for (module docstring); unity: Mixamo's
@@ -241,6 +241,22 @@ def same_rig(a: Skeleton, b: Skeleton, tolerance_m: float = 1e-4) -> bool:
     return (a.names == b.names and a.parents == b.parents
             and np.allclose(a.offsets[1:], b.offsets[1:], atol=tolerance_m)
             and np.allclose(np.abs(np.sum(a.rest_rotations * b.rest_rotations, axis=1)), 1.0, atol=1e-6))
+
+
+def on_rig(motion: Motion, skeleton: Skeleton, tolerance_m: float = 1e-4) -> Motion | None:
+    """``motion`` on ``skeleton`` when it plays on that very rig, its joints perhaps listed in another order (a
+    BVH lists them depth first: a built-in character's fingers follow their hand there, not the 22 body joints);
+    None when it is another rig (see :func:`same_rig`)."""
+    names = motion.skeleton.names
+    if sorted(names) != sorted(skeleton.names) or len(set(names)) != len(names):
+        return None
+    order = [names.index(n) for n in skeleton.names]
+    sk = motion.skeleton
+    parents = tuple(-1 if sk.parents[i] < 0 else skeleton.names.index(names[sk.parents[i]]) for i in order)
+    reordered = Skeleton(skeleton.names, parents, sk.offsets[order], sk.rest_rotations[order])
+    if not same_rig(reordered, skeleton, tolerance_m):
+        return None
+    return Motion(skeleton, motion.rotations[:, order], motion.root_positions, motion.fps, motion.name)
 
 
 def _check(character: Character | None, motion: Motion) -> None:

@@ -66,11 +66,12 @@ Choices the paper leaves open, and why:
 - Only the upper body moves by default (spine, neck, head, shoulders, arms, hands): hips, legs and the root path
   stay exactly as the retargeter made them, so foot contact and skate are untouched; ``free_joints="all"``
   frees everything, and the foot term then keeps planted feet within a few millimetres.
-- Penetration uses at most 384 limb vertices spread evenly over the arms, and only those within 3 % of the
-  height of the body (re-selected every 10 steps, and at once when a vertex has moved half that far): this is
-  what makes 300 frames take seconds on a CPU. Re-selecting on a fixed schedule only let hands that the
-  contact terms pulled towards the body cross the slack unseen: slim characters ended with fingers under the
-  belly in clips where the source's hands rest on it (Slim's bow: Pen% 0.000 → 0.10; now 0.000).
+- Penetration uses at most 384 limb vertices spread evenly over the arms (and 160 more over the fingers of a rig
+  with finger bones), and only those within 3 % of the height of the body (re-selected every 10 steps, and at
+  once when a vertex has moved half that far): this is what makes 300 frames take seconds on a CPU.
+  Re-selecting on a fixed schedule only let hands that the contact terms pulled towards the body cross the slack
+  unseen: slim characters ended with fingers under the belly in clips where the source's hands rest on it (Slim's
+  bow: Pen% 0.000 → 0.10; now 0.000).
 It stops early once the loss has stopped improving for 30 steps after the ramp and returns the best step (with
 15, Adam's wobble just after the ramp ended Granny's dance at 53 steps with Pen% 0.46 → 0.33 instead of 0.08).
 

@@ -20,6 +20,7 @@ from ..kinematics import Pose, forward_kinematics, linear_blend_skinning, skinni
 from ..motion import Motion, _canonical_tracks
 from ..rotations import quat_to_matrix, rot6d_to_matrix
 from ..semantics.skeletal import hand_vertex_samples
+from ..skeleton import map_fingers
 from .terms import soft_min
 
 __all__ = ["spline_basis", "Posed", "Rig", "HandSamples", "LimbSamples"]
@@ -89,6 +90,9 @@ class HandSamples:
         return torch.stack([soft_min(d[:, :n], self.tau), soft_min(d[:, n:], self.tau)], dim=-1)
 
 
+FINGER_SAMPLES = 160  # the penetration loss's samples on the fingers of a rig with finger bones (16 a finger)
+
+
 @dataclass(frozen=True, eq=False)
 class LimbSamples:
     """The limb vertices the penetration loss looks at: an even spread (neighbours move together).
@@ -103,10 +107,20 @@ class LimbSamples:
     top_weights: Tensor
 
     @classmethod
-    def of(cls, character: Character, model: PenetrationModel, dense: Tensor, count: int) -> "LimbSamples":
-        """At most ``count`` of ``model``'s limb vertices, with the character's ``(V, J)`` dense weights."""
+    def of(cls, character: Character, model: PenetrationModel, dense: Tensor, count: int,
+           finger_count: int = FINGER_SAMPLES) -> "LimbSamples":
+        """At most ``count`` of ``model``'s limb vertices, with the character's ``(V, J)`` dense weights; on a rig
+        with finger bones, at most ``count`` spread over the arms and ``finger_count`` more over the fingers (the
+        vertices mostly weighted to finger bones). One even spread over arms and fingers together leaves a finger
+        two to five samples, and a fingertip could sink into the body between them unseen."""
         limb = model.limb_index.cpu().numpy()
-        limb = limb[farthest_points(character.rest_vertices[limb], count)]
+        fingers = sorted(map_fingers(character.skeleton).values())
+        on_finger = np.zeros(len(limb), bool)
+        if fingers:
+            on_finger = dense[torch.as_tensor(limb, device=dense.device)][:, fingers].sum(1).cpu().numpy() > 0.5
+        arm, finger = limb[~on_finger], limb[on_finger] if finger_count > 0 else limb[:0]
+        limb = np.sort(np.concatenate([arm[farthest_points(character.rest_vertices[arm], count)],
+                                       finger[farthest_points(character.rest_vertices[finger], finger_count)]]))
         device = dense.device
         return cls(torch.as_tensor(character.rest_vertices[limb], dtype=dense.dtype, device=device),
                    dense[torch.as_tensor(limb, device=device)],

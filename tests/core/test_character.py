@@ -6,7 +6,7 @@ import torch
 from core.character import PART_NAMES
 from core.character_library import UnknownCharacterError, builtin_character_names, load_character
 from core.motion import Motion
-from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
+from core.skeleton import CANONICAL_JOINTS, FINGER_JOINTS, HANDS_JOINTS, HANDS_PARENTS
 
 NAMES = builtin_character_names()
 
@@ -53,8 +53,8 @@ def test_load_is_case_insensitive():
 def test_canonical_skeleton_in_tpose(characters, name):
     ch = characters[name]
     sk = ch.skeleton
-    assert sk.names == CANONICAL_JOINTS and sk.parents == CANONICAL_PARENTS
-    np.testing.assert_allclose(sk.rest_rotations, np.tile([1.0, 0, 0, 0], (22, 1)))
+    assert sk.names == HANDS_JOINTS and sk.parents == HANDS_PARENTS  # the 22 canonical joints and 30 finger joints
+    np.testing.assert_allclose(sk.rest_rotations, np.tile([1.0, 0, 0, 0], (len(HANDS_JOINTS), 1)))
     P = {n: p for n, p in zip(sk.names, sk.rest_positions())}
     np.testing.assert_allclose(sk.offsets[0], P["Hips"])  # root offset = hips position in the world
     for side, s in (("Left", 1), ("Right", -1)):
@@ -94,7 +94,7 @@ def test_mesh_watertight_and_outward(characters, name):
 def test_joints_inside_the_body(characters, name):
     ch = characters[name]
     w = _winding_numbers(ch.rest_vertices, ch.faces, ch.skeleton.rest_positions())
-    assert (w > 0.5).all(), [j for j, x in zip(CANONICAL_JOINTS, w) if x <= 0.5]
+    assert (w > 0.5).all(), [j for j, x in zip(HANDS_JOINTS, w) if x <= 0.5]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -104,14 +104,14 @@ def test_skin_weights_parts_colours(characters, name):
     assert ch.skin_indices.shape == (V, 4) and ch.skin_weights.shape == (V, 4)
     assert (ch.skin_weights >= 0).all()
     np.testing.assert_allclose(ch.skin_weights.sum(1), 1.0, atol=1e-5)
-    assert ch.skin_indices.min() >= 0 and ch.skin_indices.max() < 22
+    assert ch.skin_indices.min() >= 0 and ch.skin_indices.max() < len(HANDS_JOINTS)
     assert set(np.unique(ch.parts)) == set(range(len(PART_NAMES)))
     assert ch.colors is not None and ch.colors.shape == (V, 3)
     assert ch.colors.min() >= 0 and ch.colors.max() <= 1
     # no arm vertex is weighted to a leg bone and vice versa
     dense = ch.dense_weights(torch.float64).numpy()
-    leg_bones = [i for i, n in enumerate(CANONICAL_JOINTS) if any(k in n for k in ("UpLeg", "Leg", "Foot", "Toe"))]
-    arm_bones = [i for i, n in enumerate(CANONICAL_JOINTS) if any(k in n for k in ("ForeArm", "Hand"))]
+    leg_bones = [i for i, n in enumerate(HANDS_JOINTS) if any(k in n for k in ("UpLeg", "Leg", "Foot", "Toe"))]
+    arm_bones = [i for i, n in enumerate(HANDS_JOINTS) if any(k in n for k in ("ForeArm", "Hand"))]
     assert dense[ch.parts == PART_NAMES.index("arm")][:, leg_bones].max() == 0
     assert dense[ch.parts == PART_NAMES.index("leg")][:, arm_bones].max() == 0
 
@@ -158,3 +158,44 @@ def test_bending_the_left_elbow_moves_only_the_left_arm(characters, name):
     hand = ch.skeleton.rest_positions()[CANONICAL_JOINTS.index("LeftHand")]
     tip = posed[np.argmax(ch.rest_vertices[:, 0])]
     assert tip[2] > hand[2] + 0.1  # the hand now points forward
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_finger_bends_alone(characters, name):
+    """Five fingers a hand, each skinned to its own bones: bending one finger's three joints moves that finger's
+    tip far and leaves the other fingertips and the rest of the body where they were."""
+    ch = characters[name]
+    P = ch.skeleton.rest_positions()
+    v = ch.rest_vertices
+    tips = {}
+    for finger in ("Thumb", "Index", "Middle", "Ring", "Pinky"):  # the vertex farthest out along each finger
+        base, last = (P[HANDS_JOINTS.index(f"LeftHand{finger}{k}")] for k in (1, 3))
+        tips[finger] = int(np.argmax((v - base) @ (last - base) / np.linalg.norm(last - base)
+                                     - 3 * np.linalg.norm(np.cross(v - last, last - base), axis=1)
+                                     / np.linalg.norm(last - base)))
+    for finger in ("Index", "Middle", "Ring", "Pinky"):
+        m = _identity_motion(ch)
+        for k in (1, 2, 3):  # curl 60 deg a joint: about -Z for the left hand (palm down, fingers along +X)
+            m.rotations[0, HANDS_JOINTS.index(f"LeftHand{finger}{k}")] = [np.cos(np.pi / 6), 0, 0, -np.sin(np.pi / 6)]
+        posed = ch.posed_vertices(m, torch.float64)[0].numpy()
+        moved = np.linalg.norm(posed - v, axis=1)
+        length = np.linalg.norm(v[tips[finger]] - P[HANDS_JOINTS.index(f"LeftHand{finger}1")])
+        assert moved[tips[finger]] > 0.8 * length, finger
+        for other, tip in tips.items():
+            if other != finger:
+                assert moved[tip] < 0.1 * length, (finger, other)
+        assert (ch.parts[moved > 1e-6] == PART_NAMES.index("arm")).all()
+        wrist = P[HANDS_JOINTS.index("LeftHand")]
+        assert (v[moved > 1e-6, 0] > wrist[0]).all()  # nothing behind the wrist moves
+        assert posed[tips[finger], 1] < v[tips[finger], 1] - 0.5 * length  # the tip went down, towards the palm
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finger_bones_carry_the_finger_vertices(characters, name):
+    ch = characters[name]
+    dense = ch.dense_weights(torch.float64).numpy()
+    fingers = [HANDS_JOINTS.index(n) for n in FINGER_JOINTS]
+    on_fingers = dense[:, fingers].sum(1) > 0.5
+    # both hands' fingers hold a fair share of the mesh (not a mitten: > 3 % of the vertices, here ~10 %)
+    assert on_fingers.sum() > 0.03 * len(dense)
+    assert (ch.parts[on_fingers] == PART_NAMES.index("arm")).all()

@@ -37,7 +37,7 @@ def test_motion_file_job_returns_playable_video_and_downloads(client, small_bvh)
     assert info.codec == "h264" and info.pix_fmt == "yuv420p" and info.frames == 45
     bvh = next(f for f in files if f.endswith(".bvh"))
     motion = read_bvh(bvh)
-    assert motion.num_frames == 45 and len(motion.skeleton.names) == 22
+    assert motion.num_frames == 45 and len(motion.skeleton.names) == 52  # Brute's 22 body and 30 finger joints
     assert "Brute" in report and "Time per stage" in report
 
 

@@ -21,7 +21,7 @@ from core.io.character_import import CharacterImportError, import_file, import_m
 from core.io.export import TAKE_NAME, bone_frames, export_bone_names, export_character_motion, \
     export_character_motion_files
 from core.motion import Motion
-from core.skeleton import Skeleton, canonical_skeleton
+from core.skeleton import FINGER_JOINTS, Skeleton, canonical_skeleton
 
 from ...synthetic import random_motion, reoriented_rig, tpose_offsets
 
@@ -51,8 +51,9 @@ def test_export_reimport_matches_source(exported, fmt):
     character, motion, paths = exported
     got = import_file(paths[fmt])
     assert got.armature == "Armature"
-    assert got.skeleton.num_joints == 22  # no leaf bones added
+    assert got.skeleton.num_joints == 52  # the 22 canonical bones and 30 finger bones; no leaf bones added
     assert all(n.startswith("mixamorig:") for n in got.skeleton.names)
+    assert {f"mixamorig:{n}" for n in FINGER_JOINTS} <= set(got.skeleton.names)
     assert len(got.motions) == 1
     m = got.motions[0]
     assert m.name == TAKE_NAME and m.fps == pytest.approx(24.0) and m.num_frames == motion.num_frames
@@ -74,7 +75,8 @@ def test_export_reimport_matches_source(exported, fmt):
 def test_bvh_export_is_the_bvh_writer(exported):
     _, motion, paths = exported
     back = read_bvh(paths["bvh"], units="m")
-    assert np.abs(back.positions() - motion.positions()).max() < 1e-6
+    assert set(back.skeleton.names) == set(motion.skeleton.names)  # fingers included (written depth first)
+    assert np.abs(_positions_by_name(back, motion.skeleton.names) - motion.positions()).max() < 1e-6
 
 
 def test_fbx_header_is_mixamo_layout(exported):
@@ -105,7 +107,7 @@ def test_assimp_reads_our_fbx(exported, tmp_path):
     assert count["Meshes"] == 1 and count["Animations"] == 1
     assert count["Vertices"] == len(character.rest_vertices)
     assert count["Faces"] == len(character.faces)
-    assert count["Bones"] == 22  # every bone of the built-in carries skin weights
+    assert count["Bones"] == 52  # every bone of the built-in carries skin weights, fingers included
     lo = [float(v) for v in re.search(r"Minimum point\s+\(([^)]*)\)", info).group(1).split()]
     hi = [float(v) for v in re.search(r"Maximum point\s+\(([^)]*)\)", info).group(1).split()]
     assert lo[1] == pytest.approx(0.0, abs=0.1) and hi[1] == pytest.approx(100 * character.height, abs=0.1)
@@ -121,7 +123,7 @@ def test_assimp_reads_our_fbx(exported, tmp_path):
     assert float(anim.group(3)) == pytest.approx(24.0)
     nodes = re.findall(r'<Node name="([^"]+)">\s*<Matrix4>([^<]+)</Matrix4>', xml)
     names = [n for n, _ in nodes]
-    assert sum(n.startswith("mixamorig:") for n in names) == 22
+    assert sum(n.startswith("mixamorig:") for n in names) == 52
     for name, matrix in nodes:
         if name in ("RootNode", "Armature", "Body"):  # nothing rotated or scaled at the root
             assert np.allclose(np.array(matrix.split(), dtype=float).reshape(4, 4), np.eye(4), atol=1e-5), name

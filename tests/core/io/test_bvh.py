@@ -478,3 +478,23 @@ def test_bad_input_raises_bvh_error(name: str):
     message = str(info.value)
     assert "\n" not in message and message.startswith("take.bvh")
     assert isinstance(info.value, ValueError)
+
+
+def test_a_bvh_of_a_builtin_character_is_found_on_its_rig_again(tmp_path):
+    """A BVH lists joints depth first, so a built-in character's fingers come back right after their hand, not after
+    the 22 body joints: :func:`core.io.export.on_rig` puts them back in the character's order (and tells another
+    rig apart), so re-exporting a result needs no retargeting."""
+    from core.character_library import load_character
+    from core.io.export import on_rig
+
+    from ...synthetic import random_motion
+
+    ava, bob = load_character("Ava"), load_character("Bob")
+    motion = random_motion(ava.skeleton, frames=5, seed=2)
+    write_bvh(motion, tmp_path / "ava.bvh")
+    back = read_bvh(tmp_path / "ava.bvh", units="m")
+    assert back.skeleton.names != ava.skeleton.names and set(back.skeleton.names) == set(ava.skeleton.names)
+    again = on_rig(back, ava.skeleton)
+    assert again is not None and again.skeleton is ava.skeleton
+    assert np.abs(again.positions() - motion.positions()).max() < 1e-6
+    assert on_rig(back, bob.skeleton) is None  # same joint names, other proportions

@@ -149,6 +149,28 @@ def test_a_limb_vertex_that_moves_into_the_body_is_seen_before_the_next_refresh(
     assert phi.numel() and phi.min() < 0
 
 
+def test_the_penetration_samples_cover_every_finger(bob):
+    # Issue 16: one even spread of 384 samples over arms and hands left each of Bob's fingers 5-6 samples, and
+    # finger vertices up to 1.6 cm from the nearest (a fingertip could sink into the belly unseen); the fingers
+    # now get their own spread on top of the arms'.
+    from core.geometry.penetration import penetration_model
+    from core.optimize.posing import LimbSamples
+    from core.skeleton import FINGER_JOINTS
+
+    model = penetration_model(bob)
+    dense = bob.dense_weights(torch.float64)
+    limbs = LimbSamples.of(bob, model, dense, 384)
+    arms = LimbSamples.of(bob, model, dense, 384, finger_count=0)
+    assert len(arms) == 384  # the arms' spread is as before
+    samples = torch.as_tensor(limbs.rest, dtype=torch.float64)
+    for n in range(0, 30, 3):
+        bones = [bob.skeleton.index(name) for name in FINGER_JOINTS[n:n + 3]]
+        on_finger = dense[:, bones].sum(1) > 0.5
+        own = (limbs.weights[:, bones].sum(1) > 0.5).sum()
+        gap = torch.cdist(torch.as_tensor(bob.rest_vertices)[on_finger], samples).min(1).values.max()
+        assert own >= 8 and gap < 0.013, (FINGER_JOINTS[n], int(own), float(gap))
+
+
 def test_the_trunk_does_not_bow_deeper_than_the_source(shared_data):
     # Issue 18: on Bandai's bow, the semantic term bent Bob's spine a further 43 degrees on average (trunk
     # stay-close weight 1) to match the source's joint distances; the arms clear his belly instead now.
