@@ -8,7 +8,7 @@
     python app.py characters                        list the built-in characters (and your imported ones)
     python app.py characters --import hero.fbx      add your own character (Mixamo FBX, GLB) to your library
     python app.py export clip.bvh --character Ava --out out/result.fbx   animated character as .fbx/.glb/.bvh
-    python app.py batch takes/ --character Ava --out out/ [--workers N] [--address HOST:PORT] [--resume]
+    python app.py batch takes/ --character Ava --out out/ [--workers N] [--address HOST:PORT] [--resume] [--person N]
 """
 from __future__ import annotations
 
@@ -199,7 +199,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     try:
         rows = run_batch(args.inputs, args.out, workers=args.workers, address=args.address, resume=args.resume,
                          progress=progress, character=args.character, semantic=args.semantic, vlm_path=args.vlm,
-                         root=args.root, skeleton_only=args.skeleton_only, fbx_target=args.fbx_target)
+                         root=args.root, skeleton_only=args.skeleton_only, fbx_target=args.fbx_target,
+                         person=args.person)
     finally:
         if bar is not None:
             bar.close()
@@ -243,10 +244,11 @@ def _output_options(p: argparse.ArgumentParser, skeleton: bool = True) -> None:
                             "the travel, for root motion) or blender (Z up, metres: no 0.01 scale on import)")
 
 
-def _person_option(p: argparse.ArgumentParser) -> None:
+def _person_option(p: argparse.ArgumentParser, note: str = "") -> None:
     p.add_argument("--person", type=int, default=None, metavar="N",
                    help="with several people in view, follow person N (numbered from 1, left to right, in the first "
-                        "frame with people; `app.py people VIDEO` lists them); default: the largest, most central")
+                        "frame with people; `app.py people VIDEO` lists them); default: the largest, most "
+                        "central" + note)
 
 
 def _semantic_option(p: argparse.ArgumentParser) -> None:
@@ -353,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="join this Ray cluster (e.g. 10.0.0.5:6379) instead")
     p.add_argument("--resume", action="store_true", help="skip clips whose outputs are complete")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _person_option(p, " (the same number in every video of the batch)")
     _output_options(p)
     p.set_defaults(func=_cmd_batch)
 

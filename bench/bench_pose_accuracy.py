@@ -16,7 +16,9 @@ Procrustes), mm; root path error (displacement from the first frame, in the firs
 pitch, neck, knee flexion, knee valgus and elbow angle errors (mean |difference|, degrees; head pitch is the
 head's forward axis against each world's own up, so a tilted floor shows in it; the rigs' T-poses bend knees
 5-11° and the neck 9-12° where the fitted skeleton's are straight: measuring from each rest pose instead made
-the knee and neck errors larger, 13 -> 15° and 16 -> 22°, so angles are compared as they are); foot skate
+the knee and neck errors larger, 13 -> 15° and 16 -> 22°, so angles are compared as they are); wrists
+wrongly crossed (% of frames where a predicted wrist is over 2 cm past the body's midline while the truth's is
+on its own side: issue 19's hands crossed in front of the groin; core.pose_accuracy.wrongly_crossed); foot skate
 (horizontal speed of the predicted foot joints where the truth's feet are planted: within 2 cm of their
 lowest height within half a second, slower than 20 cm/s; cm/s; the truth's own in the
 note: frame to frame, so a foot trembling in place counts; the truth itself scores 4 cm/s mean on the tuning
@@ -290,13 +292,15 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
     """The metrics of the module docstring for one case (``pose``: a PoseResult of the rendered clip)."""
     from core.metrics import foot_skate, jitter
     from core.motion import FOOT_JOINTS
-    from core.pose_accuracy import added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted
+    from core.pose_accuracy import (added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted,
+                                    wrongly_crossed)
     from pose.pipeline import camera_turns
 
     pred = pose.motion
     T = min(truth.num_frames, pred.num_frames)
     tk, pk = truth.fk(), pred.fk()
-    P_t, R_t = tk.positions.numpy()[:T], tk.rotations.numpy()[:T]
+    J = len(CANONICAL_JOINTS)  # the characters' finger joints follow the body's; the pose stage's body has none
+    P_t, R_t = tk.positions.numpy()[:T, :J], tk.rotations.numpy()[:T, :J]
     P_p, R_p = pk.positions.numpy()[:T], pk.rotations.numpy()[:T]
     s = _standing_height(truth.skeleton) / _standing_height(pred.skeleton)
     cam_t = np.stack([camera_coords(cams[t], P_t[t]) for t in range(T)])
@@ -322,6 +326,7 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
         "valgus": float(np.abs(a_p["knee_valgus"] - a_t["knee_valgus"]).mean()),
         "valgus_bias": float((a_p["knee_valgus"] - a_t["knee_valgus"]).mean()),
         "elbow": float(np.abs(a_p["elbow"] - a_t["elbow"]).mean()),
+        "crossed": 100 * wrongly_crossed(P_p, P_t),
         "skate": 100 * foot_skate(s * P_p, FPS, contacts), "skate_truth": 100 * foot_skate(P_t, FPS, contacts),
         "skate_added": 100 * added_skate(s * P_p[:, feet], P_t[:, feet], contacts, FPS),
         "slide": 100 * contact_slide(s * P_p[:, feet], contacts, FPS),
@@ -368,7 +373,8 @@ def _mean(results: list[dict[str, float]], key: str) -> float:
 
 _TARGETS = {"head_pitch": ("head pitch error", "deg", 10.0), "knee": ("knee flexion error", "deg", 10.0),
             "valgus": ("knee valgus error", "deg", 10.0), "neck": ("neck angle error", "deg", None),
-            "elbow": ("elbow angle error", "deg", None), "skate": ("foot skate where planted", "cm/s", 2.0),
+            "elbow": ("elbow angle error", "deg", None),
+            "crossed": ("frames with a wrist wrongly past the body's midline", "%", None), "skate": ("foot skate where planted", "cm/s", 2.0),
             "skate_added": ("foot skate beyond the truth's own where planted", "cm/s", 2.0),
             "slide": ("foot slide over whole contacts", "cm/s", 2.0),
             "tilt": ("floor tilt", "deg", None), "root": ("root path error", "mm", None),
@@ -390,7 +396,8 @@ def run() -> list[Row]:
             results.append((case, m))
             note = (f"PA {m['pa_mpjpe']:.0f} mm, root {m['root']:.0f} mm, head pitch {m['head_pitch']:.0f}° "
                     f"(bias {m['head_pitch_bias']:+.0f}), neck {m['neck']:.0f}°, knee {m['knee']:.0f}°, valgus "
-                    f"{m['valgus']:.0f}° (bias {m['valgus_bias']:+.0f}), elbow {m['elbow']:.0f}°, skate "
+                    f"{m['valgus']:.0f}° (bias {m['valgus_bias']:+.0f}), elbow {m['elbow']:.0f}°, wrist wrongly crossed "
+                    f"{m['crossed']:.0f} % of frames, skate "
                     f"{m['skate']:.1f} cm/s (truth {m['skate_truth']:.1f}, beyond the truth's {m['skate_added']:.1f}), slide {m['slide']:.1f} cm/s (truth "
                     f"{m['slide_truth']:.1f}), feet {m['hover']:+.1f} cm, tilt "
                     f"{m['tilt']:.1f}°, lag {m['lag_ms']:.0f} ms, jitter {m['jitter']:.1f} (truth "

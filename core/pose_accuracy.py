@@ -13,6 +13,9 @@ positions ``(T, 22, 3)`` metres; "root-relative" means the Hips joint subtracted
 * :func:`planted` and :func:`contact_slide`: where the truth's feet are planted, and how far a prediction's feet
   travel over each of those contacts (the slide, without the frame-to-frame tremble that
   :func:`core.metrics.foot_skate` also counts);
+* :func:`wrist_sides` and :func:`wrongly_crossed`: how far each wrist lies on its own side of the body's
+  midline, and the share of frames where a prediction's wrist is past it while the truth's is not (issue 19: an
+  uploaded character's hands crossed in front of the groin while the person's arms hung down);
 * :func:`added_skate`: the foot skate a prediction adds to the truth's own. The skate of the truth's contacts
   (:func:`core.metrics.foot_skate` with :func:`planted` contacts) is not zero for the truth itself: a contact
   admits feet slower than 20 cm/s, a heel rolls, a retargeted foot slides a little. On the pose_accuracy bench's
@@ -29,7 +32,7 @@ import numpy as np
 from .skeleton import CANONICAL_JOINTS
 
 __all__ = ["mpjpe", "pa_mpjpe", "procrustes", "joint_angles", "ANGLES", "best_lag", "angle_between", "planted",
-           "contact_slide", "added_skate"]
+           "contact_slide", "added_skate", "wrist_sides", "wrongly_crossed"]
 
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 ANGLES = ("head_pitch", "neck", "knee_flexion", "knee_valgus", "elbow")
@@ -183,3 +186,24 @@ def added_skate(pred_feet: np.ndarray, truth_feet: np.ndarray, contacts: np.ndar
     v_p = np.linalg.norm(np.diff(pred[..., [0, 2]], axis=0), axis=-1) * fps
     v_t = np.linalg.norm(np.diff(truth[..., [0, 2]], axis=0), axis=-1) * fps
     return float(np.maximum(v_p - v_t, 0.0)[both].mean())
+
+
+def wrist_sides(positions: np.ndarray) -> np.ndarray:
+    """``(T, 2)`` metres each wrist (left, right) lies on its own side of the body's midline: along the pelvis's
+    width axis (RightUpLeg→LeftUpLeg for the left wrist, the reverse for the right), from the hips' midpoint.
+    Negative: the wrist is past the midline, over the other half of the body. ``positions``: ``(T, 22, 3)``."""
+    P = np.asarray(positions, np.float64)
+    left_hip, right_hip = P[:, _J["LeftUpLeg"]], P[:, _J["RightUpLeg"]]
+    width, middle = _unit(left_hip - right_hip), 0.5 * (left_hip + right_hip)
+    return np.stack([((P[:, _J["LeftHand"]] - middle) * width).sum(-1),
+                     -((P[:, _J["RightHand"]] - middle) * width).sum(-1)], axis=1)
+
+
+def wrongly_crossed(pred: np.ndarray, truth: np.ndarray, margin: float = 0.02) -> float:
+    """Share of frames (0..1) where a predicted wrist is more than ``margin`` metres past the body's midline
+    (:func:`wrist_sides`) while the truth's wrist is on its own side. Crossings the truth has too (a punch across
+    the body) do not count; the margin keeps a hand resting at the middle from flickering in and out.
+    ``pred``, ``truth``: ``(T, 22, 3)``, each in its own axes (the measure is in each body's own frame)."""
+    pred, truth = _check(pred, truth)
+    sp, st = wrist_sides(pred), wrist_sides(truth)
+    return float(((sp < -margin) & (st > 0.0)).any(axis=1).mean())

@@ -160,3 +160,18 @@ def test_people_lists_those_in_view_and_pose_follows_the_one_asked_for(tmp_path)
     res = run_app("pose", str(clip), "--out", str(tmp_path / "out3"), "--no-video", "--person", "3", "--quiet")
     assert res.returncode == 2 and "person 3 was asked for, but 2 people were found" in res.stderr
     assert not (tmp_path / "out3").exists()
+
+
+def test_batch_follows_the_person_asked_for_in_every_video(tmp_path):
+    """`app.py batch --person N` hands N to each video's job, as `run --person N` does: a number beyond the people
+    found fails that clip with the job's own message (without the option the clip would simply run)."""
+    from jobs import SAMPLE_VIDEO
+    from tests.synthetic import two_people_video
+
+    (tmp_path / "takes").mkdir()
+    clip = two_people_video(SAMPLE_VIDEO, tmp_path / "takes" / "two.mp4", frames=20)
+    res = run_app("batch", str(clip.parent), "--character", "Ava", "--out", str(tmp_path / "out"), "--no-semantic",
+                  "--workers", "1", "--person", "3", "--quiet")
+    assert res.returncode == 1, res.stderr
+    assert "0 of 1 clips done" in res.stdout
+    assert "failed: two.mp4:" in res.stdout and "person 3 was asked for, but 2 people were found" in res.stdout

@@ -6,7 +6,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from core.motion import Motion
-from core.pose_accuracy import added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted, procrustes
+from core.pose_accuracy import (added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted, procrustes,
+                                 wrist_sides, wrongly_crossed)
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from tests.synthetic import random_motion, tpose_offsets
 
@@ -127,3 +128,23 @@ def test_planted_follows_a_drifting_floor():
     inner = stance & (np.convolve(stance, np.ones(5), "same") == 5)  # away from lift-off and touch-down
     assert contacts[inner].all()
     assert not contacts[~stance].any()
+
+
+def test_wrists_past_the_midline_count_only_where_the_truth_keeps_them_on_their_own_side():
+    sk = canonical_skeleton(tpose_offsets(1.7))
+    P = np.repeat(_fk(Motion.rest(sk, frames=1, fps=30.0))[0], 4, axis=0)  # (4, 22, 3), a T-pose
+    sides = wrist_sides(P)
+    assert (sides > 0.5).all()  # arms out: each wrist well on its own side
+    crossed = P.copy()
+    mid = 0.5 * (P[:, CANONICAL_JOINTS.index("LeftUpLeg")] + P[:, CANONICAL_JOINTS.index("RightUpLeg")])
+    width = P[0, CANONICAL_JOINTS.index("LeftUpLeg")] - P[0, CANONICAL_JOINTS.index("RightUpLeg")]
+    width /= np.linalg.norm(width)
+    crossed[2:, CANONICAL_JOINTS.index("LeftHand")] = mid[2:] - 0.1 * width  # left hand 10 cm over the right half
+    assert wrist_sides(crossed)[2:, 0] == pytest.approx(-0.1)
+    assert wrongly_crossed(crossed, P) == pytest.approx(0.5)  # 2 of 4 frames
+    assert wrongly_crossed(crossed, crossed) == 0.0  # the truth crossed them too: a punch across the body
+    turned = crossed @ Rotation.from_euler("y", 70, degrees=True).as_matrix().T + 3.0
+    assert wrongly_crossed(turned, P) == pytest.approx(0.5)  # each body in its own frame
+    slight = P.copy()
+    slight[:, CANONICAL_JOINTS.index("LeftHand")] = mid - 0.01 * width  # 1 cm past: within the margin
+    assert wrongly_crossed(slight, P) == 0.0
