@@ -24,6 +24,21 @@ its spot to that): reaching the carried foot, which stretches the short strides,
 (swing knee flexion 28 degrees short of the truth on the walks filmed from the front; knee error on the tuning
 clips 16.4 -> 15.7 degrees with this).
 
+A leg keeps MediaPipe's knee bend, not its hip-to-ankle distance: the fitted thigh and shin are the clip's
+median lengths, and a frame whose legs MediaPipe drew longer straightened that knee (the distance was beyond the
+fitted leg's reach). And a planted knee bends or straightens at most :data:`KNEE_FREEDOM` degrees from the bend
+seen to reach its spot; the rest of the way, the foot is let go (it stops short, pointing at the spot). The
+contact detector's false contacts (a third of the frames of a walk filmed from the front are a swinging foot
+taken as planted) had the leg reach a spot it was swinging away from: swinging knees 21-26 degrees straighter
+than the truth on the front-view walks where the first fit was within a degree, and a standing call seen from
+60 degrees bent its knees 19 degrees where it stood straight (held spots a little closer than the leg). On the
+pose_accuracy tuning clips (cached MediaPipe output), 180 (no limit) / 30 / 20 / 12 / 8 degrees: knee flexion
+error 15.0 / 14.1 / 13.1 / 12.4 / 11.9 degrees (15.7 before both changes) and foot skate beyond the truth's
+7.0 / 7.1 / 7.2 / 7.5 / 7.7 cm/s (6.3 before; the feet let go tremble with the seen bend's noise: the call
+6.3 -> 11.1 -> 15.5, its whole-contact slide unchanged at 1.2); 20 keeps most of the knee's gain for little skate
+(more cameras: knee 15.0 -> 13.6 degrees, skate 16.0 -> 14.9 cm/s; valgus 9.1 -> 8.6, jitter 11.4 -> 11.2
+m/s^2, lag unchanged). Smoothing the seen bend (0.3-0.6 s) before the limit changed nothing.
+
 The knee's bend plane is turned halfway from the one seen towards the foot's own (hip, knee and toes in one
 plane: knees track over the toes). MediaPipe's knees lean inwards (valgus bias +3.5 degrees on the tuning clips,
 and more once swinging legs kept their seen bend); halfway: valgus error 10.3 -> 9.1 degrees on the tuning clips
@@ -50,11 +65,13 @@ import numpy as np
 from .estimators import LM
 from .fit import HIP_JOINT_SHARE, BodyLengths
 
-__all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS", "SWING_BLEND", "KNEE_OVER_TOES"]
+__all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS", "SWING_BLEND", "KNEE_OVER_TOES",
+           "KNEE_FREEDOM"]
 
 _SIDES = ("left", "right")
 FOOT_PARTS = ("ankle", "heel", "foot_index")  # the landmarks of a foot, in the order of foot_shifts
 SWING_BLEND = 0.15  # seconds from a contact over which a swinging leg turns from reaching its spot to its own bend
+KNEE_FREEDOM = 20.0  # degrees a planted knee may bend or straighten from its seen bend to reach its spot
 KNEE_OVER_TOES = 0.5  # how far the knee's bend plane turns from the one seen towards the foot's (0: as seen)
 
 
@@ -156,12 +173,17 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
 
     Returns:
         The new ``(T, 33, 3)`` landmarks and ``(T, 2)`` how far each ankle is short of its target, metres (a leg
-        too short to reach stops straight, pointing at it).
+        too short to reach, or whose knee would have to straighten more than :data:`KNEE_FREEDOM`, stops short,
+        pointing at it).
     """
     P = np.asarray(P, dtype=np.float64).copy()
     shifts = foot_shifts(P, contacts, lengths) if shifts is None else shifts
     short = np.zeros((len(P), 2))
     a, b = lengths.thigh, lengths.shin  # the refit gives the legs these lengths anyway
+
+    def reach_of(bend: np.ndarray) -> np.ndarray:  # hip-to-ankle distance of the fitted leg with its knee so bent
+        return np.sqrt(np.maximum(a * a + b * b + 2 * a * b * np.cos(np.clip(bend, 0.0, np.pi)), 0.0))
+
     for f, (side, hip) in enumerate(zip(_SIDES, _hip_joints(P))):
         knee, ankle = P[:, LM[f"{side}_knee"]], P[:, LM[f"{side}_ankle"]]
         heel, toe = P[:, LM[f"{side}_heel"]], P[:, LM[f"{side}_foot_index"]]
@@ -170,8 +192,10 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
         dist = np.linalg.norm(reach, axis=-1)
         # A swinging leg points at its shifted foot with the knee bent as seen (see the module docstring).
         w = _near_contact(contacts[:, f], SWING_BLEND * fps) if fps else np.ones(len(P))
-        dist = w * dist + (1 - w) * np.linalg.norm(ankle - hip, axis=-1)
-        d = np.clip(dist, abs(a - b) + 1e-3, a + b - 1e-4)
+        seen = np.arccos(np.clip((_unit(knee - hip) * _unit(ankle - knee)).sum(-1), -1.0, 1.0))  # knee bend seen
+        wanted = w * dist + (1 - w) * reach_of(seen)
+        free = np.radians(KNEE_FREEDOM)  # a knee bends or straightens this much at most to reach the spot
+        d = np.clip(np.clip(wanted, reach_of(seen + free), reach_of(seen - free)), abs(a - b) + 1e-3, a + b - 1e-4)
         u = _unit(reach)
         # The knee bends halfway between where it was seen and towards the toes (see the module docstring); a
         # straight leg bends towards the toes (knees bend forward).
@@ -187,5 +211,5 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
         for name, p in (("knee", new_knee), ("ankle", new_ankle), ("heel", heel + shifts[:, f, 1] + short_by),
                         ("foot_index", toe + shifts[:, f, 2] + short_by)):
             P[:, LM[f"{side}_{name}"]] = p
-        short[:, f] = np.maximum(dist - d, 0.0)
+        short[:, f] = np.maximum(wanted - d, 0.0)
     return P, short
