@@ -468,6 +468,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     local_w = local_s @ to_world.T
     hips_w = camera.to_world(t_smooth)
 
+    local_w = clean.hands_out_of_trunk(local_w, fps)  # a far wrist seen inside the trunk (see pose.clean)
     fit = fit_skeleton(local_w, vis_f)
     X = fit.positions + hips_w[:, None]  # world joints before pinning
     L = fit.lengths

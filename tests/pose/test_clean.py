@@ -84,3 +84,51 @@ def test_level_up_takes_the_walking_lean_out_of_the_body_axis():
     assert _angle(level_up(axis, still, fps), body_up(axis)) < 0.5
     crouch = still - 0.6 * np.linspace(0, 1, T)[:, None] * up
     assert _angle(level_up(axis, crouch, fps), body_up(axis)) < 0.5
+
+
+def _standing_landmarks(T: int) -> np.ndarray:
+    """``(T, 33, 3)`` landmarks of a person standing with arms hanging (the fit's body model; Y up, facing +Z)."""
+    from scipy.spatial.transform import Rotation
+
+    from core.motion import Motion
+    from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
+    from pose.fit import BodyLengths, landmarks_from_pose, person_offsets
+
+    L = BodyLengths()
+    q = np.tile([1.0, 0, 0, 0], (T, 22, 1))
+    for side, s in (("Left", 1.0), ("Right", -1.0)):  # arms down from the T-pose
+        q[:, CANONICAL_JOINTS.index(f"{side}Arm")] = Rotation.from_rotvec([0, 0, -s * 1.4]).as_quat()[[3, 0, 1, 2]]
+    sk = canonical_skeleton(person_offsets(L))
+    pose = Motion(sk, q, np.tile(sk.offsets[0], (T, 1)), 30.0).fk()
+    return landmarks_from_pose(pose.positions.numpy(), pose.rotations.numpy(), L)
+
+
+def test_a_wrist_seen_inside_the_trunk_past_its_midline_goes_back_to_its_own_side():
+    from pose.clean import hands_out_of_trunk
+    from pose.estimators import LM
+
+    T = 60
+    P = _standing_landmarks(T)
+    hips = 0.5 * (P[:, LM["left_hip"]] + P[:, LM["right_hip"]])
+    half_hips = 0.5 * np.linalg.norm(P[0, LM["left_hip"]] - P[0, LM["right_hip"]])
+    assert (P[:, LM["left_wrist"], 0] - hips[:, 0] > half_hips).all()  # the model's arms hang beside the hips
+    assert np.array_equal(hands_out_of_trunk(P, 30.0), P)  # nothing inside: nothing moves
+
+    seen = P.copy()
+    left = [LM[f"left_{n}"] for n in ("wrist", "index", "pinky", "thumb")]
+    # Frames 20-39: the left hand seen 8 cm over the right half, 5 cm in front of the hips (inside the trunk).
+    seen[20:40, left] += (hips[20:40, None] + [-0.08, 0.0, 0.05] - seen[20:40, LM["left_wrist"]][:, None])
+    out = hands_out_of_trunk(seen, 30.0)
+    wrist = out[:, LM["left_wrist"]] - hips
+    assert (wrist[25:35, 0] > half_hips + 0.04).all()  # back on its own side, a margin beyond the hip
+    assert np.allclose(out[25:35, left] - seen[25:35, left], (out - seen)[25:35, LM["left_wrist"]][:, None])
+    elbow_move = (out - seen)[25:35, LM["left_elbow"], 0]
+    assert np.allclose(elbow_move, 0.5 * (out - seen)[25:35, LM["left_wrist"], 0])  # the elbow half as far
+    assert np.array_equal(out[:5], seen[:5]) and np.array_equal(out[-5:], seen[-5:])  # far from it: untouched
+    assert np.abs(np.diff((out - seen)[:, LM["left_wrist"], 0])).max() < 0.05  # the move eases in and out
+    right = [k for k in range(33) if k not in left + [LM["left_elbow"]]]
+    assert np.array_equal(out[:, right], seen[:, right])
+
+    across = seen.copy()  # the same hand 30 cm in front of the body: a forearm held across the belly, as seen
+    across[20:40, left] += [0.0, 0.0, 0.25]
+    assert np.array_equal(hands_out_of_trunk(across, 30.0), across)
