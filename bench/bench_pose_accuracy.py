@@ -37,7 +37,9 @@ the tuning motions filmed from more cameras (walk, punch and the CMU walk from 6
 low: BENCH_POSE_ACCURACY=full cases), not on the held-out clips, which were only rerun at the end. The second
 round (floor levelled by the hips' path, each part of a planted foot held, contact gaps bridged, swinging knees
 kept, knees over the toes, no leg swaps at the clip's ends) was tuned the same way, on MediaPipe's output for
-those clips kept and replayed, and the held-out cases were run once, at the end. The joints are where each
+those clips kept and replayed, and the held-out cases were run once, at the end. So was the third (legs keep
+their seen knee bend, planted knees bend at most 20° to reach their spot, wrists seen inside the trunk past its
+midline go back to their own side). The joints are where each
 skeleton puts them (a character's rig vs. the fitted skeleton), so a perfect estimator still scores a few cm.
 
     python -m bench.run pose_accuracy            # 8 cases x 3 s (about 2-3 min on 2 cores)
@@ -374,7 +376,8 @@ def _mean(results: list[dict[str, float]], key: str) -> float:
 _TARGETS = {"head_pitch": ("head pitch error", "deg", 10.0), "knee": ("knee flexion error", "deg", 10.0),
             "valgus": ("knee valgus error", "deg", 10.0), "neck": ("neck angle error", "deg", None),
             "elbow": ("elbow angle error", "deg", None),
-            "crossed": ("frames with a wrist wrongly past the body's midline", "%", None), "skate": ("foot skate where planted", "cm/s", 2.0),
+            "crossed": ("frames with a wrist wrongly past the body's midline", "%", None),
+            "skate": ("foot skate where planted", "cm/s", 2.0),
             "skate_added": ("foot skate beyond the truth's own where planted", "cm/s", 2.0),
             "slide": ("foot slide over whole contacts", "cm/s", 2.0),
             "tilt": ("floor tilt", "deg", None), "root": ("root path error", "mm", None),
@@ -396,8 +399,8 @@ def run() -> list[Row]:
             results.append((case, m))
             note = (f"PA {m['pa_mpjpe']:.0f} mm, root {m['root']:.0f} mm, head pitch {m['head_pitch']:.0f}° "
                     f"(bias {m['head_pitch_bias']:+.0f}), neck {m['neck']:.0f}°, knee {m['knee']:.0f}°, valgus "
-                    f"{m['valgus']:.0f}° (bias {m['valgus_bias']:+.0f}), elbow {m['elbow']:.0f}°, wrist wrongly crossed "
-                    f"{m['crossed']:.0f} % of frames, skate "
+                    f"{m['valgus']:.0f}° (bias {m['valgus_bias']:+.0f}), elbow {m['elbow']:.0f}°, wrist wrongly "
+                    f"crossed {m['crossed']:.0f} % of frames, skate "
                     f"{m['skate']:.1f} cm/s (truth {m['skate_truth']:.1f}, beyond the truth's {m['skate_added']:.1f}), slide {m['slide']:.1f} cm/s (truth "
                     f"{m['slide_truth']:.1f}), feet {m['hover']:+.1f} cm, tilt "
                     f"{m['tilt']:.1f}°, lag {m['lag_ms']:.0f} ms, jitter {m['jitter']:.1f} (truth "

@@ -65,8 +65,8 @@ import numpy as np
 from .estimators import LM
 from .fit import HIP_JOINT_SHARE, BodyLengths
 
-__all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS", "SWING_BLEND", "KNEE_OVER_TOES",
-           "KNEE_FREEDOM"]
+__all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS", "SWING_BLEND",
+           "KNEE_OVER_TOES", "KNEE_FREEDOM"]
 
 _SIDES = ("left", "right")
 FOOT_PARTS = ("ankle", "heel", "foot_index")  # the landmarks of a foot, in the order of foot_shifts

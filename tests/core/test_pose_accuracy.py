@@ -6,8 +6,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from core.motion import Motion
-from core.pose_accuracy import (added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted, procrustes,
-                                 wrist_sides, wrongly_crossed)
+from core.pose_accuracy import (added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted,
+                                 procrustes, wrist_sides, wrongly_crossed)
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from tests.synthetic import random_motion, tpose_offsets
 
