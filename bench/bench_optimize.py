@@ -114,7 +114,32 @@ def _timing_rows() -> list[Row]:
     opt_s = time.perf_counter() - t
     return [Row("Copy retarget, 300 frames (baseline)", copy_s, "s", note="Bandai dance -> Bob"),
             Row("Stage II, 300 frames, skeletal supervisor", opt_s, "s", 10.0, False,
-                note=f"{result.iterations} Adam steps, SDF grid build included; {opt_s / max(copy_s, 1e-9):.0f}x Copy")]
+                note=f"{result.iterations} Adam steps, SDF grid build included; {opt_s / max(copy_s, 1e-9):.0f}x Copy"),
+            *_imported_character_rows(source)]
+
+
+def _imported_character_rows(dance: Motion) -> list[Row]:
+    """Issue 14: 742 frames at 60 fps (12.4 s) onto an imported 28k-vertex, two-mesh character (X Bot), as a
+    user's upload; the import is not counted, the SDF grid build is. Its Pen% is mostly shoulder folds (measured
+    on the dance: 82 % of the inside arm vertices lie within 3 % of the height of the body at rest, next to the
+    shoulder joint, sinking into the chest as the arms hang), which no pose an animator would keep removes."""
+    from core.io.character_import import import_character
+
+    path = SHARED_DATA / "characters" / "Xbot.glb"
+    if not path.is_file():
+        return [Row("Stage II, 742 frames -> X Bot", math.nan, "s", 10.0, False, note=f"not measured: no {path}")]
+    character = import_character(path)
+    source = _read(CLIPS["dance"]).resample(60.0).slice(0, 742)
+    start = copy_retarget(source, character.skeleton)
+    t = time.perf_counter()
+    result = optimize_motion(source, start, character, measure=False)
+    opt_s = time.perf_counter() - t
+    ref = SourceClip.of(source)
+    before, after = (measure_clip(ref, m, character, max_mesh_frames=60) for m in (start, result.motion))
+    return [Row("Stage II, 742 frames at 60 fps -> X Bot (imported, 28k vertices)", opt_s, "s", 10.0, False,
+                note=f"{result.iterations} Adam steps, SDF grid build included; Pen% {before.pen_percent:.3f} -> "
+                     f"{after.pen_percent:.3f} on 60 frames, JDM {before.jdm_error:.4f} -> "
+                     f"{after.jdm_error:.4f}, contacts {before.contacts_kept:.2f} -> {after.contacts_kept:.2f}")]
 
 
 def _quality_rows() -> list[Row]:
