@@ -8,6 +8,7 @@ then Blender's export while this thread renders the preview.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -88,6 +89,46 @@ def _warm_up(spec: JobSpec, character: Character | None) -> None:
             torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         if spec.previews:
             _preview_renderer().info  # creates the GL context
+
+
+def _is_character_file(name) -> bool:
+    return Path(os.fspath(name)).suffix.lower() in (".fbx", ".glb")
+
+
+def _failing_early(progress: Progress, work: Future | None) -> Progress:
+    """``progress``, raising ``work``'s error as soon as it has failed (a character file Blender cannot
+    import ends the pose estimation beside it, instead of waiting for its end)."""
+    if work is None:
+        return progress
+
+    def report(fraction: float, what: str) -> None:
+        if work.done() and work.exception() is not None:
+            raise work.exception()
+        progress(fraction, what)
+
+    return report
+
+
+def _stamp_when_done(work: Future, report: JobReport, clock: StageClock, kinds: list[str]) -> None:
+    """Record in ``report.ready`` when ``work`` wrote the files of ``kinds`` (on its thread, as it succeeds)."""
+
+    def stamp(done: Future) -> None:
+        if not done.cancelled() and done.exception() is None:
+            report.ready.update(dict.fromkeys(kinds, clock.elapsed()))
+
+    work.add_done_callback(stamp)
+
+
+def _saying_when_written(progress: Progress, report: JobReport, kinds: list[str]) -> Progress:
+    """``progress``, its text saying so once the files of ``kinds`` are written (the FBX is usually done while
+    the previews render)."""
+    names = "/".join(k.upper() for k in kinds)
+
+    def report_(fraction: float, what: str) -> None:
+        written = bool(kinds) and all(k in report.ready for k in kinds)
+        progress(fraction, f"{what} ({names} written)" if written else what)
+
+    return report_
 
 
 def _read_motion_file(spec: JobSpec) -> Motion:
@@ -206,20 +247,25 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
     cv2.setNumThreads(1)
     clock.start(Stage.READ)
     check_input_file(spec.source, what="video" if spec.is_video else "motion file")
-    # The character first: a typo in its name is refused before minutes of pose estimation.
-    character = None
-    if spec.character is not None:
-        character = spec.character if isinstance(spec.character, Character) else load_character(spec.character)
+    # The character first: a typo in its name is refused before minutes of pose estimation. A character file
+    # (.fbx/.glb: 1-3 s in Blender's worker process) is imported beside the pose estimation instead, and one it
+    # cannot use stops the pose at its next progress report (every 15 frames).
+    character = spec.character if isinstance(spec.character, Character) else None
+    importing = spec.character is not None and character is None and _is_character_file(spec.character)
+    if spec.character is not None and character is None and not importing:
+        character = load_character(spec.character)
     pose = None
     side = ThreadPoolExecutor(max_workers=1)
     try:
-        warm = side.submit(_warm_up, spec, character)  # on the second core while the pose is estimated
+        loaded = side.submit(load_character, spec.character) if importing else None
+        # On the second core while the pose is estimated (one worker: after the import).
+        warm = side.submit(lambda: _warm_up(spec, loaded.result() if loaded is not None else character))
         if spec.is_video:
             from pose.pipeline import video_to_motion
 
             clock.start(Stage.POSE)
             pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim, hands=spec.hands,
-                                   progress=clock.within(Stage.POSE), person=spec.person)
+                                   progress=_failing_early(clock.within(Stage.POSE), loaded), person=spec.person)
             source = pose.motion
             clock.stop()
             clock.seconds.pop(Stage.POSE.label, None)  # its parts stand in its place
@@ -229,6 +275,8 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
             source = _read_motion_file(spec)
     finally:
         side.shutdown(wait=False)  # a job stopped here does not wait for its warm-up (see _warm_up)
+    if loaded is not None:
+        character = loaded.result()
     warm.result()
     check_clip_length(source)
     if spec.character is None:
@@ -257,9 +305,11 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
             from pose.overlay import write_overlay
 
             overlay = pool.submit(write_overlay, pose, spec.source, stage_dir / "source_overlay.mp4", clock.check)
+            _stamp_when_done(overlay, report, clock, ["overlay"])
         if "motion" in spec.outputs:
             write_bvh(source, stage_dir / "motion.bvh")
             report.files["motion"] = spec.out_dir / "motion.bvh"
+            report.ready["motion"] = clock.elapsed()
 
         if character is not None:
             measured = _retarget_and_optimise(spec, result, clock, measuring)
@@ -319,12 +369,14 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
     if "bvh" in spec.outputs:
         write_bvh(final, stage_dir / f"{spec.name}.bvh")
         report.files["bvh"] = spec.out_dir / f"{spec.name}.bvh"
+        report.ready["bvh"] = clock.elapsed()
     blender_formats = [f for f in ("fbx", "glb") if f in spec.outputs]
     export: Future | None = None
     if blender_formats:
         export = pool.submit(export_character_motion_files, character, final,
                              [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
                              skeleton_only=spec.skeleton_only, target=spec.fbx_target, check=clock.check)
+        _stamp_when_done(export, report, clock, blender_formats)
     if spec.previews:
         from core.render.preview import write_before_after
 
@@ -335,8 +387,9 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
             left, labels = (None, result.source), ("source", character.name)
         write_before_after(stage_dir / f"{spec.name}.mp4", left, (character, final), size=spec.preview_size,
                            fps=min(result.source.fps, PREVIEW_FPS), labels=labels, renderer=_preview_renderer(),
-                           progress=clock.within(Stage.RENDER))
+                           progress=_saying_when_written(clock.within(Stage.RENDER), report, blender_formats))
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
+        report.ready["preview"] = clock.elapsed()
     if measured is not None:  # what is left of measuring waits under the stage running now
         _report_metrics(report, *_results(measured, clock.check))
     if overlay is not None:
