@@ -312,8 +312,8 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
             report.ready["motion"] = clock.elapsed()
 
         if character is not None:
-            measured = _retarget_and_optimise(spec, result, clock, measuring)
-            _write_results(spec, result, clock, stage_dir, pool, measured, overlay)
+            measured, ahead = _retarget_and_optimise(spec, result, clock, measuring)
+            _write_results(spec, result, clock, stage_dir, pool, measured, overlay, ahead)
         elif overlay is not None:
             clock.start(Stage.RENDER)
             overlay.result()
@@ -325,10 +325,10 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
     return result
 
 
-def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
-                           measuring: ThreadPoolExecutor) -> tuple[Future, Future] | None:
-    """Stages I and II; returns the futures of the report's before/after metrics (measured in ``measuring``)
-    when stage II ran."""
+def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock, measuring: ThreadPoolExecutor
+                           ) -> tuple[tuple[Future, Future] | None, Future | None]:
+    """Stages I and II; returns the futures of the report's before/after metrics and of the preview's left
+    panel, rendered ahead (both in ``measuring``, on the second core while stage II runs), when stage II ran."""
     from core.io.export import same_rig
 
     character, source, report = result.character, result.source, result.report
@@ -344,7 +344,15 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
         report.retargeter = retargeter.reason or retargeter.name
         report.licence = getattr(retargeter, "meta", {}).get("licence")
     result.retargeted = result.final = retargeted
-    measured = None
+    measured = ahead = None
+    if spec.semantic and spec.previews:
+        # The left panel ("without optimisation") needs nothing of stage II: rendered beside it, the preview
+        # after stage II only draws the right one (X Bot's 10 s preview: 9.8 s for both panels).
+        from core.render.preview import render_panel_ahead
+
+        ahead = measuring.submit(render_panel_ahead, character, place_root(retargeted, spec.root),
+                                 min(source.fps, PREVIEW_FPS), spec.preview_size, renderer=_preview_renderer(),
+                                 check=clock.check)
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
@@ -354,12 +362,14 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
     result.final = place_root(result.final, spec.root)
-    return tuple(measured) if measured else None
+    return (tuple(measured) if measured else None), ahead
 
 
 def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path,
-                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None, overlay: Future | None) -> None:
-    """The BVH, the before/after preview (this thread) and Blender's FBX/GLB (a separate process, started first);
+                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None, overlay: Future | None,
+                   ahead: Future | None = None) -> None:
+    """The BVH, the before/after preview (this thread; its left panel from ``ahead`` when that was rendered
+    beside stage II) and Blender's FBX/GLB (a separate process, started first);
     the report's metrics once ``measured`` and the ``overlay`` (on the second core meanwhile) are in, before
     waiting for the export, so the progress bar never steps back."""
     from core.io.export import export_character_motion_files
@@ -383,6 +393,8 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
         clock.start(Stage.RENDER)
         if spec.semantic:
             left, labels = (character, result.retargeted), ("without optimisation", "with optimisation")
+            if ahead is not None:
+                left = _results([ahead], clock.check)[0]
         else:
             left, labels = (None, result.source), ("source", character.name)
         write_before_after(stage_dir / f"{spec.name}.mp4", left, (character, final), size=spec.preview_size,
