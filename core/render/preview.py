@@ -348,8 +348,6 @@ def _drawn(character: Any) -> Any:
     character took 1.2 s a frame and 5 GB to draw whole; X Bot (28k vertices) drawn from 7.5k clusters costs
     half as much a frame, and at preview size (a panel of 384-512 px, a cluster under 1 % of the body's height,
     about 3 px) the difference does not show."""
-    import torch
-
     from ..character import Character
     from ..geometry.mesh import cluster_vertices
 
@@ -375,7 +373,12 @@ def _drawn(character: Any) -> Any:
     def mean(a: np.ndarray) -> np.ndarray:
         return total(np.asarray(a, np.float64)) / counts[:, None]
 
-    weights = total(character.dense_weights(torch.float64).numpy())
+    # Summed per (cluster, joint) from the top-4 weights: a dense (V, J) copy of a 1.28 M-vertex character's
+    # weights was 0.6 GB, and this now runs beside stage II (the preview's left panel is rendered ahead).
+    J = character.skeleton.num_joints
+    slots = cluster[:, None] * J + np.asarray(character.skin_indices, np.int64)
+    weights = np.bincount(slots.ravel(), np.asarray(character.skin_weights, np.float64).ravel(),
+                          minlength=n * J).reshape(n, J)
     top = np.argsort(-weights, axis=1)[:, :4]
     w = np.take_along_axis(weights, top, 1)
     w /= np.maximum(w.sum(1, keepdims=True), 1e-12)
