@@ -2,8 +2,10 @@
 
 Flow: read the input (a motion file, or a video through :mod:`pose`) → retarget onto the character (stage I)
 → optimise (stage II, when asked) → write the files. Work that needs no result of the next stage runs beside
-it on the second core: the overlay video (decode, draw, encode) while this thread retargets and optimises,
-then Blender's export while this thread renders the preview.
+it on the second core: a character file's import and the warm-up while the pose is estimated; the overlay
+video (decode, draw, encode), the report's "before" metrics and the preview's "without optimisation" panel
+while this thread retargets and optimises; then Blender's export (the FBX is written as soon as the motion is
+final: ``report.ready`` says when) while this thread renders the preview's other panel.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .stages import JobCancelled, Progress, Stage, StageClock
 __all__ = ["run_job", "check_clip_length", "PREVIEW_FPS"]
 
 PREVIEW_FPS = 30.0  # preview videos never need more; a 120 fps mocap clip renders 4x faster
+AHEAD_MAX_FRAMES = 5400  # a longer preview renders both panels after stage II: its JPEG frames would pass 150 MB
 
 
 def check_clip_length(motion: Motion) -> None:
@@ -345,13 +348,14 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock, 
         report.licence = getattr(retargeter, "meta", {}).get("licence")
     result.retargeted = result.final = retargeted
     measured = ahead = None
-    if spec.semantic and spec.previews:
+    preview_fps = min(source.fps, PREVIEW_FPS)
+    if spec.semantic and spec.previews and source.duration * preview_fps <= AHEAD_MAX_FRAMES:
         # The left panel ("without optimisation") needs nothing of stage II: rendered beside it, the preview
         # after stage II only draws the right one (X Bot's 10 s preview: 9.8 s for both panels).
         from core.render.preview import render_panel_ahead
 
         ahead = measuring.submit(render_panel_ahead, character, place_root(retargeted, spec.root),
-                                 min(source.fps, PREVIEW_FPS), spec.preview_size, renderer=_preview_renderer(),
+                                 preview_fps, spec.preview_size, renderer=_preview_renderer(),
                                  check=clock.check)
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
