@@ -50,7 +50,9 @@ class JobReport:
     should know (several people, variable frame rate, notes of stage II). measured_on: on which frames the mesh
     metrics (Pen%, contacts) were measured, when not on all, with Pen%'s sampling error. seconds: wall time per
     stage label.
-    files: kind ("bvh", "fbx", "glb", "motion", "preview", "overlay") → the file written.
+    files: kind ("bvh", "fbx", "glb", "motion", "preview", "overlay") → the file written. ready: the same kinds →
+    seconds from the job's start until that file was complete (the FBX/GLB are written as soon as the motion is
+    final, while the previews render; every file is handed over together when the job ends, all or nothing).
     """
 
     frames: int
@@ -69,6 +71,7 @@ class JobReport:
     measured_on: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    ready: dict[str, float] = field(default_factory=dict)
 
     def per_frame_table(self, plot: str):
         """A long-format table (frame, value, series) of one plot, or None when there is nothing to plot."""

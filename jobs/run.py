@@ -2,12 +2,15 @@
 
 Flow: read the input (a motion file, or a video through :mod:`pose`) → retarget onto the character (stage I)
 → optimise (stage II, when asked) → write the files. Work that needs no result of the next stage runs beside
-it on the second core: the overlay video (decode, draw, encode) while this thread retargets and optimises,
-then Blender's export while this thread renders the preview.
+it on the second core: a character file's import and the warm-up while the pose is estimated; the overlay
+video (decode, draw, encode), the report's "before" metrics and the preview's "without optimisation" panel
+while this thread retargets and optimises; then Blender's export (the FBX is written as soon as the motion is
+final: ``report.ready`` says when) while this thread renders the preview's other panel.
 """
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -27,6 +30,7 @@ from .stages import JobCancelled, Progress, Stage, StageClock
 __all__ = ["run_job", "check_clip_length", "PREVIEW_FPS"]
 
 PREVIEW_FPS = 30.0  # preview videos never need more; a 120 fps mocap clip renders 4x faster
+AHEAD_MAX_FRAMES = 5400  # a longer preview renders both panels after stage II: its JPEG frames would pass 150 MB
 
 
 def check_clip_length(motion: Motion) -> None:
@@ -88,6 +92,46 @@ def _warm_up(spec: JobSpec, character: Character | None) -> None:
             torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         if spec.previews:
             _preview_renderer().info  # creates the GL context
+
+
+def _is_character_file(name) -> bool:
+    return Path(os.fspath(name)).suffix.lower() in (".fbx", ".glb")
+
+
+def _failing_early(progress: Progress, work: Future | None) -> Progress:
+    """``progress``, raising ``work``'s error as soon as it has failed (a character file Blender cannot
+    import ends the pose estimation beside it, instead of waiting for its end)."""
+    if work is None:
+        return progress
+
+    def report(fraction: float, what: str) -> None:
+        if work.done() and work.exception() is not None:
+            raise work.exception()
+        progress(fraction, what)
+
+    return report
+
+
+def _stamp_when_done(work: Future, report: JobReport, clock: StageClock, kinds: list[str]) -> None:
+    """Record in ``report.ready`` when ``work`` wrote the files of ``kinds`` (on its thread, as it succeeds)."""
+
+    def stamp(done: Future) -> None:
+        if not done.cancelled() and done.exception() is None:
+            report.ready.update(dict.fromkeys(kinds, clock.elapsed()))
+
+    work.add_done_callback(stamp)
+
+
+def _saying_when_written(progress: Progress, report: JobReport, kinds: list[str]) -> Progress:
+    """``progress``, its text saying so once the files of ``kinds`` are written (the FBX is usually done while
+    the previews render)."""
+    names = "/".join(k.upper() for k in kinds)
+
+    def report_(fraction: float, what: str) -> None:
+        written = bool(kinds) and all(k in report.ready for k in kinds)
+        progress(fraction, f"{what} ({names} written)" if written else what)
+
+    return report_
 
 
 def _read_motion_file(spec: JobSpec) -> Motion:
@@ -212,20 +256,25 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
     cv2.setNumThreads(1)
     clock.start(Stage.READ)
     check_input_file(spec.source, what="video" if spec.is_video else "motion file")
-    # The character first: a typo in its name is refused before minutes of pose estimation.
-    character = None
-    if spec.character is not None:
-        character = spec.character if isinstance(spec.character, Character) else load_character(spec.character)
+    # The character first: a typo in its name is refused before minutes of pose estimation. A character file
+    # (.fbx/.glb: 1-3 s in Blender's worker process) is imported beside the pose estimation instead, and one it
+    # cannot use stops the pose at its next progress report (every 15 frames).
+    character = spec.character if isinstance(spec.character, Character) else None
+    importing = spec.character is not None and character is None and _is_character_file(spec.character)
+    if spec.character is not None and character is None and not importing:
+        character = load_character(spec.character)
     pose = None
     side = ThreadPoolExecutor(max_workers=1)
     try:
-        warm = side.submit(_warm_up, spec, character)  # on the second core while the pose is estimated
+        loaded = side.submit(load_character, spec.character) if importing else None
+        # On the second core while the pose is estimated (one worker: after the import).
+        warm = side.submit(lambda: _warm_up(spec, loaded.result() if loaded is not None else character))
         if spec.is_video:
             from pose.pipeline import video_to_motion
 
             clock.start(Stage.POSE)
             pose = video_to_motion(spec.source, smoothing=spec.smoothing, trim=spec.trim, hands=spec.hands,
-                                   progress=clock.within(Stage.POSE), person=spec.person)
+                                   progress=_failing_early(clock.within(Stage.POSE), loaded), person=spec.person)
             source = pose.motion
             clock.stop()
             clock.seconds.pop(Stage.POSE.label, None)  # its parts stand in its place
@@ -235,6 +284,8 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
             source = _read_motion_file(spec)
     finally:
         side.shutdown(wait=False)  # a job stopped here does not wait for its warm-up (see _warm_up)
+    if loaded is not None:
+        character = loaded.result()
     warm.result()
     check_clip_length(source)
     if spec.character is None:
@@ -263,13 +314,15 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
             from pose.overlay import write_overlay
 
             overlay = pool.submit(write_overlay, pose, spec.source, stage_dir / "source_overlay.mp4", clock.check)
+            _stamp_when_done(overlay, report, clock, ["overlay"])
         if "motion" in spec.outputs:
             write_bvh(source, stage_dir / "motion.bvh")
             report.files["motion"] = spec.out_dir / "motion.bvh"
+            report.ready["motion"] = clock.elapsed()
 
         if character is not None:
-            measured = _retarget_and_optimise(spec, result, clock, measuring)
-            _write_results(spec, result, clock, stage_dir, pool, measured, overlay)
+            measured, ahead = _retarget_and_optimise(spec, result, clock, measuring)
+            _write_results(spec, result, clock, stage_dir, pool, measured, overlay, ahead)
         elif overlay is not None:
             clock.start(Stage.RENDER)
             overlay.result()
@@ -281,10 +334,10 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
     return result
 
 
-def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
-                           measuring: ThreadPoolExecutor) -> tuple[Future, Future] | None:
-    """Stages I and II; returns the futures of the report's before/after metrics (measured in ``measuring``)
-    when stage II ran."""
+def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock, measuring: ThreadPoolExecutor
+                           ) -> tuple[tuple[Future, Future] | None, Future | None]:
+    """Stages I and II; returns the futures of the report's before/after metrics and of the preview's left
+    panel, rendered ahead (both in ``measuring``, on the second core while stage II runs), when stage II ran."""
     from core.io.export import on_rig
 
     character, source, report = result.character, result.source, result.report
@@ -300,7 +353,16 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
         report.retargeter = retargeter.reason or retargeter.name
         report.licence = getattr(retargeter, "meta", {}).get("licence")
     result.retargeted = result.final = retargeted
-    measured = None
+    measured = ahead = None
+    preview_fps = min(source.fps, PREVIEW_FPS)
+    if spec.semantic and spec.previews and source.duration * preview_fps <= AHEAD_MAX_FRAMES:
+        # The left panel ("without optimisation") needs nothing of stage II: rendered beside it, the preview
+        # after stage II only draws the right one (X Bot's 10 s preview: 9.8 s for both panels).
+        from core.render.preview import render_panel_ahead
+
+        ahead = measuring.submit(render_panel_ahead, character, place_root(retargeted, spec.root),
+                                 preview_fps, spec.preview_size, renderer=_preview_renderer(),
+                                 check=clock.check)
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
@@ -310,12 +372,14 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
     result.final = place_root(result.final, spec.root)
-    return tuple(measured) if measured else None
+    return (tuple(measured) if measured else None), ahead
 
 
 def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path,
-                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None, overlay: Future | None) -> None:
-    """The BVH, the before/after preview (this thread) and Blender's FBX/GLB (a separate process, started first);
+                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None, overlay: Future | None,
+                   ahead: Future | None = None) -> None:
+    """The BVH, the before/after preview (this thread; its left panel from ``ahead`` when that was rendered
+    beside stage II) and Blender's FBX/GLB (a separate process, started first);
     the report's metrics once ``measured`` and the ``overlay`` (on the second core meanwhile) are in, before
     waiting for the export, so the progress bar never steps back."""
     from core.io.export import export_character_motion_files
@@ -325,24 +389,29 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
     if "bvh" in spec.outputs:
         write_bvh(final, stage_dir / f"{spec.name}.bvh")
         report.files["bvh"] = spec.out_dir / f"{spec.name}.bvh"
+        report.ready["bvh"] = clock.elapsed()
     blender_formats = [f for f in ("fbx", "glb") if f in spec.outputs]
     export: Future | None = None
     if blender_formats:
         export = pool.submit(export_character_motion_files, character, final,
                              [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
                              skeleton_only=spec.skeleton_only, target=spec.fbx_target, check=clock.check)
+        _stamp_when_done(export, report, clock, blender_formats)
     if spec.previews:
         from core.render.preview import write_before_after
 
         clock.start(Stage.RENDER)
         if spec.semantic:
             left, labels = (character, result.retargeted), ("without optimisation", "with optimisation")
+            if ahead is not None:
+                left = _results([ahead], clock.check)[0]
         else:
             left, labels = (None, result.source), ("source", character.name)
         write_before_after(stage_dir / f"{spec.name}.mp4", left, (character, final), size=spec.preview_size,
                            fps=min(result.source.fps, PREVIEW_FPS), labels=labels, renderer=_preview_renderer(),
-                           progress=clock.within(Stage.RENDER))
+                           progress=_saying_when_written(clock.within(Stage.RENDER), report, blender_formats))
         report.files["preview"] = spec.out_dir / f"{spec.name}.mp4"
+        report.ready["preview"] = clock.elapsed()
     if measured is not None:  # what is left of measuring waits under the stage running now
         _report_metrics(report, character, *_results(measured, clock.check))
     if overlay is not None:

@@ -101,7 +101,7 @@ class StageClock:
         self.progress = progress or _no_progress
         self.seconds: dict[str, float] = {}
         self._current: Stage | None = None
-        self._t = time.perf_counter()
+        self._t = self._t0 = time.perf_counter()
         self._last = (0.0, "starting")
 
     def _report(self, fraction: float, what: str) -> None:
@@ -133,6 +133,10 @@ class StageClock:
             self._report(start + share * min(max(fraction, 0.0), 1.0), what or stage.label)
 
         return report
+
+    def elapsed(self) -> float:
+        """Seconds since the clock was made (the job's start); safe from any thread."""
+        return time.perf_counter() - self._t0
 
     def record(self, name: str, seconds: float) -> None:
         """Add time measured elsewhere (a worker thread's wait, a sub-stage) under ``name``."""

@@ -339,14 +339,19 @@ def ray_inside(points: Tensor, vertices: Tensor, faces: Tensor, cells: int = 24)
     return (signed != 0) | (crossings % 2 == 1)
 
 
-def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+def cluster_vertices(vertices: np.ndarray, faces: np.ndarray, cell: float,
+                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Vertex clustering (Rossignac & Borrel): vertices in one ``cell``-sized grid cube become one.
 
+    ``groups``: optional ``(V,)`` integer labels; vertices of different groups never share a cluster (e.g. one
+    per colour, so a dark joint piece is not averaged into the light body around it).
     Returns ``(V,)`` each vertex's cluster index and ``(F', 3)`` the faces over clusters, without the faces that
     collapsed or repeat another. A crude simplification, fine for drawing a dense mesh small; not a closed or
     manifold mesh for inside tests.
     """
     keys = np.floor(np.asarray(vertices) / cell).astype(np.int64)
+    if groups is not None:
+        keys = np.concatenate([keys, np.asarray(groups, np.int64).reshape(-1, 1)], axis=1)
     _, cluster = np.unique(keys, axis=0, return_inverse=True)
     cluster = cluster.reshape(-1)
     f = cluster[np.asarray(faces)]

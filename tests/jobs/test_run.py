@@ -94,6 +94,56 @@ def test_run_preset_writes_every_file_and_a_bad_format_is_refused(clip, tmp_path
 
 
 @needs_blender
+def test_the_fbx_is_written_while_the_preview_renders_and_every_file_says_when_it_was_ready(clip, tmp_path,
+                                                                                            monkeypatch):
+    """The export (Blender's worker) starts once the motion is final and runs beside the preview; the preview
+    here waits for it (up to a minute), so an export that only started after the preview would fail this."""
+    import core.io.export
+    import core.render.preview
+
+    exported = __import__("threading").Event()
+    export, render = core.io.export.export_character_motion_files, core.render.preview.write_before_after
+
+    def export_then_say(*args, **kwargs):
+        out = export(*args, **kwargs)
+        exported.set()
+        return out
+
+    lefts = []
+
+    def render_after_the_export(path, left, *args, progress=None, **kwargs):
+        assert exported.wait(60), "the FBX/GLB export did not run beside the preview"
+        lefts.append(left)
+        return render(path, left, *args, progress=progress, **kwargs)
+
+    monkeypatch.setattr(core.io.export, "export_character_motion_files", export_then_say)
+    monkeypatch.setattr(core.render.preview, "write_before_after", render_after_the_export)
+    progress = Recorder()
+    t = time.perf_counter()
+    result = run_job(preset("run", clip, tmp_path / "out", character="Bob", semantic=True, iterations=3), progress)
+    total = time.perf_counter() - t
+    r = result.report
+    assert isinstance(lefts[0], core.render.preview.AheadPanel)  # "without optimisation" drawn beside stage II
+    assert len(lefts[0].frames) == r.frames
+    assert set(r.ready) == set(r.files) == {"bvh", "fbx", "glb", "preview"}
+    assert all(p.exists() for p in r.files.values())
+    assert 0 < r.ready["bvh"] <= r.ready["fbx"] == r.ready["glb"] < r.ready["preview"] <= total
+    assert any(what.endswith("(FBX/GLB written)") for _, what in progress.calls)
+
+
+@needs_blender
+def test_a_character_file_blender_cannot_read_stops_the_pose_estimation_early(tmp_path):
+    """A character file is imported beside the pose estimation; its failure ends the pose at its next report."""
+    broken = tmp_path / "broken.glb"
+    broken.write_bytes(b"glTF" + bytes(200))
+    progress = Recorder()
+    with pytest.raises(InputError, match="broken.glb"):
+        run_job(preset("run", SAMPLE_VIDEO, tmp_path / "out", character=broken), progress)
+    assert not any(what.startswith("cleaning") for _, what in progress.calls)  # the pose did not run to its end
+    assert not (tmp_path / "out").exists()
+
+
+@needs_blender
 def test_export_preset_writes_one_file_and_skips_retargeting_on_the_same_rig(clip, tmp_path):
     first = run_job(preset("export", clip, tmp_path / "a" / "walk.bvh", character="Kit"))
     assert first.report.files == {"bvh": tmp_path / "a" / "walk.bvh"}
