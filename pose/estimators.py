@@ -51,7 +51,7 @@ import numpy as np
 from core.errors import InputError
 
 __all__ = ["LANDMARKS", "LM", "HAND_LANDMARKS", "HAND_LM", "PoseFrame", "Estimator", "MediaPipeEstimator",
-           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop", "elbow_crop"]
+           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop", "elbow_crop", "hand_roi"]
 
 LANDMARKS: tuple[str, ...] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
@@ -166,6 +166,53 @@ def hand_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[in
     return x0, y0, size
 
 
+_PALM_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)  # what MediaPipe's hands solution boxes a hand by
+# Two hand landmark models, one per track, fed an image and a rotated box each (MediaPipe's own subgraph; it reads
+# hand_landmark_full.tflite from the wheel).
+_HAND_GRAPH = """
+input_stream: "image"
+input_stream: "roi0"
+input_stream: "roi1"
+output_stream: "landmarks0"
+output_stream: "world0"
+output_stream: "landmarks1"
+output_stream: "world1"
+node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi0"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  output_stream: "LANDMARKS:landmarks0" output_stream: "WORLD_LANDMARKS:world0" }
+node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi1"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  output_stream: "LANDMARKS:landmarks1" output_stream: "WORLD_LANDMARKS:world1" }
+"""
+
+
+def _span(hand: np.ndarray) -> float:
+    return float(np.ptp(hand[:, :2], axis=0).max())
+
+
+def _same_hand(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two ``(21, 2+)`` landmark sets lie on one hand (landmarks half a hand apart on average or less)."""
+    return bool(np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean() < 0.5 * _span(a))
+
+
+def hand_roi(hand: np.ndarray) -> tuple[float, float, float, float]:
+    """The box the hand landmark model looks in next, from one hand's ``(21, 2+)`` landmarks (pixels): ``(x, y,
+    size, rotation)``, centre and side in pixels, rotation in radians (clockwise in the image, 0 when the fingers
+    point up). MediaPipe's hands solution tracks with this box: the palm's landmarks bounded in the hand's own
+    axes, doubled, squared on the longer side and shifted a tenth towards the fingers."""
+    p = np.asarray(hand, dtype=np.float64)[list(_PALM_LANDMARKS), :2]
+    wrist = p[0]
+    middle = 0.5 * (0.5 * (p[4] + p[8]) + p[6])  # index, ring and middle finger bases (their pip joints)
+    rotation = float(np.pi / 2 - np.arctan2(-(middle[1] - wrist[1]), middle[0] - wrist[0]))
+    c, s = np.cos(rotation), np.sin(rotation)
+    R = np.array([[c, -s], [s, c]])  # the hand's axes in the image
+    mid = 0.5 * (p.min(0) + p.max(0))
+    q = (p - mid) @ R
+    lo, hi = q.min(0), q.max(0)
+    centre = mid + R @ (0.5 * (lo + hi) + (0.0, -0.1 * (hi[1] - lo[1])))
+    return float(centre[0]), float(centre[1]), float(2.0 * (hi - lo).max()), rotation
+
+
 class MediaPipeEstimator:
     """BlazePose GHUM "full" through MediaPipe's legacy ``solutions.pose`` (embedded in the wheel, CPU).
 
@@ -191,6 +238,9 @@ class MediaPipeEstimator:
         self._video = None
         self._static = None
         self._hand_trackers: list | None = None
+        self._hand_graph = None
+        self._graph_time = 0
+        self._tracks: list[np.ndarray | None] = [None, None]  # each track's last landmarks, pixels
         self._last_hand: list[tuple[np.ndarray, float, int] | None] = [None, None]  # centre, span, frame
         self._frame_count = -1
 
@@ -208,12 +258,91 @@ class MediaPipeEstimator:
         return frame
 
     def _hands(self, rgb: np.ndarray, frame: PoseFrame) -> tuple[np.ndarray, np.ndarray]:
-        """``(2, 21, 3)`` hand landmarks found on crops around the body's wrists (see the module docstring), in
-        pixels and as the model's metric 3D landmarks.
+        """``(2, 21, 3)`` hand landmarks (see the module docstring), in pixels and as the model's metric 3D
+        landmarks. The two rows are two hand tracks, not yet sides (:func:`pose.hands.side_sources` tells them
+        apart by the body's wrists, which are too often wrong for a track to keep its side: on the rendered
+        gesture clip the body put the left wrist on the chest for seconds).
 
-        When a hand is not in its wrist's crop but was seen lately, a second crop around where it was is tried:
-        the body model puts a raised, open hand's wrist on the chest often enough (on the rendered gesture clip
-        the left hand fell from 63 % to 26 % found when its wrist went astray), and hands move little in 1 s.
+        A track follows its hand with the landmark model alone, in a box from the previous frame's landmarks
+        (:func:`hand_roi`). A lost track looks again with the palm detector, on crops around the body wrist the
+        other track is not at (:meth:`_detect`). Two tracks on one hand: the one further from its side's wrist
+        lets go.
+        """
+        self._frame_count += 1
+        H, W = rgb.shape[:2]
+        shoulders = float(np.linalg.norm(frame.image[LM["left_shoulder"]] - frame.image[LM["right_shoulder"]]))
+        out = np.full((2, 21, 3), np.nan)
+        world = np.full((2, 21, 3), np.nan)
+        found = self._track(rgb)
+        if found[0] is not None and found[1] is not None and _same_hand(found[0][0], found[1][0]):
+            d = [np.linalg.norm(found[k][0][0, :2] - frame.image[LM[f"{side}_wrist"]])
+                 for k, side in enumerate(("left", "right"))]
+            found[int(np.argmax(d))] = None
+        for k in range(2):
+            if found[k] is not None and _span(found[k][0]) >= MIN_HAND_SPAN * shoulders:
+                out[k], world[k] = found[k]
+        for k, side in enumerate(("left", "right")):
+            if np.isfinite(out[k]).all():
+                continue
+            if np.isfinite(out[1 - k]).all():  # look at the wrist the other track is not on
+                d = [np.linalg.norm(out[1 - k][0, :2] - frame.image[LM[f"{s}_wrist"]]) for s in ("left", "right")]
+                side = ("left", "right")[int(np.argmax(d))]
+            hand = self._detect(k, side, rgb, frame, shoulders)
+            if hand is not None and not (np.isfinite(out[1 - k]).all() and _same_hand(hand[0], out[1 - k])):
+                out[k], world[k] = hand
+        for k in range(2):
+            ok = np.isfinite(out[k]).all()
+            self._tracks[k] = out[k] if ok else None
+            if ok:
+                self._last_hand[k] = (out[k][:, :2].mean(axis=0), _span(out[k]), self._frame_count)
+        return out, world
+
+    def _track(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Each track's hand in this frame by the landmark model in the box its last landmarks give (both tracks
+        in one run of :data:`_HAND_GRAPH`); None where a track has no hand or the model saw none."""
+        import mediapipe as mp
+        from mediapipe.framework.formats import rect_pb2
+
+        if all(t is None for t in self._tracks):
+            return [None, None]
+        H, W = rgb.shape[:2]
+        if self._hand_graph is None:
+            from mediapipe.python._framework_bindings import resource_util
+
+            resource_util.set_resource_dir(str(Path(mp.__file__).parent.parent))
+            self._hand_graph = mp.CalculatorGraph(graph_config=_HAND_GRAPH)
+            self._graph_out: dict = {}
+            for name in ("landmarks0", "world0", "landmarks1", "world1"):
+                self._hand_graph.observe_output_stream(name, lambda stream, packet: self._graph_out.__setitem__(
+                    stream, mp.packet_getter.get_proto(packet)))
+            self._hand_graph.start_run(input_side_packets={"model_complexity": mp.packet_creator.create_int(HAND_MODEL)})
+        self._graph_out.clear()
+        self._graph_time += 1
+        self._hand_graph.add_packet_to_input_stream("image", mp.packet_creator.create_image_frame(
+            image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)).at(self._graph_time))
+        for k, track in enumerate(self._tracks):
+            if track is not None:
+                x, y, size, rotation = hand_roi(track)
+                roi = rect_pb2.NormalizedRect(x_center=x / W, y_center=y / H, width=size / W, height=size / H,
+                                              rotation=rotation)
+                self._hand_graph.add_packet_to_input_stream(f"roi{k}", mp.packet_creator.create_proto(roi).at(
+                    self._graph_time))
+        self._hand_graph.wait_until_idle()
+        found: list[tuple[np.ndarray, np.ndarray] | None] = [None, None]
+        for k in range(2):
+            if f"landmarks{k}" in self._graph_out and f"world{k}" in self._graph_out:
+                pts = np.array([(p.x * W, p.y * H, p.z * W) for p in self._graph_out[f"landmarks{k}"].landmark])
+                found[k] = pts, np.array([(p.x, p.y, p.z) for p in self._graph_out[f"world{k}"].landmark])
+        return found
+
+    def _detect(self, k: int, side: str, rgb: np.ndarray, frame: PoseFrame,
+                shoulders: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Track ``k``'s hand found afresh by the hands solution (palm detector, then landmarks) on crops around
+        the body's ``side`` wrist, where the hand was last seen, and the elbow, in that order; None if none.
+
+        The crop where the hand was last seen is there because the body model puts a raised, open hand's wrist on
+        the chest often enough (on the rendered gesture clip the left hand fell from 63 % to 26 % found when its
+        wrist went astray), and hands move little in 1 s.
         """
         import mediapipe as mp
 
@@ -222,36 +351,27 @@ class MediaPipeEstimator:
                 mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=HAND_MODEL,
                                          min_detection_confidence=HAND_CONFIDENCE, min_tracking_confidence=HAND_CONFIDENCE)
                 for _ in range(2)]
-        self._frame_count += 1
-        out = np.full((2, 21, 3), np.nan)
-        world = np.full((2, 21, 3), np.nan)
         H, W = rgb.shape[:2]
-        shoulders = float(np.linalg.norm(frame.image[LM["left_shoulder"]] - frame.image[LM["right_shoulder"]]))
-        for k, side in enumerate(("left", "right")):
-            boxes = [hand_crop(frame.image, side, W, H), elbow_crop(frame.image, side, W, H)]
-            last = self._last_hand[k]
-            if last is not None and self._frame_count - last[2] <= HAND_MEMORY_FRAMES:
-                size = int(min(max(last[1] * 2.5, MIN_HAND_CROP), W, H))
-                boxes.insert(1, (int(np.clip(round(last[0][0] - size / 2), 0, W - size)),
-                                 int(np.clip(round(last[0][1] - size / 2), 0, H - size)), size))
-            for box in boxes:
-                if box is None:
-                    continue
-                x0, y0, size = box
-                crop = np.ascontiguousarray(rgb[y0:y0 + size, x0:x0 + size])
-                result = self._hand_trackers[k].process(crop)
-                if not (result.multi_hand_landmarks and result.multi_hand_world_landmarks):
-                    continue
-                pts = np.array([(p.x, p.y, p.z) for p in result.multi_hand_landmarks[0].landmark])
-                pts = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
-                span = float(np.ptp(pts[:, :2], axis=0).max())
-                if span < MIN_HAND_SPAN * shoulders:  # a speck, not a hand (seen on a mannequin's chest)
-                    continue
-                out[k] = pts
-                world[k] = [(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark]
-                self._last_hand[k] = (pts[:, :2].mean(axis=0), span, self._frame_count)
-                break
-        return out, world
+        boxes = [hand_crop(frame.image, side, W, H), elbow_crop(frame.image, side, W, H)]
+        last = self._last_hand[k]
+        if last is not None and self._frame_count - last[2] <= HAND_MEMORY_FRAMES:
+            size = int(min(max(last[1] * 2.5, MIN_HAND_CROP), W, H))
+            boxes.insert(1, (int(np.clip(round(last[0][0] - size / 2), 0, W - size)),
+                             int(np.clip(round(last[0][1] - size / 2), 0, H - size)), size))
+        for box in boxes:
+            if box is None:
+                continue
+            x0, y0, size = box
+            crop = np.ascontiguousarray(rgb[y0:y0 + size, x0:x0 + size])
+            result = self._hand_trackers[k].process(crop)
+            if not (result.multi_hand_landmarks and result.multi_hand_world_landmarks):
+                continue
+            pts = np.array([(p.x, p.y, p.z) for p in result.multi_hand_landmarks[0].landmark])
+            pts = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
+            if _span(pts) < MIN_HAND_SPAN * shoulders:  # a speck, not a hand (seen on a mannequin's chest)
+                continue
+            return pts, np.array([(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark])
+        return None
 
     def detect(self, rgb: np.ndarray) -> PoseFrame | None:
         if self._static is None:
@@ -264,12 +384,17 @@ class MediaPipeEstimator:
         for tracker in self._hand_trackers or ():
             tracker.reset()
         self._last_hand = [None, None]
+        self._tracks = [None, None]
 
     def close(self) -> None:
         for pose in (self._video, self._static, *(self._hand_trackers or ())):
             if pose is not None:
                 pose.close()
         self._video = self._static = self._hand_trackers = None
+        if self._hand_graph is not None:
+            self._hand_graph.close()
+            self._hand_graph = None
+        self._tracks = [None, None]
 
 
 class RtmlibEstimator:
