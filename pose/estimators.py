@@ -14,30 +14,31 @@ Conventions of a :class:`PoseFrame`:
   None when hands were not asked for; ``hands_world``: the same hands as the hand model's metric 3D landmarks
   (metres, camera axes, origin inside the hand).
 
-Hands come from MediaPipe's hands solution (also in the 0.10.21 wheel: palm detector + hand landmark model), run
-on a square crop around each of the body's wrists, one tracker per side (the hand's ROI is tracked from frame to
-frame inside a crop that follows the wrist, the palm detector runs only when the hand is lost). Measured against
-the Holistic graph (body + face + hands on crops placed by the body's landmarks), pose stage alone on 100 frames:
-on the repo's rendered gesture clip at 1280x720, crops 19.3 frames/s with hands found 88 % / 100 % (left /
-right), Holistic 10.1 frames/s with 38 % / 71 % (its face model keeps failing on a featureless head), body alone
-21.5 (load 5.6); on mmpose_body3d_demo at 720 px, crops 20.6 frames/s with 66 % / 72 %, Holistic 25.7 with
-60 % / 86 %, body alone 45 (load 0.7). Crops find more hands where it matters and do not depend on a face.
+Hands come from MediaPipe's hand models (also in the 0.10.21 wheel: palm detector + hand landmark model), two
+hand tracks per clip. A track follows its hand with the landmark model alone, in the box the previous frame's
+landmarks give (:func:`hand_roi`, as MediaPipe's hands solution tracks); a lost track looks again with the hands
+solution (palm detector, then landmarks) on square crops around a body wrist, where the hand was last seen and
+around the elbow. Measured against the Holistic graph (body + face + hands on crops placed by the body's
+landmarks), pose stage alone on 100 frames: on the repo's rendered gesture clip at 1280x720, crops 19.3 frames/s
+with hands found 88 % / 100 % (left / right), Holistic 10.1 frames/s with 38 % / 71 % (its face model keeps failing
+on a featureless head), body alone 21.5 (load 5.6); on mmpose_body3d_demo at 720 px, crops 20.6 frames/s with 66 % /
+72 %, Holistic 25.7 with 60 % / 86 %, body alone 45 (load 0.7). Crops find more hands where it matters and do not
+depend on a face.
 
-Where the time goes (second round, load 5-8 on 2 cores, counts of model calls do not depend on the load): a hand
-model call costs 0.5-0.75 of a body model call whether it tracks or re-detects (17-28 ms against 25-39 ms), and the
-crops make 2.9-3.4 calls a frame (the sample clip, the gesture bench clip; a lost hand tries every crop, each with
-a palm detection). Even at the floor of one call per hand and frame the stage would take about 2.2 times the body
-alone, short of the 20 frames/s target (1.5 times). Tried and not kept, each against this code in the same window:
-the hand landmark model alone (MediaPipe's ``HandLandmarkCpu`` subgraph, ROI tracked in image coordinates from the
-previous frame's landmarks as the hands solution does, palm detection only when lost): no faster beyond the noise
-(10.3 vs 8.0, 8.2 vs 9.6 frames/s), more hands found on the sample clip (93/77 against 89/71 %) but the gesture
-clip's left hand in 29 % against 67 % (its track jumped onto the other hand), fingers 0-13 degrees worse where
-found; the hand model every other frame, landmarks interpolated between: 1.4-1.7 times the frames/s but hands found
-67 -> 52 % and 89 -> 72 % (left, gesture / sample clip); every third frame similar; both sides in two threads: no
-gain with the cores shared; the last-seen hand's crop tried first: found and calls a frame mixed (gesture 3.43 ->
-3.08 calls, sample 2.93 -> 3.86); crops of 1.4 or 1.2 forearms: fewer hands found on both clips (sample 89/71 ->
-82/71 and 78/69 %). The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop,
-unoccluded; the hand model does not see it, so a better crop does not find it.
+Second round (issue 16; load 5-8 on 2 cores, so calls of the models are counted, which the load does not change).
+Before, the crops also tracked: the hands solution's own tracker on a crop that followed the body's wrist, so its
+box jumped whenever the crop moved or changed size, and a lost hand tried every crop with a palm detection each,
+2.9-3.4 model calls a frame; the tracks had fixed sides, and the body model swapping or misplacing a wrist sent both
+onto one hand. Tracking in the image with the landmark model alone, and a lost track looking at the wrist the other
+track is not on: the gesture bench clip 67/92 -> 78/98 % found (left / right), finger error where found 22.4/20.8
+-> 21.0/21.1 degrees, calls 3.43 -> 2.41 a frame; the sample clip 89/71 -> 93/77 %, calls 2.93 -> 3.06. A hand
+model call costs 0.5-0.75 of a body model call (17-28 ms against 25-39 ms), so even one call per hand and frame
+takes about 2.2 times the body alone, short of the 20 frames/s target (1.5 times). Tried and not kept: the hand
+model every other frame, landmarks interpolated between (with the crops' tracking: 1.4-1.7 times the frames/s but
+found 67 -> 52 % and 89 -> 72 %, left, gesture / sample clip; every third frame similar); both sides in two threads
+(no gain with the cores shared); crops of 1.4 or 1.2 forearms instead of 2 (fewer found on both clips: sample 89/71
+-> 82/71 and 78/69 %). The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop,
+unoccluded (looked at): the models do not see it, so a better crop would not find it.
 """
 from __future__ import annotations
 
