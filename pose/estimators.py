@@ -25,20 +25,21 @@ on a featureless head), body alone 21.5 (load 5.6); on mmpose_body3d_demo at 720
 72 %, Holistic 25.7 with 60 % / 86 %, body alone 45 (load 0.7). Crops find more hands where it matters and do not
 depend on a face.
 
-Second round (issue 16; load 5-8 on 2 cores, so calls of the models are counted, which the load does not change).
-Before, the crops also tracked: the hands solution's own tracker on a crop that followed the body's wrist, so its
-box jumped whenever the crop moved or changed size, and a lost hand tried every crop with a palm detection each,
-2.9-3.4 model calls a frame; the tracks had fixed sides, and the body model swapping or misplacing a wrist sent both
-onto one hand. Tracking in the image with the landmark model alone, and a lost track looking at the wrist the other
-track is not on: the gesture bench clip 67/92 -> 78/98 % found (left / right), finger error where found 22.4/20.8
--> 21.0/21.1 degrees, calls 3.43 -> 2.41 a frame; the sample clip 89/71 -> 93/77 %, calls 2.93 -> 3.06. A hand
-model call costs 0.5-0.75 of a body model call (17-28 ms against 25-39 ms), so even one call per hand and frame
-takes about 2.2 times the body alone, short of the 20 frames/s target (1.5 times). Tried and not kept: the hand
-model every other frame, landmarks interpolated between (with the crops' tracking: 1.4-1.7 times the frames/s but
-found 67 -> 52 % and 89 -> 72 %, left, gesture / sample clip; every third frame similar); both sides in two threads
-(no gain with the cores shared); crops of 1.4 or 1.2 forearms instead of 2 (fewer found on both clips: sample 89/71
--> 82/71 and 78/69 %). The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop,
-unoccluded (looked at): the models do not see it, so a better crop would not find it.
+Second round (issue 16; load 3-8 on 2 cores, shared). Before, the crops also tracked: the hands solution's own
+tracker on a crop that followed the body's wrist, so its box jumped whenever the crop moved or changed size, and a
+lost hand tried every crop with a palm detection each, 2.9-3.4 model calls a frame; the tracks had fixed sides, and
+the body model swapping or misplacing a wrist sent both onto one hand. Tracking in the image with the landmark model
+alone, and a lost track looking at the wrist the other track is not on: the gesture bench clip 67/92 -> 78/98 %
+found (left / right), finger error where found 22.4/20.8 -> 21.0/21.1 degrees, calls 3.43 -> 2.41 a frame; the
+sample clip 89/71 -> 93/77 %. A hand model call costs 0.5-0.75 of a body model call (17-28 ms against 25-39 ms), so
+one call per hand and frame still took 2.0 times the body alone. The hand model on every second frame
+(:data:`HAND_STRIDE`; landmarks in between interpolated, :func:`pose.hands.fill_skipped`), same window, load 3:
+gesture clip 17.3 -> 25.4 frames/s (body alone 36.7), found 78/98 -> 92/96 %, error where found 21.0/21.1 ->
+19.2/21.7; sample clip 14.4 -> 19.1 frames/s (body 34.2), found 93/77 -> 99/71 %. (With the old crop tracking, every
+second frame had lost hands: 67 -> 52 %.) Tried and not kept: both sides in two threads (no gain with the cores
+shared); crops of 1.4 or 1.2 forearms instead of 2 (fewer found on both clips: sample 89/71 -> 82/71 and 78/69 %).
+The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop, unoccluded (looked at):
+the models do not see it, so a better crop would not find it.
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ import numpy as np
 from core.errors import InputError
 
 __all__ = ["LANDMARKS", "LM", "HAND_LANDMARKS", "HAND_LM", "PoseFrame", "Estimator", "MediaPipeEstimator",
-           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop", "elbow_crop", "hand_roi"]
+           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop", "elbow_crop",
+           "hand_roi", "HAND_STRIDE"]
 
 LANDMARKS: tuple[str, ...] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
@@ -135,8 +137,11 @@ HAND_CONFIDENCE = 0.3
 HAND_MODEL = 1  # full; the lite model (0, also in the wheel) was barely faster (x3.04 vs x3.29 of body-only time,
 # load 7) and found fewer hands (51 % / 87 % vs 77 % / 94 %) on the rendered gesture clip
 MIN_HAND_SPAN = 0.25  # of the shoulder width: a hand spans about half of it, seen from any side
-HAND_MEMORY_FRAMES = 90  # a hand lost from its wrist's crop is looked for where it was, this many frames on
+HAND_MEMORY_FRAMES = 90  # frames; a hand lost from its wrist's crop is looked for where it was, this many frames on
 MIN_HAND_CROP = 64  # pixels; smaller hands are too small to see fingers anyway
+# The hand model looks at every second frame; pose.hands.fill_skipped fills the frames between. Fingers change
+# little in 1/30 s, and a track kept from two frames back stays on its hand (see the module docstring).
+HAND_STRIDE = 2
 
 
 def elbow_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[int, int, int] | None:
@@ -255,7 +260,9 @@ class MediaPipeEstimator:
             self._video = self._make(False)
         frame = _mediapipe_frame(self._video.process(rgb), rgb.shape[1], rgb.shape[0])
         if frame is not None and self.hands:
-            frame.hands, frame.hands_world = self._hands(rgb, frame)
+            self._frame_count += 1
+            if self._frame_count % HAND_STRIDE == 0:
+                frame.hands, frame.hands_world = self._hands(rgb, frame)
         return frame
 
     def _hands(self, rgb: np.ndarray, frame: PoseFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -269,7 +276,6 @@ class MediaPipeEstimator:
         other track is not at (:meth:`_detect`). Two tracks on one hand: the one further from its side's wrist
         lets go.
         """
-        self._frame_count += 1
         H, W = rgb.shape[:2]
         shoulders = float(np.linalg.norm(frame.image[LM["left_shoulder"]] - frame.image[LM["right_shoulder"]]))
         out = np.full((2, 21, 3), np.nan)
@@ -316,7 +322,8 @@ class MediaPipeEstimator:
             for name in ("landmarks0", "world0", "landmarks1", "world1"):
                 self._hand_graph.observe_output_stream(name, lambda stream, packet: self._graph_out.__setitem__(
                     stream, mp.packet_getter.get_proto(packet)))
-            self._hand_graph.start_run(input_side_packets={"model_complexity": mp.packet_creator.create_int(HAND_MODEL)})
+            model = mp.packet_creator.create_int(HAND_MODEL)
+            self._hand_graph.start_run(input_side_packets={"model_complexity": model})
         self._graph_out.clear()
         self._graph_time += 1
         self._hand_graph.add_packet_to_input_stream("image", mp.packet_creator.create_image_frame(

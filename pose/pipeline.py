@@ -36,7 +36,7 @@ from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
 from .feet import bridge_contacts, plant_legs
 from .fit import FitResult, fit_skeleton, joint_targets
-from .hands import HandTracks, assign_sides, fit_hands, palm_landmarks
+from .hands import HandTracks, assign_sides, fill_skipped, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
 from .video import MAX_SIDE, VideoMeta, open_video
@@ -382,8 +382,11 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
                 hand_lms[t] = p.hands
             if hand_world is not None and p.hands_world is not None:
                 hand_world[t] = p.hands_world
-    if hands and not any(p is not None and p.hands is not None for p in poses):
+    looked = np.array([p is not None and p.hands is not None for p in poses], bool)
+    if hands and not looked.any():
         warnings.append("the pose backend gave no hand landmarks; the fingers were left relaxed")
+    elif hands:
+        hand_lms, hand_world = fill_skipped(hand_lms, looked), fill_skipped(hand_world, looked)
     people = _people_warning(report, fps)
     if people:
         warnings.append(people)

@@ -7,7 +7,8 @@ from scipy.spatial.transform import Rotation
 
 from pose.estimators import LM, elbow_crop, hand_crop, hand_roi
 from pose.hands import (ANGLE_NAMES, GESTURES, LIMITS, RELAXED, angles_to_quats, assign_sides, clean_angles,
-                        fit_hands, gesture_track, hand_angles, landmarks_from_angles, palm_landmarks, palm_rotation)
+                        fill_skipped, fit_hands, gesture_track, hand_angles, landmarks_from_angles, palm_landmarks,
+                        palm_rotation)
 
 
 def _limits() -> tuple[np.ndarray, np.ndarray]:
@@ -173,3 +174,15 @@ def test_hand_roi_boxes_the_hand_and_turns_with_it():
     x2, y2, size2, rotation2 = hand_roi(turned)
     assert np.isclose(rotation2 - rotation, a) and np.isclose(size2, size)
     assert np.allclose((x2, y2), R @ (x - 200, y - 250) + (200, 250))
+
+
+def test_skipped_frames_are_filled_between_frames_that_found_the_hand():
+    T = 7
+    hands = np.full((T, 2, 21, 3), np.nan)
+    looked = np.array([1, 0, 1, 0, 1, 0, 0], bool)
+    hands[0, 0], hands[2, 0], hands[4, 0] = 0.0, 2.0, 4.0  # the left hand found at every look
+    hands[0, 1] = 5.0  # the right one only at the first
+    filled = fill_skipped(hands, looked)
+    assert np.allclose(filled[:5, 0, :, :], np.arange(5.0)[:, None, None])
+    assert np.isnan(filled[5:, 0]).all()  # nothing after the last look
+    assert np.isnan(filled[1:, 1]).all()  # no fill where a neighbour missed it
