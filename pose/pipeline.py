@@ -46,12 +46,12 @@ __all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SM
 
 Progress = Callable[[float, str], None]
 DEFAULT_SMOOTHING = 0.5
-# Off by default: with hands the pose stage takes 2.7-3.5x as long (hand model on crops around both wrists, palm
-# detection where a hand is lost; a hand model call costs 0.5-0.75 of the body's, so even one call per hand and
-# frame would be about 2.2x: see pose.estimators' docstring for what was tried), which would triple the job's
-# floor; hands are found in 67-92 % of frames (target 90) and curled fingers still read 21-22 degrees off on the
-# hands bench (target 15). --hands / the page's switch turn them on (the built-in characters and uploaded rigs with
-# finger bones show them).
+# Off by default, though the hands bench now meets the cost and found targets (with hands 25.5 frames/s against 36.5
+# for the body alone, x1.43; found 92 / 96 %, load 2-3): on the bundled sample clip, the first thing a user tries,
+# the right fist in the squat is found in 71 % of frames only (the models do not see a 30 px fist side on), and the
+# fingers there come out 37-38 degrees from the clip's own, further than a relaxed hand (33-35); curled fingers read
+# 19-22 degrees off on the bench (target 15). --hands / the page's switch turn them on (the built-in characters and
+# uploaded rigs with finger bones show them).
 DEFAULT_HANDS = False
 HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adult proportions)
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
