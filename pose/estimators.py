@@ -9,10 +9,11 @@ Conventions of a :class:`PoseFrame`:
 * ``world``: ``(33, 3)`` metres, origin midway between the hips, *camera-aligned* axes (x to the image's right,
   y down, z away from the camera): MediaPipe's world landmarks, which are not gravity-aligned;
 * ``visibility``: ``(33,)`` in [0, 1];
-* ``hands``: ``(2, 21, 3)`` the person's left and right hand (:data:`HAND_LANDMARKS`), pixel x and y as above and
-  a relative depth z in pixels (away from the camera, MediaPipe's z scaled like x), NaN for a hand not found;
-  None when hands were not asked for; ``hands_world``: the same hands as the hand model's metric 3D landmarks
-  (metres, camera axes, origin inside the hand).
+* ``hands``: ``(2, 21, 3)`` the person's two hands (:data:`HAND_LANDMARKS`) in no particular order (which is left
+  is told later from the body's wrists, :func:`pose.hands.side_sources`), pixel x and y as above and a relative
+  depth z in pixels (away from the camera, MediaPipe's z scaled like x), NaN for a hand not found; None when hands
+  were not asked for or the hand model skipped the frame (:data:`HAND_STRIDE`); ``hands_world``: the same hands as
+  the hand model's metric 3D landmarks (metres, camera axes, origin inside the hand).
 
 Hands come from MediaPipe's hand models (also in the 0.10.21 wheel: palm detector + hand landmark model), two
 hand tracks per clip. A track follows its hand with the landmark model alone, in the box the previous frame's
@@ -84,7 +85,8 @@ class PoseFrame:
     """One person's landmarks in one frame (see the module docstring for the axes).
 
     image: ``(33, 2)`` pixels. world: ``(33, 3)`` metres, hip-centred, camera-aligned. visibility: ``(33,)``.
-    hands: ``(2, 21, 3)`` left and right hand landmarks (pixels, NaN where not found) or None (not asked for).
+    hands: ``(2, 21, 3)`` two hands' landmarks (pixels, NaN where not found) or None (not asked for, or a frame
+        the hand model skipped).
     hands_world: ``(2, 21, 3)`` the same hands as the model's metric 3D landmarks (metres, camera axes, origin in the
         hand), or None.
     """
