@@ -9,19 +9,38 @@ Conventions of a :class:`PoseFrame`:
 * ``world``: ``(33, 3)`` metres, origin midway between the hips, *camera-aligned* axes (x to the image's right,
   y down, z away from the camera): MediaPipe's world landmarks, which are not gravity-aligned;
 * ``visibility``: ``(33,)`` in [0, 1];
-* ``hands``: ``(2, 21, 3)`` the person's left and right hand (:data:`HAND_LANDMARKS`), pixel x and y as above and
-  a relative depth z in pixels (away from the camera, MediaPipe's z scaled like x), NaN for a hand not found;
-  None when hands were not asked for; ``hands_world``: the same hands as the hand model's metric 3D landmarks
-  (metres, camera axes, origin inside the hand).
+* ``hands``: ``(2, 21, 3)`` the person's two hands (:data:`HAND_LANDMARKS`) in no particular order (which is left
+  is told later from the body's wrists, :func:`pose.hands.side_sources`), pixel x and y as above and a relative
+  depth z in pixels (away from the camera, MediaPipe's z scaled like x), NaN for a hand not found; None when hands
+  were not asked for or the hand model skipped the frame (:data:`HAND_STRIDE`); ``hands_world``: the same hands as
+  the hand model's metric 3D landmarks (metres, camera axes, origin inside the hand).
 
-Hands come from MediaPipe's hands solution (also in the 0.10.21 wheel: palm detector + hand landmark model), run
-on a square crop around each of the body's wrists, one tracker per side (the hand's ROI is tracked from frame to
-frame inside a crop that follows the wrist, the palm detector runs only when the hand is lost). Measured against
-the Holistic graph (body + face + hands on crops placed by the body's landmarks), pose stage alone on 100 frames:
-on the repo's rendered gesture clip at 1280x720, crops 19.3 frames/s with hands found 88 % / 100 % (left /
-right), Holistic 10.1 frames/s with 38 % / 71 % (its face model keeps failing on a featureless head), body alone
-21.5 (load 5.6); on mmpose_body3d_demo at 720 px, crops 20.6 frames/s with 66 % / 72 %, Holistic 25.7 with
-60 % / 86 %, body alone 45 (load 0.7). Crops find more hands where it matters and do not depend on a face.
+Hands come from MediaPipe's hand models (also in the 0.10.21 wheel: palm detector + hand landmark model), two
+hand tracks per clip. A track follows its hand with the landmark model alone, in the box the previous frame's
+landmarks give (:func:`hand_roi`, as MediaPipe's hands solution tracks); a lost track looks again with the hands
+solution (palm detector, then landmarks) on square crops around a body wrist, where the hand was last seen and
+around the elbow. Measured against the Holistic graph (body + face + hands on crops placed by the body's
+landmarks), pose stage alone on 100 frames: on the repo's rendered gesture clip at 1280x720, crops 19.3 frames/s
+with hands found 88 % / 100 % (left / right), Holistic 10.1 frames/s with 38 % / 71 % (its face model keeps failing
+on a featureless head), body alone 21.5 (load 5.6); on mmpose_body3d_demo at 720 px, crops 20.6 frames/s with 66 % /
+72 %, Holistic 25.7 with 60 % / 86 %, body alone 45 (load 0.7). Crops find more hands where it matters and do not
+depend on a face.
+
+Second round (issue 16; load 3-8 on 2 cores, shared). Before, the crops also tracked: the hands solution's own
+tracker on a crop that followed the body's wrist, so its box jumped whenever the crop moved or changed size, and a
+lost hand tried every crop with a palm detection each, 2.9-3.4 model calls a frame; the tracks had fixed sides, and
+the body model swapping or misplacing a wrist sent both onto one hand. Tracking in the image with the landmark model
+alone, and a lost track looking at the wrist the other track is not on: the gesture bench clip 67/92 -> 78/98 %
+found (left / right), finger error where found 22.4/20.8 -> 21.0/21.1 degrees, calls 3.43 -> 2.41 a frame; the
+sample clip 89/71 -> 93/77 %. A hand model call costs 0.5-0.75 of a body model call (17-28 ms against 25-39 ms), so
+one call per hand and frame still took 2.0 times the body alone. The hand model on every second frame
+(:data:`HAND_STRIDE`; landmarks in between interpolated, :func:`pose.hands.fill_skipped`), same window, load 3:
+gesture clip 17.3 -> 25.4 frames/s (body alone 36.7), found 78/98 -> 92/96 %, error where found 21.0/21.1 ->
+19.2/21.7; sample clip 14.4 -> 19.1 frames/s (body 34.2), found 93/77 -> 99/71 %. (With the old crop tracking, every
+second frame had lost hands: 67 -> 52 %.) Tried and not kept: both sides in two threads (no gain with the cores
+shared); crops of 1.4 or 1.2 forearms instead of 2 (fewer found on both clips: sample 89/71 -> 82/71 and 78/69 %).
+The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop, unoccluded (looked at):
+the models do not see it, so a better crop would not find it.
 """
 from __future__ import annotations
 
@@ -35,7 +54,8 @@ import numpy as np
 from core.errors import InputError
 
 __all__ = ["LANDMARKS", "LM", "HAND_LANDMARKS", "HAND_LM", "PoseFrame", "Estimator", "MediaPipeEstimator",
-           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop", "elbow_crop"]
+           "RtmlibEstimator", "EstimatorUnavailable", "make_estimator", "ESTIMATORS", "hand_crop", "elbow_crop",
+           "hand_roi", "HAND_STRIDE"]
 
 LANDMARKS: tuple[str, ...] = (
     "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
@@ -65,7 +85,8 @@ class PoseFrame:
     """One person's landmarks in one frame (see the module docstring for the axes).
 
     image: ``(33, 2)`` pixels. world: ``(33, 3)`` metres, hip-centred, camera-aligned. visibility: ``(33,)``.
-    hands: ``(2, 21, 3)`` left and right hand landmarks (pixels, NaN where not found) or None (not asked for).
+    hands: ``(2, 21, 3)`` two hands' landmarks (pixels, NaN where not found) or None (not asked for, or a frame
+        the hand model skipped).
     hands_world: ``(2, 21, 3)`` the same hands as the model's metric 3D landmarks (metres, camera axes, origin in the
         hand), or None.
     """
@@ -118,8 +139,11 @@ HAND_CONFIDENCE = 0.3
 HAND_MODEL = 1  # full; the lite model (0, also in the wheel) was barely faster (x3.04 vs x3.29 of body-only time,
 # load 7) and found fewer hands (51 % / 87 % vs 77 % / 94 %) on the rendered gesture clip
 MIN_HAND_SPAN = 0.25  # of the shoulder width: a hand spans about half of it, seen from any side
-HAND_MEMORY_FRAMES = 90  # a hand lost from its wrist's crop is looked for where it was, this many frames on
+HAND_MEMORY_FRAMES = 90  # frames; a hand lost from its wrist's crop is looked for where it was, this many frames on
 MIN_HAND_CROP = 64  # pixels; smaller hands are too small to see fingers anyway
+# The hand model looks at every second frame; pose.hands.fill_skipped fills the frames between. Fingers change
+# little in 1/30 s, and a track kept from two frames back stays on its hand (see the module docstring).
+HAND_STRIDE = 2
 
 
 def elbow_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[int, int, int] | None:
@@ -150,6 +174,53 @@ def hand_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[in
     return x0, y0, size
 
 
+_PALM_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)  # what MediaPipe's hands solution boxes a hand by
+# Two hand landmark models, one per track, fed an image and a rotated box each (MediaPipe's own subgraph; it reads
+# hand_landmark_full.tflite from the wheel).
+_HAND_GRAPH = """
+input_stream: "image"
+input_stream: "roi0"
+input_stream: "roi1"
+output_stream: "landmarks0"
+output_stream: "world0"
+output_stream: "landmarks1"
+output_stream: "world1"
+node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi0"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  output_stream: "LANDMARKS:landmarks0" output_stream: "WORLD_LANDMARKS:world0" }
+node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi1"
+  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+  output_stream: "LANDMARKS:landmarks1" output_stream: "WORLD_LANDMARKS:world1" }
+"""
+
+
+def _span(hand: np.ndarray) -> float:
+    return float(np.ptp(hand[:, :2], axis=0).max())
+
+
+def _same_hand(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two ``(21, 2+)`` landmark sets lie on one hand (landmarks half a hand apart on average or less)."""
+    return bool(np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean() < 0.5 * _span(a))
+
+
+def hand_roi(hand: np.ndarray) -> tuple[float, float, float, float]:
+    """The box the hand landmark model looks in next, from one hand's ``(21, 2+)`` landmarks (pixels): ``(x, y,
+    size, rotation)``, centre and side in pixels, rotation in radians (clockwise in the image, 0 when the fingers
+    point up). MediaPipe's hands solution tracks with this box: the palm's landmarks bounded in the hand's own
+    axes, doubled, squared on the longer side and shifted a tenth towards the fingers."""
+    p = np.asarray(hand, dtype=np.float64)[list(_PALM_LANDMARKS), :2]
+    wrist = p[0]
+    middle = 0.5 * (0.5 * (p[4] + p[8]) + p[6])  # index, ring and middle finger bases (their pip joints)
+    rotation = float(np.pi / 2 - np.arctan2(-(middle[1] - wrist[1]), middle[0] - wrist[0]))
+    c, s = np.cos(rotation), np.sin(rotation)
+    R = np.array([[c, -s], [s, c]])  # the hand's axes in the image
+    mid = 0.5 * (p.min(0) + p.max(0))
+    q = (p - mid) @ R
+    lo, hi = q.min(0), q.max(0)
+    centre = mid + R @ (0.5 * (lo + hi) + (0.0, -0.1 * (hi[1] - lo[1])))
+    return float(centre[0]), float(centre[1]), float(2.0 * (hi - lo).max()), rotation
+
+
 class MediaPipeEstimator:
     """BlazePose GHUM "full" through MediaPipe's legacy ``solutions.pose`` (embedded in the wheel, CPU).
 
@@ -175,6 +246,9 @@ class MediaPipeEstimator:
         self._video = None
         self._static = None
         self._hand_trackers: list | None = None
+        self._hand_graph = None
+        self._graph_time = 0
+        self._tracks: list[np.ndarray | None] = [None, None]  # each track's last landmarks, pixels
         self._last_hand: list[tuple[np.ndarray, float, int] | None] = [None, None]  # centre, span, frame
         self._frame_count = -1
 
@@ -188,16 +262,97 @@ class MediaPipeEstimator:
             self._video = self._make(False)
         frame = _mediapipe_frame(self._video.process(rgb), rgb.shape[1], rgb.shape[0])
         if frame is not None and self.hands:
-            frame.hands, frame.hands_world = self._hands(rgb, frame)
+            self._frame_count += 1
+            if self._frame_count % HAND_STRIDE == 0:
+                frame.hands, frame.hands_world = self._hands(rgb, frame)
         return frame
 
     def _hands(self, rgb: np.ndarray, frame: PoseFrame) -> tuple[np.ndarray, np.ndarray]:
-        """``(2, 21, 3)`` hand landmarks found on crops around the body's wrists (see the module docstring), in
-        pixels and as the model's metric 3D landmarks.
+        """``(2, 21, 3)`` hand landmarks (see the module docstring), in pixels and as the model's metric 3D
+        landmarks. The two rows are two hand tracks, not yet sides (:func:`pose.hands.side_sources` tells them
+        apart by the body's wrists, which are too often wrong for a track to keep its side: on the rendered
+        gesture clip the body put the left wrist on the chest for seconds).
 
-        When a hand is not in its wrist's crop but was seen lately, a second crop around where it was is tried:
-        the body model puts a raised, open hand's wrist on the chest often enough (on the rendered gesture clip
-        the left hand fell from 63 % to 26 % found when its wrist went astray), and hands move little in 1 s.
+        A track follows its hand with the landmark model alone, in a box from the previous frame's landmarks
+        (:func:`hand_roi`). A lost track looks again with the palm detector, on crops around the body wrist the
+        other track is not at (:meth:`_detect`). Two tracks on one hand: the one further from its side's wrist
+        lets go.
+        """
+        H, W = rgb.shape[:2]
+        shoulders = float(np.linalg.norm(frame.image[LM["left_shoulder"]] - frame.image[LM["right_shoulder"]]))
+        out = np.full((2, 21, 3), np.nan)
+        world = np.full((2, 21, 3), np.nan)
+        found = self._track(rgb)
+        if found[0] is not None and found[1] is not None and _same_hand(found[0][0], found[1][0]):
+            d = [np.linalg.norm(found[k][0][0, :2] - frame.image[LM[f"{side}_wrist"]])
+                 for k, side in enumerate(("left", "right"))]
+            found[int(np.argmax(d))] = None
+        for k in range(2):
+            if found[k] is not None and _span(found[k][0]) >= MIN_HAND_SPAN * shoulders:
+                out[k], world[k] = found[k]
+        for k, side in enumerate(("left", "right")):
+            if np.isfinite(out[k]).all():
+                continue
+            if np.isfinite(out[1 - k]).all():  # look at the wrist the other track is not on
+                d = [np.linalg.norm(out[1 - k][0, :2] - frame.image[LM[f"{s}_wrist"]]) for s in ("left", "right")]
+                side = ("left", "right")[int(np.argmax(d))]
+            hand = self._detect(k, side, rgb, frame, shoulders)
+            if hand is not None and not (np.isfinite(out[1 - k]).all() and _same_hand(hand[0], out[1 - k])):
+                out[k], world[k] = hand
+        for k in range(2):
+            ok = np.isfinite(out[k]).all()
+            self._tracks[k] = out[k] if ok else None
+            if ok:
+                self._last_hand[k] = (out[k][:, :2].mean(axis=0), _span(out[k]), self._frame_count)
+        return out, world
+
+    def _track(self, rgb: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Each track's hand in this frame by the landmark model in the box its last landmarks give (both tracks
+        in one run of :data:`_HAND_GRAPH`); None where a track has no hand or the model saw none."""
+        import mediapipe as mp
+        from mediapipe.framework.formats import rect_pb2
+
+        if all(t is None for t in self._tracks):
+            return [None, None]
+        H, W = rgb.shape[:2]
+        if self._hand_graph is None:
+            from mediapipe.python._framework_bindings import resource_util
+
+            resource_util.set_resource_dir(str(Path(mp.__file__).parent.parent))
+            self._hand_graph = mp.CalculatorGraph(graph_config=_HAND_GRAPH)
+            self._graph_out: dict = {}
+            for name in ("landmarks0", "world0", "landmarks1", "world1"):
+                self._hand_graph.observe_output_stream(name, lambda stream, packet: self._graph_out.__setitem__(
+                    stream, mp.packet_getter.get_proto(packet)))
+            model = mp.packet_creator.create_int(HAND_MODEL)
+            self._hand_graph.start_run(input_side_packets={"model_complexity": model})
+        self._graph_out.clear()
+        self._graph_time += 1
+        self._hand_graph.add_packet_to_input_stream("image", mp.packet_creator.create_image_frame(
+            image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)).at(self._graph_time))
+        for k, track in enumerate(self._tracks):
+            if track is not None:
+                x, y, size, rotation = hand_roi(track)
+                roi = rect_pb2.NormalizedRect(x_center=x / W, y_center=y / H, width=size / W, height=size / H,
+                                              rotation=rotation)
+                self._hand_graph.add_packet_to_input_stream(f"roi{k}", mp.packet_creator.create_proto(roi).at(
+                    self._graph_time))
+        self._hand_graph.wait_until_idle()
+        found: list[tuple[np.ndarray, np.ndarray] | None] = [None, None]
+        for k in range(2):
+            if f"landmarks{k}" in self._graph_out and f"world{k}" in self._graph_out:
+                pts = np.array([(p.x * W, p.y * H, p.z * W) for p in self._graph_out[f"landmarks{k}"].landmark])
+                found[k] = pts, np.array([(p.x, p.y, p.z) for p in self._graph_out[f"world{k}"].landmark])
+        return found
+
+    def _detect(self, k: int, side: str, rgb: np.ndarray, frame: PoseFrame,
+                shoulders: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """Track ``k``'s hand found afresh by the hands solution (palm detector, then landmarks) on crops around
+        the body's ``side`` wrist, where the hand was last seen, and the elbow, in that order; None if none.
+
+        The crop where the hand was last seen is there because the body model puts a raised, open hand's wrist on
+        the chest often enough (on the rendered gesture clip the left hand fell from 63 % to 26 % found when its
+        wrist went astray), and hands move little in 1 s.
         """
         import mediapipe as mp
 
@@ -206,36 +361,27 @@ class MediaPipeEstimator:
                 mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=1, model_complexity=HAND_MODEL,
                                          min_detection_confidence=HAND_CONFIDENCE, min_tracking_confidence=HAND_CONFIDENCE)
                 for _ in range(2)]
-        self._frame_count += 1
-        out = np.full((2, 21, 3), np.nan)
-        world = np.full((2, 21, 3), np.nan)
         H, W = rgb.shape[:2]
-        shoulders = float(np.linalg.norm(frame.image[LM["left_shoulder"]] - frame.image[LM["right_shoulder"]]))
-        for k, side in enumerate(("left", "right")):
-            boxes = [hand_crop(frame.image, side, W, H), elbow_crop(frame.image, side, W, H)]
-            last = self._last_hand[k]
-            if last is not None and self._frame_count - last[2] <= HAND_MEMORY_FRAMES:
-                size = int(min(max(last[1] * 2.5, MIN_HAND_CROP), W, H))
-                boxes.insert(1, (int(np.clip(round(last[0][0] - size / 2), 0, W - size)),
-                                 int(np.clip(round(last[0][1] - size / 2), 0, H - size)), size))
-            for box in boxes:
-                if box is None:
-                    continue
-                x0, y0, size = box
-                crop = np.ascontiguousarray(rgb[y0:y0 + size, x0:x0 + size])
-                result = self._hand_trackers[k].process(crop)
-                if not (result.multi_hand_landmarks and result.multi_hand_world_landmarks):
-                    continue
-                pts = np.array([(p.x, p.y, p.z) for p in result.multi_hand_landmarks[0].landmark])
-                pts = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
-                span = float(np.ptp(pts[:, :2], axis=0).max())
-                if span < MIN_HAND_SPAN * shoulders:  # a speck, not a hand (seen on a mannequin's chest)
-                    continue
-                out[k] = pts
-                world[k] = [(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark]
-                self._last_hand[k] = (pts[:, :2].mean(axis=0), span, self._frame_count)
-                break
-        return out, world
+        boxes = [hand_crop(frame.image, side, W, H), elbow_crop(frame.image, side, W, H)]
+        last = self._last_hand[k]
+        if last is not None and self._frame_count - last[2] <= HAND_MEMORY_FRAMES:
+            size = int(min(max(last[1] * 2.5, MIN_HAND_CROP), W, H))
+            boxes.insert(1, (int(np.clip(round(last[0][0] - size / 2), 0, W - size)),
+                             int(np.clip(round(last[0][1] - size / 2), 0, H - size)), size))
+        for box in boxes:
+            if box is None:
+                continue
+            x0, y0, size = box
+            crop = np.ascontiguousarray(rgb[y0:y0 + size, x0:x0 + size])
+            result = self._hand_trackers[k].process(crop)
+            if not (result.multi_hand_landmarks and result.multi_hand_world_landmarks):
+                continue
+            pts = np.array([(p.x, p.y, p.z) for p in result.multi_hand_landmarks[0].landmark])
+            pts = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
+            if _span(pts) < MIN_HAND_SPAN * shoulders:  # a speck, not a hand (seen on a mannequin's chest)
+                continue
+            return pts, np.array([(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark])
+        return None
 
     def detect(self, rgb: np.ndarray) -> PoseFrame | None:
         if self._static is None:
@@ -248,12 +394,17 @@ class MediaPipeEstimator:
         for tracker in self._hand_trackers or ():
             tracker.reset()
         self._last_hand = [None, None]
+        self._tracks = [None, None]
 
     def close(self) -> None:
         for pose in (self._video, self._static, *(self._hand_trackers or ())):
             if pose is not None:
                 pose.close()
         self._video = self._static = self._hand_trackers = None
+        if self._hand_graph is not None:
+            self._hand_graph.close()
+            self._hand_graph = None
+        self._tracks = [None, None]
 
 
 class RtmlibEstimator:

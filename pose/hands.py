@@ -35,7 +35,7 @@ from .estimators import HAND_LM, LM
 
 __all__ = ["ANGLE_NAMES", "LIMITS", "RELAXED", "EASE_SECONDS", "GESTURES", "HandTracks", "side_sources",
            "assign_sides", "hand_angles", "palm_rotation", "angle_matrices", "angles_to_quats", "clean_angles",
-           "palm_landmarks", "fit_hands", "landmarks_from_angles", "gesture_track"]
+           "palm_landmarks", "fill_skipped", "fit_hands", "landmarks_from_angles", "gesture_track"]
 
 _NON_THUMB = ("index", "middle", "ring", "pinky")
 ANGLE_NAMES: tuple[str, ...] = (("thumb_swing_a", "thumb_swing_b", "thumb_mcp", "thumb_ip")
@@ -243,6 +243,22 @@ def _by_side(x: np.ndarray, sources: np.ndarray) -> np.ndarray:
     for s in range(2):
         for k in range(2):
             out[sources[:, s] == k, s] = x[sources[:, s] == k, k]
+    return out
+
+
+def fill_skipped(hands: np.ndarray, looked: np.ndarray, max_frames: int = 3) -> np.ndarray:
+    """``(T, 2, 21, 3)`` hands with the frames the hand model skipped (``looked (T,)`` False) filled in linearly
+    between the looked-at frames around them, where both found that hand and lie at most ``max_frames`` apart;
+    NaN elsewhere."""
+    out = np.array(hands, dtype=np.float64, copy=True)
+    idx = np.flatnonzero(looked)
+    for a, b in zip(idx[:-1], idx[1:]):
+        if b - a < 2 or b - a > max_frames:
+            continue
+        for s in range(2):
+            if np.isfinite(out[a, s]).all() and np.isfinite(out[b, s]).all():
+                w = (np.arange(a + 1, b) - a)[:, None, None] / (b - a)
+                out[a + 1:b, s] = (1 - w) * out[a, s] + w * out[b, s]
     return out
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from pose.estimators import LM, elbow_crop, hand_crop
+from pose.estimators import LM, elbow_crop, hand_crop, hand_roi
 from pose.hands import (ANGLE_NAMES, GESTURES, LIMITS, RELAXED, angles_to_quats, assign_sides, clean_angles,
-                        fit_hands, gesture_track, hand_angles, landmarks_from_angles, palm_landmarks, palm_rotation)
+                        fill_skipped, fit_hands, gesture_track, hand_angles, landmarks_from_angles, palm_landmarks,
+                        palm_rotation)
 
 
 def _limits() -> tuple[np.ndarray, np.ndarray]:
@@ -154,3 +155,34 @@ def test_the_fitted_wrist_turns_with_the_palm():
     before = fit_skeleton(P, lengths=L).world_rotations[:, hand]
     assert np.degrees(np.linalg.norm(Rotation.from_matrix(np.swapaxes(before, 1, 2) @ R_true).as_rotvec(),
                                      axis=-1)).min() > 40  # without the palm, the wrist stays where the body put it
+
+
+def test_hand_roi_boxes_the_hand_and_turns_with_it():
+    # A relaxed left hand, fingers pointing up in the image (canonical +X up, the thumb side +Z to the right).
+    lm = landmarks_from_angles(RELAXED[None], 0)[0] * 100
+    up = np.stack([300 + lm[:, 2], 300 - lm[:, 0]], axis=-1)
+    x, y, size, rotation = hand_roi(up)
+    assert abs(rotation) < np.radians(15)
+    palm = up[[0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18]]
+    assert np.all(np.abs(palm - (x, y)) <= size / 2)  # the box holds the palm with room to spare
+    assert 1.5 * np.ptp(palm, axis=0).max() < size < 3 * np.ptp(up, axis=0).max()
+    assert y < 0.5 * (palm[:, 1].min() + palm[:, 1].max())  # shifted towards the fingers
+    # The same hand turned 40 degrees clockwise in the image about (200, 250): the box turns and moves with it.
+    a = np.radians(40)
+    R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    turned = (up - (200, 250)) @ R.T + (200, 250)
+    x2, y2, size2, rotation2 = hand_roi(turned)
+    assert np.isclose(rotation2 - rotation, a) and np.isclose(size2, size)
+    assert np.allclose((x2, y2), R @ (x - 200, y - 250) + (200, 250))
+
+
+def test_skipped_frames_are_filled_between_frames_that_found_the_hand():
+    T = 7
+    hands = np.full((T, 2, 21, 3), np.nan)
+    looked = np.array([1, 0, 1, 0, 1, 0, 0], bool)
+    hands[0, 0], hands[2, 0], hands[4, 0] = 0.0, 2.0, 4.0  # the left hand found at every look
+    hands[0, 1] = 5.0  # the right one only at the first
+    filled = fill_skipped(hands, looked)
+    assert np.allclose(filled[:5, 0, :, :], np.arange(5.0)[:, None, None])
+    assert np.isnan(filled[5:, 0]).all()  # nothing after the last look
+    assert np.isnan(filled[1:, 1]).all()  # no fill where a neighbour missed it
