@@ -18,7 +18,7 @@ from pathlib import Path
 from .character import Character
 from .errors import InputError
 
-__all__ = ["ASSETS_DIR", "builtin_character_names", "load_character", "UnknownCharacterError",
+__all__ = ["ASSETS_DIR", "builtin_character_names", "is_character_file", "load_character", "UnknownCharacterError",
            "user_characters_dir", "user_character_names", "save_user_character"]
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "characters"
@@ -77,6 +77,14 @@ def save_user_character(character: Character, name: str | None = None) -> Path:
     return path
 
 
+def is_character_file(name: str | os.PathLike) -> bool:
+    """Whether ``name`` is a rigged character file that :func:`load_character` imports in Blender's worker (by
+    its suffix, :data:`~core.io.character_import.IMPORT_SUFFIXES`), not a name or a saved ``.npz``."""
+    from .io.character_import import IMPORT_SUFFIXES
+
+    return Path(os.fspath(name)).suffix.lower() in IMPORT_SUFFIXES
+
+
 def load_character(name: str | os.PathLike) -> Character:
     """A character by name (case-insensitive: built-in first, then the user library), or from a file path
     (``.fbx``/``.glb`` imported on the fly in Blender's worker, or a saved ``.npz``).
@@ -86,12 +94,11 @@ def load_character(name: str | os.PathLike) -> Character:
         InputError: a character file that cannot be imported (the message says why).
     """
     text = os.fspath(name)
-    suffix = Path(text).suffix.lower()
-    if suffix in (".fbx", ".glb"):
+    if is_character_file(text):
         from .io.character_import import import_character  # Blender worker only when a file is given
 
         return import_character(text)
-    if suffix == ".npz" and Path(text).is_file():
+    if Path(text).suffix.lower() == ".npz" and Path(text).is_file():
         return Character.load(text)
     for folder, names in ((ASSETS_DIR, builtin_character_names()), (user_characters_dir(), user_character_names())):
         for candidate in names:

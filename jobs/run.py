@@ -10,7 +10,6 @@ final: ``report.ready`` says when) while this thread renders the preview's other
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -92,10 +91,6 @@ def _warm_up(spec: JobSpec, character: Character | None) -> None:
             torch.optim.Adam([torch.zeros(1, requires_grad=True)])
         if spec.previews:
             _preview_renderer().info  # creates the GL context
-
-
-def _is_character_file(name) -> bool:
-    return Path(os.fspath(name)).suffix.lower() in (".fbx", ".glb")
 
 
 def _failing_early(progress: Progress, work: Future | None) -> Progress:
@@ -248,7 +243,7 @@ def _results(futures, check, every: float = 0.2) -> list:
 def _run(spec: JobSpec, clock: StageClock) -> JobResult:
     import cv2
 
-    from core.character_library import load_character
+    from core.character_library import is_character_file, load_character
 
     # The job spreads its own work over the cores (overlay and measuring beside stage II, export beside the
     # previews); OpenCV's thread pool on top of that (decoding, resizing) slowed stage II 1.5x and gained nothing
@@ -260,7 +255,7 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
     # (.fbx/.glb: 1-3 s in Blender's worker process) is imported beside the pose estimation instead, and one it
     # cannot use stops the pose at its next progress report (every 15 frames).
     character = spec.character if isinstance(spec.character, Character) else None
-    importing = spec.character is not None and character is None and _is_character_file(spec.character)
+    importing = spec.character is not None and character is None and is_character_file(spec.character)
     if spec.character is not None and character is None and not importing:
         character = load_character(spec.character)
     pose = None

@@ -45,9 +45,10 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(_WORKSPACE / "gradio"))
 import gradio as gr  # noqa: E402
 from fastapi import Request as HTTPRequest  # noqa: E402
 
-from core.character_library import (builtin_character_names, user_character_names,  # noqa: E402
-                                    user_characters_dir)
+from core.character_library import (builtin_character_names, is_character_file,  # noqa: E402
+                                    user_character_names, user_characters_dir)
 from core.errors import InputError  # noqa: E402
+from core.io.character_import import IMPORT_SUFFIXES  # noqa: E402
 from core.limits import MAX_CLIP_SECONDS  # noqa: E402
 from core.optimize import OptimizeConfig  # noqa: E402
 from jobs import (METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, CancelToken, JobResult,  # noqa: E402
@@ -61,7 +62,6 @@ WEBAPP = Path(__file__).resolve().parent
 PREVIEW_SIZE = 512  # px, each half of the before/after video: the player shows it about 900 px wide
 PLAYER_HEIGHT = 560  # px: the before/after video (2:1) at about 900 px wide, the view buttons and controls
 MAX_UPLOAD = "200mb"
-CHARACTER_SUFFIXES = (".fbx", ".glb")
 # The page's words for core.motion.place_root's placements.
 ROOT_CHOICES = {"Starts at the origin": "origin", "In place (no travel)": "in_place",
                 "As captured (world coordinates)": "world"}
@@ -190,7 +190,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
     source = motion_file or video
     if not source:
         raise gr.Error("Upload a video (or a BVH/FBX motion file), or press 'Use the sample clip'.", duration=None)
-    if character_file and Path(character_file).suffix.lower() not in CHARACTER_SUFFIXES:
+    if character_file and not is_character_file(character_file):
         raise gr.Error(f"A character must be an .fbx or .glb file, not {Path(character_file).suffix or 'that'}.",
                        duration=None)
     job = _history().new_job(owner)
@@ -383,7 +383,7 @@ def save_character(character_file: str | None):
 
     if not character_file:
         raise gr.Error("Upload your character's FBX or GLB first, then save it.", duration=None)
-    if Path(character_file).suffix.lower() not in CHARACTER_SUFFIXES:
+    if not is_character_file(character_file):
         raise gr.Error(f"A character must be an .fbx or .glb file, not {Path(character_file).suffix or 'that'}.",
                        duration=None)
     name = _library_name(Path(character_file).name)
@@ -536,7 +536,7 @@ def build_app() -> gr.Blocks:
                                           elem_id="motion-input")
                 character = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="Character",
                                         elem_id="character")
-                character_file = gr.File(label="…or your own character (FBX/GLB)", file_types=list(CHARACTER_SUFFIXES),
+                character_file = gr.File(label="…or your own character (FBX/GLB)", file_types=list(IMPORT_SUFFIXES),
                                          elem_id="character-input")
                 save = gr.Button("Save to my characters", size="sm", elem_id="save-character")
                 saved = gr.Markdown(elem_id="character-status")
