@@ -3,9 +3,9 @@
 Flow: read the input (a motion file, or a video through :mod:`pose`) → retarget onto the character (stage I)
 → optimise (stage II, when asked) → write the files. Work that needs no result of the next stage runs beside
 it on the second core: a character file's import and the warm-up while the pose is estimated; the overlay
-video (decode, draw, encode), the report's "before" metrics and the preview's "without optimisation" panel
-while this thread retargets and optimises; then Blender's export (the FBX is written as soon as the motion is
-final: ``report.ready`` says when) while this thread renders the preview's other panel.
+video (decode, draw, encode) and the report's "before" metrics while this thread retargets and optimises (the
+preview's "without optimisation" panel too where :data:`RENDER_AHEAD`); then Blender's export (the FBX is written
+as soon as the motion is final: ``report.ready`` says when) while this thread renders the preview.
 """
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ __all__ = ["run_job", "check_clip_length", "PREVIEW_FPS"]
 
 PREVIEW_FPS = 30.0  # preview videos never need more; a 120 fps mocap clip renders 4x faster
 AHEAD_MAX_FRAMES = 5400  # a longer preview renders both panels after stage II: its JPEG frames would pass 150 MB
+# Off: rendering the left panel beside stage II measured slower in whole-job wall time on a quiet 2-core machine
+# (10 s clip, two runs each: Bob 24.8 / 27.1 s with it, 23.3 / 23.3 s without; X Bot 23.2 / 23.1 vs 21.7 / 24.5).
+# During stage II the second core already makes the overlay video and the "before" metrics, so the panel slowed
+# stage II (optimising 10-13 s instead of 7.4-8.5 s) more than it saved in rendering. Kept for more cores.
+RENDER_AHEAD = False
 
 
 def check_clip_length(motion: Motion) -> None:
@@ -350,7 +355,7 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock, 
     result.retargeted = result.final = retargeted
     measured = ahead = None
     preview_fps = min(source.fps, PREVIEW_FPS)
-    if spec.semantic and spec.previews and source.duration * preview_fps <= AHEAD_MAX_FRAMES:
+    if RENDER_AHEAD and spec.semantic and spec.previews and source.duration * preview_fps <= AHEAD_MAX_FRAMES:
         # The left panel ("without optimisation") needs nothing of stage II: rendered beside it, the preview
         # after stage II only draws the right one (X Bot's 10 s preview: 9.8 s for both panels).
         from core.render.preview import render_panel_ahead

@@ -118,6 +118,7 @@ def test_the_fbx_is_written_while_the_preview_renders_and_every_file_says_when_i
 
     monkeypatch.setattr(core.io.export, "export_character_motion_files", export_then_say)
     monkeypatch.setattr(core.render.preview, "write_before_after", render_after_the_export)
+    monkeypatch.setattr("jobs.run.RENDER_AHEAD", True)  # off by default on 2 cores (jobs.run says why)
     progress = Recorder()
     t = time.perf_counter()
     result = run_job(preset("run", clip, tmp_path / "out", character="Bob", semantic=True, iterations=3), progress)
