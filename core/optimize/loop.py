@@ -143,8 +143,9 @@ class NearBody:
     300-frame clip take seconds. It refreshes a frame early when one of its sampled vertices has moved more than
     half that 3 % since: a hand pulled towards the body by the contact terms crossed the slack between two
     refreshes unseen and sank 6 cm into Slim's belly (Pen% 0 → 0.10 on the bow clip; refreshing every step: 0).
-    Only the frames that moved are refreshed early (about a quarter of them, a third of the steps, on X Bot's
-    742-frame dance): refreshing all frames whenever one moved cost as much as the steps' own evaluations.
+    Only the frames that moved are refreshed early: on X Bot's 742-frame dance about a quarter of the frames
+    moved, in a third of the steps, and refreshing every frame each time made 37 full refreshes in 84 steps
+    where 9 are due.
     """
 
     def __init__(self, model: PenetrationModel, limbs: LimbSamples, frames: int, margin: float, height: float,
