@@ -3,9 +3,11 @@
 Flow: read the input (a motion file, or a video through :mod:`pose`) → retarget onto the character (stage I)
 → optimise (stage II, when asked) → write the files. Work that needs no result of the next stage runs beside
 it on the second core: a character file's import and the warm-up while the pose is estimated; the overlay
-video (decode, draw, encode) and the report's "before" metrics while this thread retargets and optimises (the
-preview's "without optimisation" panel too where :data:`RENDER_AHEAD`); then Blender's export (the FBX is written
-as soon as the motion is final: ``report.ready`` says when) while this thread renders the preview.
+video (decode, draw, encode) and the report's "before" metrics while this thread retargets and optimises; then
+Blender's export (the FBX is written as soon as the motion is final: ``report.ready`` says when) while this
+thread renders the preview. Rendering the preview's "without optimisation" panel beside stage II was tried and
+dropped: on a quiet 2-core machine it made 10 s jobs slower (Bob 24.8 / 27.1 s with it, 23.3 / 23.3 s without;
+X Bot 23.2 / 23.1 vs 21.7 / 24.5), the second core being busy with the overlay and the "before" metrics.
 """
 from __future__ import annotations
 
@@ -29,12 +31,6 @@ from .stages import JobCancelled, Progress, Stage, StageClock
 __all__ = ["run_job", "check_clip_length", "PREVIEW_FPS"]
 
 PREVIEW_FPS = 30.0  # preview videos never need more; a 120 fps mocap clip renders 4x faster
-AHEAD_MAX_FRAMES = 5400  # a longer preview renders both panels after stage II: its JPEG frames would pass 150 MB
-# Off: rendering the left panel beside stage II measured slower in whole-job wall time on a quiet 2-core machine
-# (10 s clip, two runs each: Bob 24.8 / 27.1 s with it, 23.3 / 23.3 s without; X Bot 23.2 / 23.1 vs 21.7 / 24.5).
-# During stage II the second core already makes the overlay video and the "before" metrics, so the panel slowed
-# stage II (optimising 10-13 s instead of 7.4-8.5 s) more than it saved in rendering. Kept for more cores.
-RENDER_AHEAD = False
 
 
 def check_clip_length(motion: Motion) -> None:
@@ -321,8 +317,8 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
             report.ready["motion"] = clock.elapsed()
 
         if character is not None:
-            measured, ahead = _retarget_and_optimise(spec, result, clock, measuring)
-            _write_results(spec, result, clock, stage_dir, pool, measured, overlay, ahead)
+            measured = _retarget_and_optimise(spec, result, clock, measuring)
+            _write_results(spec, result, clock, stage_dir, pool, measured, overlay)
         elif overlay is not None:
             clock.start(Stage.RENDER)
             overlay.result()
@@ -334,10 +330,10 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
     return result
 
 
-def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock, measuring: ThreadPoolExecutor
-                           ) -> tuple[tuple[Future, Future] | None, Future | None]:
-    """Stages I and II; returns the futures of the report's before/after metrics and of the preview's left
-    panel, rendered ahead (both in ``measuring``, on the second core while stage II runs), when stage II ran."""
+def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock,
+                           measuring: ThreadPoolExecutor) -> tuple[Future, Future] | None:
+    """Stages I and II; returns the futures of the report's before/after metrics (measured in ``measuring``)
+    when stage II ran."""
     from core.io.export import on_rig
 
     character, source, report = result.character, result.source, result.report
@@ -353,16 +349,7 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock, 
         report.retargeter = retargeter.reason or retargeter.name
         report.licence = getattr(retargeter, "meta", {}).get("licence")
     result.retargeted = result.final = retargeted
-    measured = ahead = None
-    preview_fps = min(source.fps, PREVIEW_FPS)
-    if RENDER_AHEAD and spec.semantic and spec.previews and source.duration * preview_fps <= AHEAD_MAX_FRAMES:
-        # The left panel ("without optimisation") needs nothing of stage II: rendered beside it, the preview
-        # after stage II only draws the right one (X Bot's 10 s preview: 9.8 s for both panels).
-        from core.render.preview import render_panel_ahead
-
-        ahead = measuring.submit(render_panel_ahead, character, place_root(retargeted, spec.root),
-                                 preview_fps, spec.preview_size, renderer=_preview_renderer(),
-                                 check=clock.check)
+    measured = None
     if spec.semantic:
         clock.start(Stage.OPTIMISE)
         result.optimization, *measured = _optimise(spec, source, retargeted, character, report,
@@ -372,14 +359,12 @@ def _retarget_and_optimise(spec: JobSpec, result: JobResult, clock: StageClock, 
     # Placed once the motion is final: the optimiser compares positions with the source's, in the source's frame.
     result.retargeted = place_root(result.retargeted, spec.root)
     result.final = place_root(result.final, spec.root)
-    return (tuple(measured) if measured else None), ahead
+    return tuple(measured) if measured else None
 
 
 def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_dir: Path,
-                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None, overlay: Future | None,
-                   ahead: Future | None = None) -> None:
-    """The BVH, the before/after preview (this thread; its left panel from ``ahead`` when that was rendered
-    beside stage II) and Blender's FBX/GLB (a separate process, started first);
+                   pool: ThreadPoolExecutor, measured: tuple[Future, Future] | None, overlay: Future | None) -> None:
+    """The BVH, the before/after preview (this thread) and Blender's FBX/GLB (a separate process, started first);
     the report's metrics once ``measured`` and the ``overlay`` (on the second core meanwhile) are in, before
     waiting for the export, so the progress bar never steps back."""
     from core.io.export import export_character_motion_files
@@ -403,8 +388,6 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
         clock.start(Stage.RENDER)
         if spec.semantic:
             left, labels = (character, result.retargeted), ("without optimisation", "with optimisation")
-            if ahead is not None:
-                left = _results([ahead], clock.check)[0]
         else:
             left, labels = (None, result.source), ("source", character.name)
         write_before_after(stage_dir / f"{spec.name}.mp4", left, (character, final), size=spec.preview_size,

@@ -28,7 +28,7 @@ import queue
 import re
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -36,7 +36,7 @@ import numpy as np
 __all__ = [
     "Camera", "frame_camera", "frame_cameras", "PreviewRenderer", "PreviewRendererUnavailable", "default_renderer",
     "render_motion_clip", "side_by_side", "write_before_after", "vertex_normals", "joint_sides",
-    "clip_framing_points", "VIEWS", "AheadPanel", "render_panel_ahead",
+    "clip_framing_points", "VIEWS",
 ]
 
 VIEWS: dict[str, float] = {"front": 0.0, "three_quarter": 40.0, "side": 90.0}  # camera azimuth, degrees from +Z to +X
@@ -374,7 +374,7 @@ def _drawn(character: Any) -> Any:
         return total(np.asarray(a, np.float64)) / counts[:, None]
 
     # Summed per (cluster, joint) from the top-4 weights: a dense (V, J) copy of a 1.28 M-vertex character's
-    # weights was 0.6 GB, and this now runs beside stage II (the preview's left panel is rendered ahead).
+    # weights was 0.6 GB.
     J = character.skeleton.num_joints
     slots = cluster[:, None] * J + np.asarray(character.skin_indices, np.int64)
     weights = np.bincount(slots.ravel(), np.asarray(character.skin_weights, np.float64).ravel(),
@@ -1254,74 +1254,7 @@ def side_by_side(left_frames: Iterable[np.ndarray], right_frames: Iterable[np.nd
         yield out
 
 
-AHEAD_MARGIN = 0.12  # a panel rendered ahead leaves this border (frame_cameras' 0.06 doubled) for the other's clip
-AHEAD_JPEG_QUALITY = 95  # its frames kept as JPEG: about 25 kB a 384-px frame, nothing the preview's H.264 keeps
-
-
-@dataclass
-class AheadPanel:
-    """The left panel of a before/after video, rendered before the right one's motion exists (the retargeted
-    motion while stage II runs; see :func:`render_panel_ahead`): its camera, its clip's framing points, the rate
-    and size it was rendered at, and its frames, JPEG-coded."""
-
-    character: Any
-    motion: Any
-    camera: Camera
-    points: np.ndarray
-    fps: float
-    size: tuple[int, int]
-    frames: list[bytes]
-
-
-def render_panel_ahead(character: Any, motion: Any, fps: float, size: int | tuple[int, int] = DEFAULT_SIZE,
-                       view: str | float = "front", renderer: PreviewRenderer | None = None,
-                       check: Callable[[], None] | None = None) -> AheadPanel:
-    """The left panel of :func:`write_before_after`, rendered on its own (mesh mode: ``character`` is a
-    Character) with a wider border, so the right panel's clip can share its camera if it fits (see there).
-    ``check()`` is called every chunk of frames (what it raises stops the rendering)."""
-    import cv2
-
-    size = _size(size)
-    fps = float(fps)
-    motion = motion.resample(fps) if abs(motion.fps - fps) > 1e-9 else motion
-    drawn = _drawn(character)
-    skinner = _Skinner(drawn, motion)
-    points, pad = clip_framing_points(drawn, motion, skinner.positions, skinner)
-    camera = frame_cameras([points], aspect=size[0] / size[1], view=view, margin=AHEAD_MARGIN, pad=[pad])[0]
-    frames = []
-    for i, img in enumerate((renderer or default_renderer()).render_motion(drawn, motion, size, camera,
-                                                                            skinner=skinner)):
-        if check is not None and i % CHUNK == 0:
-            check()
-        frames.append(cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, AHEAD_JPEG_QUALITY])[1]
-                      .tobytes())
-    return AheadPanel(character, motion, camera, points, fps, size, frames)
-
-
-def _camera_beside(panel: AheadPanel, points: np.ndarray, margin: float = 0.02) -> Camera | None:
-    """``panel``'s camera moved sideways onto the clip of ``points`` (same distance, height and view: sizes and
-    floors stay comparable), or None when some point of that clip falls within ``margin`` (a fraction of the
-    half-size) of the image's edges or behind the near plane."""
-    cam = panel.camera
-    right = cam.basis()[0]
-    mine, theirs = (_finite_points(p) @ right for p in (panel.points, points))
-    shift = right * (0.5 * (theirs.max() + theirs.min()) - 0.5 * (mine.max() + mine.min()))
-    moved = replace(cam, eye=cam.eye + shift, target=cam.target + shift)
-    px, depth = moved.project(_finite_points(points), panel.size)
-    w, h = panel.size
-    inside = ((px[:, 0] >= margin * w / 2) & (px[:, 0] <= w - margin * w / 2) & (px[:, 1] >= margin * h / 2)
-              & (px[:, 1] <= h - margin * h / 2) & (depth > cam.near))
-    return moved if inside.all() else None
-
-
-def _decoded(frames: list[bytes]) -> Iterator[np.ndarray]:
-    import cv2
-
-    for data in frames:
-        yield cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-
-
-def write_before_after(path: Any, left: tuple[Any, Any] | AheadPanel, right: tuple[Any, Any],
+def write_before_after(path: Any, left: tuple[Any, Any], right: tuple[Any, Any],
                        fps: float | None = None, size: int | tuple[int, int] = DEFAULT_SIZE,
                        labels: tuple[str, str] = ("source", "result"), view: str | float = "front",
                        renderer: PreviewRenderer | None = None,
@@ -1334,30 +1267,16 @@ def write_before_after(path: Any, left: tuple[Any, Any] | AheadPanel, right: tup
     ``size`` is one panel's (width, height) (one int: square); the video is twice as wide. ``progress(fraction,
     what)`` is called every few frames (whatever it raises stops the video, and no file is left).
 
-    ``left`` may be an :class:`AheadPanel` (:func:`render_panel_ahead` at the same ``fps``, ``size`` and
-    ``view``): its frames are used as they are and the right panel gets its camera moved sideways, when the right
-    clip fits in it; otherwise both panels are rendered afresh as above.
     Returns the number of frames written (see :func:`~core.render.video.write_mp4` for errors).
     """
     from .video import write_mp4
 
-    ahead = left if isinstance(left, AheadPanel) else None
-    (lc, lm), (rc, rm) = (ahead.character, ahead.motion) if ahead is not None else left, right
+    (lc, lm), (rc, rm) = left, right
     fps = float(fps or lm.fps)
     lm = lm.resample(fps) if abs(lm.fps - fps) > 1e-9 else lm
     rm = rm.resample(fps) if abs(rm.fps - fps) > 1e-9 else rm
     size = _size(size)
     r = renderer or default_renderer()
-    if ahead is not None and (ahead.fps, ahead.size) == (fps, size):
-        rc = _drawn(rc) if rc is not None else None
-        rs = _Skinner(rc, rm) if rc is not None else None
-        rpts, _ = clip_framing_points(rc, rm, rs.positions if rs is not None else rm.positions(), rs)
-        cam_r = _camera_beside(ahead, rpts)
-        if cam_r is not None:
-            frames = side_by_side(_decoded(ahead.frames), r.render_motion(rc, rm, size, cam_r, skinner=rs), labels)
-            if progress is not None:
-                frames = _reporting(frames, max(lm.num_frames, rm.num_frames), progress)
-            return write_mp4(frames, path, fps)
     lc, rc = (_drawn(c) if c is not None else None for c in (lc, rc))
     # One forward kinematics per panel, shared by the framing and the rendering (a 65-joint rig's 300 frames
     # took 0.3 s a pass, and each panel made three).

@@ -497,39 +497,3 @@ def test_dense_character_is_drawn_from_clusters_that_keep_its_colours(renderer, 
     preview._drawn.cache_clear()
     diff = np.abs(full.astype(int) - small.astype(int)).max(-1)
     assert diff.mean() < 2.0 and (diff > 30).mean() < 0.02  # grey levels of 255; measured 0.5 and 0.2 %
-
-
-def test_a_panel_rendered_ahead_is_used_when_the_other_clip_fits_its_camera(tmp_path, renderer, character,
-                                                                           monkeypatch):
-    """The left panel rendered before the right motion exists: the right clip gets the same camera moved
-    sideways when it fits (frames as the ahead panel drew them on the left), and both are rendered afresh
-    when it does not (here: the right clip lifted 3 m)."""
-    import core.render.preview as preview
-    from dataclasses import replace
-
-    before = make_test_motion(character, frames=12, fps=30)
-    ahead = preview.render_panel_ahead(character, before, 30, (96, 128), renderer=renderer)
-    assert len(ahead.frames) == 12 and ahead.size == (96, 128)
-    used = []
-    beside = preview._camera_beside
-    monkeypatch.setattr(preview, "_camera_beside", lambda *a: used.append(beside(*a)) or used[-1])
-    aside = replace(before, root_positions=before.root_positions + [0.4, 0, 0])  # fits once centred
-    path = tmp_path / "ba.mp4"
-    assert preview.write_before_after(path, ahead, (character, aside), fps=30, size=(96, 128),
-                                      renderer=renderer) == 12
-    assert used[-1] is not None and probe_video(path).width == 192
-    cap = cv2.VideoCapture(str(path))
-    first = cap.read()[1][..., ::-1]
-    cap.release()
-    drawn = next(preview._decoded(ahead.frames))
-    assert np.abs(first[:, :96].astype(int) - drawn.astype(int))[30:].mean() < 6  # below the label; H.264
-    lifted = replace(before, root_positions=before.root_positions + [0, 3.0, 0])
-    assert preview.write_before_after(path, ahead, (character, lifted), fps=30, size=(96, 128),
-                                      renderer=renderer) == 12
-    assert used[-1] is None
-
-    def stop() -> None:
-        raise RuntimeError("stop")
-
-    with pytest.raises(RuntimeError, match="stop"):  # a cancelled job's check stops it
-        preview.render_panel_ahead(character, before, 30, 64, renderer=renderer, check=stop)
