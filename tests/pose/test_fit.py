@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from core.motion import Motion
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
-from pose.fit import BodyLengths, fit_skeleton, landmarks_from_pose, measure_lengths, person_offsets
+from pose.fit import BodyLengths, fit_skeleton, landmarks_from_pose, level_head, measure_lengths, person_offsets
 from tests.synthetic import random_motion
 
 J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
@@ -102,3 +102,35 @@ def test_straight_arm_does_not_pop():
     W = fit.world_rotations[:, J["LeftArm"]]
     step = np.linalg.norm(Rotation.from_matrix(np.swapaxes(W[1:], 1, 2) @ W[:-1]).as_rotvec(), axis=-1)
     assert np.degrees(step).max() < 5.0
+
+
+def _elevation(R: np.ndarray) -> np.ndarray:
+    forward = R @ np.array([0.0, 0.0, 1.0])
+    return np.degrees(np.arcsin(forward[:, 1] / np.linalg.norm(forward, axis=-1)))
+
+
+def test_level_head_keeps_a_share_of_the_pitch_and_the_heading_and_roll():
+    # Heads turned 40 degrees, pitched -30 (looking down) or +20, rolled 10: half the pitch is kept.
+    R = Rotation.from_euler("YXZ", [[40, 30, 10], [-70, -20, -10]], degrees=True).as_matrix()
+    out = level_head(R, 0.5)
+    assert np.allclose(_elevation(R), [-30.0, 20.0], atol=1e-6)  # Y-up, +Z forward: +X pitch looks down
+    assert np.allclose(_elevation(out), [-15.0, 10.0], atol=1e-6)
+    heading = lambda M: np.degrees(np.arctan2((M @ [0, 0, 1.0])[:, 0], (M @ [0, 0, 1.0])[:, 2]))
+    assert np.allclose(heading(out), heading(R), atol=1e-6)
+    roll = lambda M: Rotation.from_matrix(M).as_euler("YXZ", degrees=True)[:, 2]
+    assert np.allclose(roll(out), roll(R), atol=1e-6)
+    assert np.allclose(level_head(R, 1.0), R)
+    assert np.allclose(_elevation(level_head(R, 0.0)), 0.0, atol=1e-6)
+    with pytest.raises(ValueError, match="kept"):
+        level_head(R, 1.5)
+
+
+def test_fit_keeps_the_asked_share_of_the_head_pitch():
+    motion = model_motion(40, seed=7)
+    pose = motion.fk()
+    P = landmarks_from_pose(pose.positions.numpy(), pose.rotations.numpy(), LENGTHS)
+    full, half = fit_skeleton(P), fit_skeleton(P, head_pitch_kept=0.5)
+    seen = _elevation(full.world_rotations[:, J["Head"]])
+    assert np.abs(seen).max() > 10.0  # the random motion nods
+    assert np.allclose(_elevation(half.world_rotations[:, J["Head"]]), 0.5 * seen, atol=1e-4)
+    assert np.allclose(half.positions, full.positions)  # the head is a leaf: nothing else moves
