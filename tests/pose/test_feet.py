@@ -91,6 +91,20 @@ def test_a_still_foot_lost_for_a_moment_stays_planted_but_a_step_does_not():
     assert out[:, 0].all() and not out[:5, 1].any()
 
 
+def test_a_still_foot_that_seems_to_wander_across_a_short_gap_stays_planted():
+    """MediaPipe's still foot can land 12-19 cm from where it stood before a gap of a few frames (a standing call
+    seen from 60 degrees); that is not a step, which moves a foot further."""
+    P, _ = gliding_landmarks(T=60, speed=0.0)
+    contacts = np.ones((60, 2), bool)
+    contacts[20:27, :] = False  # 0.23 s lost
+    feet = [LM[f"{side}_{n}"] for side in ("left", "right") for n in ("ankle", "heel", "foot_index")]
+    wander = np.clip((np.arange(60) - 20) / 7, 0, 1)[:, None] * np.array([0.08, 0.0, 0.10])  # 12.8 cm
+    P[:, feet[:3]] += wander[:, None]
+    P[27:, feet[3:], 2] += 0.25  # the right foot stepped 25 cm
+    out = bridge_contacts(P, contacts, 30.0)
+    assert out[:, 0].all() and not out[20:27, 1].any()
+
+
 def _knee_bend(out: np.ndarray) -> np.ndarray:
     hips = 0.5 * (out[:, LM["left_hip"]] + out[:, LM["right_hip"]])
     hip = hips + HIP_JOINT_SHARE * (out[:, LM["left_hip"]] - hips)
