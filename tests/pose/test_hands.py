@@ -214,6 +214,19 @@ def test_hand_roi_boxes_the_hand_and_turns_with_it():
     assert np.allclose((x2, y2), R @ (x - 200, y - 250) + (200, 250))
 
 
+def test_hand_roi_of_a_fist_has_room_for_a_finger_stretched_out_of_it():
+    # The box is where the model looks next: a fist's box must hold the index finger when it points out of it.
+    def up(angles):  # fingers up in the image, seen from the back of the hand
+        lm = landmarks_from_angles(angles[None], 0)[0] * 100
+        return np.stack([300 + lm[:, 2], 300 - lm[:, 0]], axis=-1)
+
+    fist, point, open_hand = up(GESTURES["fist"]), up(GESTURES["point"]), up(GESTURES["open"])
+    x, y, size, rotation = hand_roi(fist)
+    assert abs(rotation) < np.radians(15)
+    assert np.all(np.abs(point - (x, y)) <= 0.45 * size)  # the pointing hand, tip included, with a margin
+    assert size > 0.9 * hand_roi(open_hand)[2]  # about an open hand's box
+
+
 def test_skipped_frames_are_filled_between_frames_that_found_the_hand():
     T = 7
     hands = np.full((T, 2, 21, 3), np.nan)
