@@ -7,8 +7,8 @@ from scipy.spatial.transform import Rotation
 
 from pose.estimators import LM, elbow_crop, hand_crop, hand_roi
 from pose.hands import (ANGLE_NAMES, DIP_PER_PIP, GESTURES, LIMITS, MIN_MCP_PER_PIP, RELAXED, angles_to_quats,
-                        assign_sides, clean_angles, fill_skipped, finger_prior, fit_hands, gesture_track, hand_angles, landmarks_from_angles, palm_landmarks,
-                        palm_rotation)
+                        assign_sides, clean_angles, fill_skipped, finger_prior, fit_hands, gesture_track, hand_angles,
+                        landmarks_from_angles, palm_landmarks, palm_rotation)
 
 
 def _limits() -> tuple[np.ndarray, np.ndarray]:
