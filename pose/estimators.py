@@ -45,7 +45,10 @@ the models do not see it, so a better crop would not find it.
 Third round: the tracking box of a fist was MediaPipe's (its folded middle joints, doubled), too small for a finger
 stretched out of the fist, and for the fist itself; boxed as if its fingers were open (:func:`hand_roi`), the gesture
 clip's error where found went 19.2 / 21.7 -> 16.7 / 19.3 degrees with the old fit (fist 49 -> 32, point 28 -> 25),
-found 92 / 96 -> 93 / 91 %; the sample clip 99 / 71 -> 99 / 68 % (landmarks replayed through the same fit).
+found 92 / 96 -> 93 / 91 %; the sample clip 99 / 71 -> 99 / 68 % (landmarks replayed through the same fit). The
+sample clip's squatting right fist was found all along, and dropped as a speck: side on it spans 16-22 px, under a
+quarter of the shoulder width (:data:`MIN_HAND_SPAN` 0.25 -> 0.15, at least :data:`MIN_HAND_PIXELS`): found 68 ->
+94 %, its error over all frames 30.5 -> 25.3 degrees (a relaxed hand: 33.4).
 """
 from __future__ import annotations
 
@@ -143,7 +146,11 @@ HAND_CROP_FOREARMS = 2.0  # crop side, in forearm lengths: the palm detector nee
 HAND_CONFIDENCE = 0.3
 HAND_MODEL = 1  # full; the lite model (0, also in the wheel) was barely faster (x3.04 vs x3.29 of body-only time,
 # load 7) and found fewer hands (51 % / 87 % vs 77 % / 94 %) on the rendered gesture clip
-MIN_HAND_SPAN = 0.25  # of the shoulder width: a hand spans about half of it, seen from any side
+# A hand spans about half the shoulder width seen from the front, a fist side on a fifth (16-22 px of 95 on the sample
+# clip's squat: 0.25 dropped them all, right hand found 68 % -> 94 % at 0.15; mmpose_body3d_demo 58/57 -> 71/61 %);
+# and never fewer than MIN_HAND_PIXELS (a person turned side on has narrow shoulders): smaller is a speck.
+MIN_HAND_SPAN = 0.15  # of the shoulder width
+MIN_HAND_PIXELS = 12.0
 HAND_MEMORY_FRAMES = 90  # frames; a hand lost from its wrist's crop is looked for where it was, this many frames on
 MIN_HAND_CROP = 64  # pixels; smaller hands are too small to see fingers anyway
 # The hand model looks at every second frame; pose.hands.fill_skipped fills the frames between. Fingers change
@@ -202,6 +209,11 @@ node { calculator: "HandLandmarkCpu" input_stream: "IMAGE:image" input_stream: "
 
 def _span(hand: np.ndarray) -> float:
     return float(np.ptp(hand[:, :2], axis=0).max())
+
+
+def _speck(hand: np.ndarray, shoulders: float) -> bool:
+    """Whether ``(21, 2+)`` landmarks (pixels) are too small to be a hand of a person ``shoulders`` pixels wide."""
+    return _span(hand) < max(MIN_HAND_SPAN * shoulders, MIN_HAND_PIXELS)
 
 
 def _same_hand(a: np.ndarray, b: np.ndarray) -> bool:
@@ -303,7 +315,7 @@ class MediaPipeEstimator:
                  for k, side in enumerate(("left", "right"))]
             found[int(np.argmax(d))] = None
         for k in range(2):
-            if found[k] is not None and _span(found[k][0]) >= MIN_HAND_SPAN * shoulders:
+            if found[k] is not None and not _speck(found[k][0], shoulders):
                 out[k], world[k] = found[k]
         for k, side in enumerate(("left", "right")):
             if np.isfinite(out[k]).all():
@@ -393,7 +405,7 @@ class MediaPipeEstimator:
                 continue
             pts = np.array([(p.x, p.y, p.z) for p in result.multi_hand_landmarks[0].landmark])
             pts = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
-            if _span(pts) < MIN_HAND_SPAN * shoulders:  # a speck, not a hand (seen on a mannequin's chest)
+            if _speck(pts, shoulders):  # seen on a mannequin's chest
                 continue
             return pts, np.array([(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark])
         return None

@@ -227,6 +227,17 @@ def test_hand_roi_of_a_fist_has_room_for_a_finger_stretched_out_of_it():
     assert size > 0.9 * hand_roi(open_hand)[2]  # about an open hand's box
 
 
+def test_a_small_fist_is_a_hand_and_a_speck_is_not():
+    from pose.estimators import _speck
+
+    shoulders = 95.0  # pixels; an open hand half as long
+    for name, view in (("open", [0, 2]), ("fist", [0, 2]), ("fist", [1, 2])):  # from the front; a fist end on
+        lm = landmarks_from_angles(GESTURES[name][None], 1, 0.5 * shoulders / 2.04)[0][:, view] + 300
+        assert not _speck(lm, shoulders), name
+    blob = np.random.default_rng(0).uniform(0, 10, (21, 2)) + 300
+    assert _speck(blob, shoulders) and _speck(blob, 30.0)  # a few pixels, even beside narrow shoulders
+
+
 def test_skipped_frames_are_filled_between_frames_that_found_the_hand():
     T = 7
     hands = np.full((T, 2, 21, 3), np.nan)
