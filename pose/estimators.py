@@ -39,13 +39,17 @@ gesture clip 17.3 -> 25.4 frames/s (body alone 36.7), found 78/98 -> 92/96 %, er
 19.2/21.7; sample clip 14.4 -> 19.1 frames/s (body 34.2), found 93/77 -> 99/71 %. (With the old crop tracking, every
 second frame had lost hands: 67 -> 52 %.) Tried and not kept: both sides in two threads (no gain with the cores
 shared); crops of 1.4 or 1.2 forearms instead of 2 (fewer found on both clips: sample 89/71 -> 82/71 and 78/69 %).
-The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop, unoccluded (looked at):
-the models do not see it, so a better crop would not find it.
+The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop, unoccluded (looked at);
+it looked as if the models did not see it (they did: see the third round).
 
 Third round: the tracking box of a fist was MediaPipe's (its folded middle joints, doubled), too small for a finger
 stretched out of the fist, and for the fist itself; boxed as if its fingers were open (:func:`hand_roi`), the gesture
 clip's error where found went 19.2 / 21.7 -> 16.7 / 19.3 degrees with the old fit (fist 49 -> 32, point 28 -> 25),
-found 92 / 96 -> 93 / 91 %; the sample clip 99 / 71 -> 99 / 68 % (landmarks replayed through the same fit). The
+found 92 / 96 -> 93 / 91 %; the sample clip 99 / 71 -> 99 / 68 % (landmarks replayed through the same fit). How far
+an open finger's middle joint is taken (:data:`OPEN_PIP_REACH`, with the final fit and specks): 0.2 / 0.3 / 0.45 /
+0.6 of the wrist-to-knuckle length gave 21.1 / 8.6 / 8.6 / 8.3 degrees where found on the left hand, 12.4 / 11.1 /
+10.9 / 14.1 on the right, found 88 / 92 / 93 / 95 % and 96 / 96 / 91 / 91 %; the sample clip 0.3: found 99 / 96 %,
+error 26.6 / 29.1, 0.45: 99 / 94 %, 26.7 / 25.3 (0.45 is the hand's own proportion, clear of the cliff below 0.3). The
 sample clip's squatting right fist was found all along, and dropped as a speck: side on it spans 16-22 px, under a
 quarter of the shoulder width (:data:`MIN_HAND_SPAN` 0.25 -> 0.15, at least :data:`MIN_HAND_PIXELS`): found 68 ->
 94 %, its error over all frames 30.5 -> 25.3 degrees (a relaxed hand: 33.4).
