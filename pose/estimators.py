@@ -39,8 +39,20 @@ gesture clip 17.3 -> 25.4 frames/s (body alone 36.7), found 78/98 -> 92/96 %, er
 19.2/21.7; sample clip 14.4 -> 19.1 frames/s (body 34.2), found 93/77 -> 99/71 %. (With the old crop tracking, every
 second frame had lost hands: 67 -> 52 %.) Tried and not kept: both sides in two threads (no gain with the cores
 shared); crops of 1.4 or 1.2 forearms instead of 2 (fewer found on both clips: sample 89/71 -> 82/71 and 78/69 %).
-The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop, unoccluded (looked at):
-the models do not see it, so a better crop would not find it.
+The sample clip's squatting right fist (about 30 px, side on) sits inside its wrist's crop, unoccluded (looked at);
+it looked as if the models did not see it (they did: see the third round).
+
+Third round: the tracking box of a fist was MediaPipe's (its folded middle joints, doubled), too small for a finger
+stretched out of the fist, and for the fist itself; boxed as if its fingers were open (:func:`hand_roi`), the gesture
+clip's error where found went 19.2 / 21.7 -> 16.7 / 19.3 degrees with the old fit (fist 49 -> 32, point 28 -> 25),
+found 92 / 96 -> 93 / 91 %; the sample clip 99 / 71 -> 99 / 68 % (landmarks replayed through the same fit). How far
+an open finger's middle joint is taken (:data:`OPEN_PIP_REACH`, with the final fit and specks): 0.2 / 0.3 / 0.45 /
+0.6 of the wrist-to-knuckle length gave 21.1 / 8.6 / 8.6 / 8.3 degrees where found on the left hand, 12.4 / 11.1 /
+10.9 / 14.1 on the right, found 88 / 92 / 93 / 95 % and 96 / 96 / 91 / 91 %; the sample clip 0.3: found 99 / 96 %,
+error 26.6 / 29.1, 0.45: 99 / 94 %, 26.7 / 25.3 (0.45 is the hand's own proportion, clear of the cliff below 0.3). The
+sample clip's squatting right fist was found all along, and dropped as a speck: side on it spans 16-22 px, under a
+quarter of the shoulder width (:data:`MIN_HAND_SPAN` 0.25 -> 0.15, at least :data:`MIN_HAND_PIXELS`): found 68 ->
+94 %, its error over all frames 30.5 -> 25.3 degrees (a relaxed hand: 33.4).
 """
 from __future__ import annotations
 
@@ -138,7 +150,11 @@ HAND_CROP_FOREARMS = 2.0  # crop side, in forearm lengths: the palm detector nee
 HAND_CONFIDENCE = 0.3
 HAND_MODEL = 1  # full; the lite model (0, also in the wheel) was barely faster (x3.04 vs x3.29 of body-only time,
 # load 7) and found fewer hands (51 % / 87 % vs 77 % / 94 %) on the rendered gesture clip
-MIN_HAND_SPAN = 0.25  # of the shoulder width: a hand spans about half of it, seen from any side
+# A hand spans about half the shoulder width seen from the front, a fist side on a fifth (16-22 px of 95 on the sample
+# clip's squat: 0.25 dropped them all, right hand found 68 % -> 94 % at 0.15; mmpose_body3d_demo 58/57 -> 71/61 %);
+# and never fewer than MIN_HAND_PIXELS (a person turned side on has narrow shoulders): smaller is a speck.
+MIN_HAND_SPAN = 0.15  # of the shoulder width
+MIN_HAND_PIXELS = 12.0
 HAND_MEMORY_FRAMES = 90  # frames; a hand lost from its wrist's crop is looked for where it was, this many frames on
 MIN_HAND_CROP = 64  # pixels; smaller hands are too small to see fingers anyway
 # The hand model looks at every second frame; pose.hands.fill_skipped fills the frames between. Fingers change
@@ -175,6 +191,7 @@ def hand_crop(image: np.ndarray, side: str, width: int, height: int) -> tuple[in
 
 
 _PALM_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)  # what MediaPipe's hands solution boxes a hand by
+OPEN_PIP_REACH = 0.45  # an open finger's first segment, in wrist-to-knuckle lengths (core.skeleton's hand: 0.46)
 # Two hand landmark models, one per track, fed an image and a rotated box each (MediaPipe's own subgraph; it reads
 # hand_landmark_full.tflite from the wheel).
 _HAND_GRAPH = """
@@ -198,6 +215,11 @@ def _span(hand: np.ndarray) -> float:
     return float(np.ptp(hand[:, :2], axis=0).max())
 
 
+def _speck(hand: np.ndarray, shoulders: float) -> bool:
+    """Whether ``(21, 2+)`` landmarks (pixels) are too small to be a hand of a person ``shoulders`` pixels wide."""
+    return _span(hand) < max(MIN_HAND_SPAN * shoulders, MIN_HAND_PIXELS)
+
+
 def _same_hand(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two ``(21, 2+)`` landmark sets lie on one hand (landmarks half a hand apart on average or less)."""
     return bool(np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean() < 0.5 * _span(a))
@@ -207,10 +229,19 @@ def hand_roi(hand: np.ndarray) -> tuple[float, float, float, float]:
     """The box the hand landmark model looks in next, from one hand's ``(21, 2+)`` landmarks (pixels): ``(x, y,
     size, rotation)``, centre and side in pixels, rotation in radians (clockwise in the image, 0 when the fingers
     point up). MediaPipe's hands solution tracks with this box: the palm's landmarks bounded in the hand's own
-    axes, doubled, squared on the longer side and shifted a tenth towards the fingers."""
+    axes, doubled, squared on the longer side and shifted a tenth towards the fingers, with each finger's middle
+    joint taken no nearer the wrist than where it is in an open hand (:data:`OPEN_PIP_REACH`).
+
+    Why the open hand: MediaPipe boxes a fist by its folded middle joints, and a box that small cuts off a finger
+    stretched out from the fist; on the rendered gesture clip the right hand's index, pointing out of a fist,
+    stayed outside the box and was read curled for the whole second it pointed."""
     p = np.asarray(hand, dtype=np.float64)[list(_PALM_LANDMARKS), :2]
     wrist = p[0]
-    middle = 0.5 * (0.5 * (p[4] + p[8]) + p[6])  # index, ring and middle finger bases (their pip joints)
+    for k in (4, 6, 8, 10):  # index..pinky: knuckle p[k], middle joint p[k + 1]
+        reach = p[k] + OPEN_PIP_REACH * (p[k] - wrist)
+        if np.linalg.norm(reach - wrist) > np.linalg.norm(p[k + 1] - wrist):
+            p[k + 1] = reach
+    middle = 0.5 * (0.5 * (p[4] + p[8]) + p[6])  # index, ring and middle finger bases (their knuckles)
     rotation = float(np.pi / 2 - np.arctan2(-(middle[1] - wrist[1]), middle[0] - wrist[0]))
     c, s = np.cos(rotation), np.sin(rotation)
     R = np.array([[c, -s], [s, c]])  # the hand's axes in the image
@@ -288,7 +319,7 @@ class MediaPipeEstimator:
                  for k, side in enumerate(("left", "right"))]
             found[int(np.argmax(d))] = None
         for k in range(2):
-            if found[k] is not None and _span(found[k][0]) >= MIN_HAND_SPAN * shoulders:
+            if found[k] is not None and not _speck(found[k][0], shoulders):
                 out[k], world[k] = found[k]
         for k, side in enumerate(("left", "right")):
             if np.isfinite(out[k]).all():
@@ -378,7 +409,7 @@ class MediaPipeEstimator:
                 continue
             pts = np.array([(p.x, p.y, p.z) for p in result.multi_hand_landmarks[0].landmark])
             pts = pts * (crop.shape[1], crop.shape[0], crop.shape[1]) + (x0, y0, 0.0)
-            if _span(pts) < MIN_HAND_SPAN * shoulders:  # a speck, not a hand (seen on a mannequin's chest)
+            if _speck(pts, shoulders):  # seen on a mannequin's chest
                 continue
             return pts, np.array([(p.x, p.y, p.z) for p in result.multi_hand_world_landmarks[0].landmark])
         return None

@@ -6,9 +6,9 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from pose.estimators import LM, elbow_crop, hand_crop, hand_roi
-from pose.hands import (ANGLE_NAMES, GESTURES, LIMITS, RELAXED, angles_to_quats, assign_sides, clean_angles,
-                        fill_skipped, fit_hands, gesture_track, hand_angles, landmarks_from_angles, palm_landmarks,
-                        palm_rotation)
+from pose.hands import (ANGLE_NAMES, DIP_PER_PIP, GESTURES, LIMITS, MIN_MCP_PER_PIP, RELAXED, angles_to_quats,
+                        assign_sides, clean_angles, fill_skipped, finger_prior, fit_hands, gesture_track, hand_angles,
+                        landmarks_from_angles, palm_landmarks, palm_rotation)
 
 
 def _limits() -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,44 @@ def test_gestures_come_back_as_themselves():
     for name, angles in GESTURES.items():
         got = hand_angles(landmarks_from_angles(angles[None], 1), 1)[0]
         assert np.degrees(np.abs(got - angles)).max() < 1e-4, name
+
+
+@pytest.mark.parametrize("side", [0, 1], ids=["left", "right"])
+def test_a_finger_read_bent_backwards_is_read_curled_into_the_palm(side):
+    # The hand model's depth of a finger seen from the front can put a curled finger behind the palm's plane; a
+    # hand cannot bend that far back, so the mirrored reading (curled towards the palm) is the one kept.
+    fist = GESTURES["fist"].copy()
+    backwards = fist.copy()
+    backwards[5:8] *= -1  # index bent back as far as the fist curls it
+    backwards[13:16] *= -1  # and the ring finger
+    backwards[9:12] = np.radians([-20.0, 3.0, -8.0])  # middle finger: slightly back, within a hand's limits
+    R = Rotation.from_euler("xyz", [30, -50, 100], degrees=True).as_matrix()
+    lms = landmarks_from_angles(backwards[None], side, 0.09) @ R.T * 900
+    got = np.degrees(hand_angles(lms, side)[0])
+    want = np.degrees(fist)
+    assert np.allclose(got[5:8], want[5:8], atol=1e-4) and np.allclose(got[13:16], want[13:16], atol=1e-4)
+    assert np.allclose(got[9:12], [-20.0, 3.0, -8.0], atol=1e-4)  # a reading a hand can take is kept as read
+    assert np.allclose(got[17:20], want[17:20], atol=1e-4)
+
+
+def test_finger_prior_bends_a_fingers_joints_together_and_keeps_the_thumb():
+    deg = np.zeros((3, 20))
+    deg[0, :4] = [30.0, -10.0, 20.0, 40.0]  # thumb
+    deg[0, 4:8] = [15.0, 0.0, 90.0, 0.0]  # index: a hook read with a straight knuckle and DIP, spread 15
+    deg[0, 8:12] = [10.0, 5.0, 3.0, 0.0]  # middle: open, spread kept
+    deg[0, 12:16] = [-12.0, 80.0, 30.0, 50.0]  # ring: knuckle already bent further than the floor
+    deg[1] = np.degrees(GESTURES["open"])
+    deg[2] = np.degrees(GESTURES["fist"])
+    got = np.degrees(finger_prior(np.radians(deg)))
+    assert np.allclose(got[0, :4], deg[0, :4])
+    assert np.allclose(got[0, 4:8], [0.0, MIN_MCP_PER_PIP * 90.0, 90.0, DIP_PER_PIP * 90.0])
+    assert np.allclose(got[0, 8:12], [10.0 * (1 - 8.0 / 90.0), 5.0, 3.0, DIP_PER_PIP * 3.0])
+    assert np.allclose(got[0, 12:16], [0.0, 80.0, 30.0, DIP_PER_PIP * 30.0])
+    assert np.allclose(got[1], deg[1])  # an open hand is a hand
+    assert np.abs(got[2] - deg[2]).max() < 2.0  # and a fist stays a fist
+    lo, hi = np.degrees(_limits()[0]), np.degrees(_limits()[1])
+    wild = np.degrees(finger_prior(np.radians(np.tile(hi, (1, 1)))))
+    assert (wild >= lo - 1e-6).all() and (wild <= hi + 1e-6).all()
 
 
 def test_cleaning_interpolates_short_gaps_relaxes_long_ones_and_unseen_hands():
@@ -107,7 +145,7 @@ def test_fit_hands_gives_finger_quaternions_of_the_landmarks():
         body[:, LM[f"{side}_elbow"]] = lm[:, 0, :2] + (0, 200)
     tracks = fit_hands(hands, body, 30.0, 0.5)
     assert tracks.found.all()
-    expected = angles_to_quats(np.stack([track, track], axis=1))
+    expected = angles_to_quats(np.stack([finger_prior(track)] * 2, axis=1))
     assert np.abs(np.abs(np.sum(tracks.rotations * expected, -1)) - 1).max() < 1e-6
 
 
@@ -174,6 +212,30 @@ def test_hand_roi_boxes_the_hand_and_turns_with_it():
     x2, y2, size2, rotation2 = hand_roi(turned)
     assert np.isclose(rotation2 - rotation, a) and np.isclose(size2, size)
     assert np.allclose((x2, y2), R @ (x - 200, y - 250) + (200, 250))
+
+
+def test_hand_roi_of_a_fist_has_room_for_a_finger_stretched_out_of_it():
+    # The box is where the model looks next: a fist's box must hold the index finger when it points out of it.
+    def up(angles):  # fingers up in the image, seen from the back of the hand
+        lm = landmarks_from_angles(angles[None], 0)[0] * 100
+        return np.stack([300 + lm[:, 2], 300 - lm[:, 0]], axis=-1)
+
+    fist, point, open_hand = up(GESTURES["fist"]), up(GESTURES["point"]), up(GESTURES["open"])
+    x, y, size, rotation = hand_roi(fist)
+    assert abs(rotation) < np.radians(15)
+    assert np.all(np.abs(point - (x, y)) <= 0.45 * size)  # the pointing hand, tip included, with a margin
+    assert size > 0.9 * hand_roi(open_hand)[2]  # about an open hand's box
+
+
+def test_a_small_fist_is_a_hand_and_a_speck_is_not():
+    from pose.estimators import _speck
+
+    shoulders = 95.0  # pixels; an open hand half as long
+    for name, view in (("open", [0, 2]), ("fist", [0, 2]), ("fist", [1, 2])):  # from the front; a fist end on
+        lm = landmarks_from_angles(GESTURES[name][None], 1, 0.5 * shoulders / 2.04)[0][:, view] + 300
+        assert not _speck(lm, shoulders), name
+    blob = np.random.default_rng(0).uniform(0, 10, (21, 2)) + 300
+    assert _speck(blob, shoulders) and _speck(blob, 30.0)  # a few pixels, even beside narrow shoulders
 
 
 def test_skipped_frames_are_filled_between_frames_that_found_the_hand():
