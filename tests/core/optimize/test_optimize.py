@@ -149,6 +149,33 @@ def test_a_limb_vertex_that_moves_into_the_body_is_seen_before_the_next_refresh(
     assert phi.numel() and phi.min() < 0
 
 
+def test_the_penetration_term_skips_far_pairs_yet_misses_none_inside(bob):
+    # Issue 14: a pair is evaluated again only once it (or the body under it) has moved by its distance past the
+    # margin. Stepping the arms into the belly a little per step, the pairs it evaluates include every sample
+    # the full inversion finds inside the body; holding the pose, only the pairs near the margin are evaluated,
+    # not every pair within 3 % of the height (the last scheme's).
+    from core.geometry.penetration import penetration_model
+    from core.kinematics import linear_blend_skinning, skinning_transforms
+    from core.optimize.loop import NearBody
+    from core.optimize.posing import LimbSamples
+
+    model = penetration_model(bob)
+    limbs = LimbSamples.of(bob, model, bob.dense_weights(), 384)
+    motion = _arms_into_belly(bob, frames=120)  # arms about a degree a step, as Adam's steps go
+    motion = Motion(motion.skeleton, motion.rotations, motion.root_positions[:1].repeat(120, 0), motion.fps)
+    rest = bob.skeleton.rest_pose(torch.float32)
+    margin = 0.003 * bob.height
+    near = NearBody(model, limbs, 1, margin, bob.height, refresh=1000)
+    for step in range(120):
+        tf = skinning_transforms(motion.slice(step, step + 1).fk(torch.float32), rest)
+        phi = near.distances(tf, step)
+        full = model.body_sdf(linear_blend_skinning(limbs.rest, limbs.weights, tf), tf, iterations=8)
+        assert int((phi < -0.005).sum()) >= int((full < -0.01).sum()), step
+    assert int((full < -0.01).sum()) > 20  # the arms did end up inside
+    held = [near.distances(tf, step).numel() for step in range(120, 125)]
+    assert max(held) <= int((full < margin + 0.01 * bob.height).sum()), held
+
+
 def test_the_penetration_samples_cover_every_finger(bob):
     # Issue 16: one even spread of 384 samples over arms and hands left each of Bob's fingers 5-6 samples, and
     # finger vertices up to 1.6 cm from the nearest (a fingertip could sink into the belly unseen); the fingers
