@@ -2,8 +2,8 @@
 character rendered from the video's camera and from the front, left and right, beside the skeletal fallback
 on the same clip, same run.
 
-Clip: the bundled sample video (assets/samples/wave_turn_squat.mp4, 6 s at 30 fps; the loss looks at 15 fps,
-90 frames) on Bob, Copy retargeting as the start. Pose estimation is not timed here (see the pose suite).
+Clip: the bundled sample video (assets/samples/wave_turn_squat.mp4, 6 s at 30 fps; the loss looks at 10 fps,
+60 frames) on Bob, Copy retargeting as the start. Pose estimation is not timed here (see the pose suite).
 
 * CPU: CLIP ViT-B/32-sized random weights (12 layers, width 768, 32-px patches, 512-d projection; no checkpoint
   is available offline, and speed needs only the shapes). Seconds per Adam step (4 frames x 4 views rendered,
@@ -120,7 +120,7 @@ def run() -> list[Row]:
     encoder = _clip_b32_sized()
     result, total, per_step, first = _timed(source, start, character, frames, view, encoder, "cpu", STEPS)
     looked_at = len(frames.every(OptimizeConfig().frame_stride(source.fps)))
-    clip = f"{source.duration:.1f} s clip ({source.num_frames} frames, {looked_at} at 15 fps)"
+    clip = f"{source.duration:.1f} s clip ({source.num_frames} frames, {looked_at} at {OptimizeConfig().loss_fps:g} fps)"
     fixed = total - per_step * result.iterations
     m = result.semantic_metrics
     rows = [

@@ -58,20 +58,21 @@ Choices the paper leaves open, and why:
 - The clip's JDM error may not rise above the start's (a clip-level hinge, weight 100; issue 14): single frames
   may trade, the clip may not. Without it, pushing Mousey's fists out of its huge head raised the JDM error above
   Copy's on some clips (bench, pooled: +0.0004).
-- The loss looks at the clip at 15 fps (every other frame of 30 fps, every 4th of 60, ``loss_fps``); the
+- The loss looks at the clip at 10 fps (every 3rd frame of 30 fps, every 6th of 60, ``loss_fps``); the
   correction is the same spline at every frame, so the result keeps the source's rate. The correction changes
-  at most 4 times a second (its knots), so 15 samples a second pin it down: on the bench the results are
-  within noise of looking at every frame (Mousey's Pen% after 0.78 → 0.55, Slim's 0.021 → 0.033) at half the
-  time per step.
+  at most 4 times a second (its knots), so 10 samples a second pin it down: on the bench 15 samples were within
+  noise of every frame (Mousey's Pen% after 0.78 → 0.55, Slim's 0.021 → 0.033) at half the time per step, and
+  10 within noise of 15 (quality harness, 7 characters: Mousey 0.72 → 0.53, Granny's ratio 0.329 → 0.322, Bob
+  0.021 both, JDM 0.0001-0.0013 lower) at two thirds of it (Bob's 10 s bench-app clip: 7.3 → 5.1 s).
 - Only the upper body moves by default (spine, neck, head, shoulders, arms, hands): hips, legs and the root path
   stay exactly as the retargeter made them, so foot contact and skate are untouched; ``free_joints="all"``
   frees everything, and the foot term then keeps planted feet within a few millimetres.
 - Penetration uses at most 384 limb vertices spread evenly over the arms (and 160 more over the fingers of a rig
-  with finger bones), and only those within 3 % of the height of the body (re-selected every 10 steps, and at
-  once when a vertex has moved half that far): this is what makes 300 frames take seconds on a CPU.
-  Re-selecting on a fixed schedule only let hands that the contact terms pulled towards the body cross the slack
-  unseen: slim characters ended with fingers under the belly in clips where the source's hands rest on it (Slim's
-  bow: Pen% 0.000 → 0.10; now 0.000).
+  with finger bones), and evaluates a (frame, vertex) pair again only once it, or the body under it, has moved
+  by its distance past the margin (:class:`~core.optimize.loop.NearBody`): this is what makes 300 frames take
+  seconds on a CPU. Re-selecting the pairs near the body on a fixed schedule only let hands that the contact
+  terms pulled towards the body cross the slack unseen: slim characters ended with fingers under the belly in
+  clips where the source's hands rest on it (Slim's bow: Pen% 0.000 → 0.10; now 0.000).
 It stops early once the loss has stopped improving for 30 steps after the ramp and returns the best step (with
 15, Adam's wobble just after the ramp ended Granny's dance at 53 steps with Pen% 0.46 → 0.33 instead of 0.08).
 

@@ -80,7 +80,7 @@ class OptimizeConfig:
     iterations: int = 120
     lr: float = 0.02
     knot_seconds: float = 0.25
-    loss_fps: float = 15.0
+    loss_fps: float = 10.0
     patience: int = 30
     tolerance: float = 2e-3
     free_joints: str = "upper"

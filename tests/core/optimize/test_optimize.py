@@ -73,7 +73,7 @@ def test_a_60fps_clip_is_optimised_at_the_loss_rate_and_comes_back_at_60fps(bob)
     start = Motion(start.skeleton, start.rotations, start.root_positions, 60.0, start.name)
     result = optimize_motion(start, start, bob, config=OptimizeConfig(iterations=40))
     assert result.motion.num_frames == 48 and result.motion.fps == 60.0
-    assert np.array_equal(result.semantic.frames, np.arange(0, 48, 4))  # every 4th frame: 15 fps
+    assert np.array_equal(result.semantic.frames, np.arange(0, 48, 6))  # every 6th frame: 10 fps
     assert result.after.pen_percent < 0.3 * result.before.pen_percent, (result.before, result.after)
     # Frames the loss never saw move with their neighbours: the correction is one spline over all frames.
     moved = np.degrees(2 * np.arccos(np.clip(np.abs((result.motion.rotations * start.rotations).sum(-1)), 0, 1)))
@@ -89,8 +89,8 @@ def test_semantic_distance_falls_when_the_start_lost_the_meaning(bob):
     config = OptimizeConfig(iterations=30, lambda_pen=0.0, pen_peak=0.0, pen_final=0.0)
     result = optimize_motion(source, start, bob, config=config, measure=False)
     sem = result.semantic
-    # The loss looks at the 30 fps clip at 15 fps (OptimizeConfig.loss_fps): every other frame.
-    assert np.array_equal(sem.frames, np.arange(0, 16, 2)) and sem.before.shape == sem.after.shape == (8,)
+    # The loss looks at the 30 fps clip at 10 fps (OptimizeConfig.loss_fps): every third frame.
+    assert np.array_equal(sem.frames, np.arange(0, 16, 3)) and sem.before.shape == sem.after.shape == (6,)
     assert sem.after.mean() < 0.9 * sem.before.mean(), (sem.before.mean(), sem.after.mean())
 
 
@@ -259,7 +259,7 @@ def test_image_supervisor_runs_through_renders(bob):
     result = optimize_motion(start, start, bob, supervisor=encoder,
                              config=OptimizeConfig(iterations=3, frames_per_step=2), measure=False)
     assert result.supervisor == "tiny BLIP-2" and result.iterations == 3 and np.isfinite(result.history).all()
-    assert np.array_equal(result.semantic.frames, [0, 2, 4]) and np.isfinite(result.semantic.after).all()  # 15 fps
+    assert np.array_equal(result.semantic.frames, [0, 3]) and np.isfinite(result.semantic.after).all()  # 10 fps
 
 
 class _OutOfMemory(SemanticEncoder):
@@ -380,7 +380,7 @@ def test_optimize_motion_on_a_video_names_its_source_and_measures_scl_and_fid(bo
     assert result.semantic_source == ("video frames, seen by the character from the video's camera + renders of "
                                       "the source (front)")
     m = result.semantic_metrics
-    assert m.samples == 3 * 2 and all(np.isfinite(m.scl + m.fid)) and min(m.scl + m.fid) > 0
+    assert m.samples == 2 * 2 and all(np.isfinite(m.scl + m.fid)) and min(m.scl + m.fid) > 0
     assert m.itm is None and "image-text matching head" in m.itm_missing
     assert np.isclose(m.scl[1], result.semantic.after.mean() / 2)  # per view, the per-frame sum of 2 views
     with pytest.raises(ValueError, match="5 source frames for a 6-frame motion"):
