@@ -31,7 +31,7 @@ truth, ms; a filter that trades jitter for lag shows here); jitter (m/s²) predi
 
 Held out of any tuning: the cases marked "held out" (run_old with the panning camera, walk_happy: the Bandai
 styles "old" and "happy", which the retargeter holds back too): fixes are tuned on the other six and only
-checked on these. One slip, said here: a first version of the leg untangling (pose.clean.untangle_legs, with a
+checked on these. One slip, said here: a first version of the leg untangling (pose.clean.untangle_sides, with a
 thighs-crossing cue) was seen to swap walk_happy's legs wrongly (slide 10 -> 138 cm/s); it was then reworked on
 the tuning motions filmed from more cameras (walk, punch and the CMU walk from 60° and panning, the walk from
 low: BENCH_POSE_ACCURACY=full cases), not on the held-out clips, which were only rerun at the end. The second

@@ -20,7 +20,7 @@ Why these choices:
 * **Swapped legs**: MediaPipe sometimes hands the left leg's landmarks (knee, ankle, heel, toe; 2D and 3D
   together) to the right leg for a stretch of frames, most often when one leg passes in front of the other (a
   rendered punch seen 30 degrees from the front: 20 of 90 frames). The crossed legs then slid the planted foot
-  at walking speed, since each foot seemed to jump to the other's spot. :func:`untangle_legs` picks, per frame,
+  at walking speed, since each foot seemed to jump to the other's spot. :func:`untangle_sides` picks, per frame,
   swapped or not by dynamic programming, so the legs' image paths stay continuous.
 * **Hands inside the trunk** (:func:`hands_out_of_trunk`): seen from the side, MediaPipe often puts the far
   arm's wrist at the wrong depth, and a hand hanging or swinging beside the body lands inside the trunk, past
@@ -43,7 +43,7 @@ from core.errors import InputError
 
 __all__ = ["NobodyError", "check_detections", "fill_gaps", "smooth", "smoothing_window", "body_up", "level_up",
            "standing_points", "floor_height",
-           "foot_contacts", "untangle_legs", "hands_out_of_trunk", "jitter", "MIN_DETECTION_RATE",
+           "foot_contacts", "untangle_sides", "swap_sides", "LEG_PARTS", "ARM_PARTS", "SIDE_GROUPS", "hands_out_of_trunk", "jitter", "MIN_DETECTION_RATE",
            "MAX_GAP_SECONDS", "TRUNK_HALF_DEPTH"]
 
 MIN_DETECTION_RATE = 0.5  # below this the motion would be mostly invented
@@ -233,43 +233,55 @@ def foot_contacts(heights: np.ndarray, speeds: np.ndarray, fps: float, height_li
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Swapped legs
+# Swapped legs and arms
 # ----------------------------------------------------------------------------------------------------------
 
-_LEG_PARTS = ("knee", "ankle", "heel", "foot_index")
+LEG_PARTS = ("knee", "ankle", "heel", "foot_index")
+# The whole arm: MediaPipe mirrors the whole body for a frame now and then (a person facing the camera, waving:
+# shoulders, arms and legs all swapped in one frame of the 10 s bench clip, which the filter spread into a 33 cm
+# wobble over 15 frames). Untangling the arms too, pose_accuracy (cached MediaPipe output), tuning / held out:
+# MPJPE 122.7 -> 121.5 / 90.9 -> 90.0 mm, PA-MPJPE 79.7 -> 78.0 / 56.9 -> 55.8, jitter 11.2 -> 10.0 / 18.2 -> 17.8,
+# elbow 19.7 -> 18.0 / 18.5 -> 19.0 degrees, wrists wrongly crossed 1.9 -> 1.7 / 13.3 -> 13.3 %.
+ARM_PARTS = ("shoulder", "elbow", "wrist", "pinky", "index", "thumb")
+# Untangled one group at a time: MediaPipe swaps the legs alone too. The hips as a third group made the held-out
+# run's knee valgus worse (12.7 -> 15.5 degrees; pose_accuracy, cached MediaPipe output) and nothing better.
+SIDE_GROUPS = (LEG_PARTS, ARM_PARTS)
 
 
-def _leg_pairs() -> tuple[list[int], list[int]]:
+def _side_pairs(parts: tuple[str, ...]) -> tuple[list[int], list[int]]:
     from .estimators import LM
 
-    return [LM[f"left_{n}"] for n in _LEG_PARTS], [LM[f"right_{n}"] for n in _LEG_PARTS]
+    return [LM[f"left_{n}"] for n in parts], [LM[f"right_{n}"] for n in parts]
 
 
-def swap_legs(x: np.ndarray, flags: np.ndarray) -> np.ndarray:
-    """``x (T, 33, D)`` with the left and right legs' landmarks exchanged in frames where ``flags (T,)``."""
-    left, right = _leg_pairs()
+def swap_sides(x: np.ndarray, flags: np.ndarray, parts: tuple[str, ...] = LEG_PARTS) -> np.ndarray:
+    """``x (T, 33, D)`` with the left and right ``parts``' landmarks exchanged in frames where ``flags (T,)``."""
+    left, right = _side_pairs(parts)
     out = np.array(x, copy=True)
     f = np.asarray(flags, bool)
     out[np.ix_(f, left)], out[np.ix_(f, right)] = x[np.ix_(f, right)], x[np.ix_(f, left)]
     return out
 
 
-def untangle_legs(image: np.ndarray, valid: np.ndarray, prefer_given: float = 0.02) -> np.ndarray:
-    """``(T,)`` frames where MediaPipe swapped the legs (see the module docstring).
+def untangle_sides(image: np.ndarray, valid: np.ndarray, parts: tuple[str, ...] = LEG_PARTS,
+                   prefer_given: float = 0.02) -> np.ndarray:
+    """``(T,)`` frames where MediaPipe swapped the left and right ``parts`` (the legs, or the arms; see the module
+    docstring).
 
     Args:
         image: ``(T, 33, 2)`` pixels.
         valid: ``(T,)`` frames with a detection (the others are skipped: continuity runs across gaps).
-        prefer_given: cost of swapping one frame, against a jump of the legs in the image by one torso length.
+        parts: the landmarks, by name without ``left_``/``right_``: :data:`LEG_PARTS` or :data:`ARM_PARTS`.
+        prefer_given: cost of swapping one frame, against a jump of the parts in the image by one torso length.
 
-    Minimises, over the per-frame choice swapped / not, the legs' frame-to-frame image jumps (mean over knees,
-    ankles, heels and toes, in torso lengths) plus ``prefer_given`` per swapped frame: a Viterbi pass over two
+    Minimises, over the per-frame choice swapped / not, the parts' frame-to-frame image jumps (mean over their
+    landmarks, in torso lengths) plus ``prefer_given`` per swapped frame: a Viterbi pass over two
     states. Only continuity tells: a stretch is swapped back when its two ends jump. A cue for which labelling
     is right within a stretch (thighs crossing in the image or in 3D) was tried and rejected: legs do cross
     in the image when a walk is filmed from the side, and MediaPipe's 3D hip line swings too much to judge by.
     On the pose_accuracy tuning clips and more cameras of the same motions (12 clips) this swaps back all 41
-    swapped frames (38 in the punch from 30 degrees) and 2 frames wrongly; 0.03 already missed half the punch's.
-    Stretches touching the clip's first or last frame are left as MediaPipe gave them (see the code).
+    swapped frames of legs (38 in the punch from 30 degrees) and 2 frames wrongly; 0.03 already missed half the
+    punch's. Stretches touching the clip's first or last frame are left as MediaPipe gave them (see the code).
     """
     from .estimators import LM
 
@@ -278,20 +290,20 @@ def untangle_legs(image: np.ndarray, valid: np.ndarray, prefer_given: float = 0.
     if len(idx) < 2:
         return flags
     I = np.asarray(image, np.float64)[idx]
-    left, right = _leg_pairs()
+    left, right = _side_pairs(parts)
     torso = np.median(np.linalg.norm(0.5 * (I[:, LM["left_shoulder"]] + I[:, LM["right_shoulder"]]
                                             - I[:, LM["left_hip"]] - I[:, LM["right_hip"]]), axis=-1))
     torso = max(float(torso), 1e-6)
     unary = np.zeros((len(idx), 2))
     unary[:, 1] = prefer_given
-    legs = [np.concatenate([I[:, left], I[:, right]], axis=1), np.concatenate([I[:, right], I[:, left]], axis=1)]
+    sides = [np.concatenate([I[:, left], I[:, right]], axis=1), np.concatenate([I[:, right], I[:, left]], axis=1)]
     n = len(idx)
     cost = unary[0].copy()
     back = np.zeros((n, 2), int)
     for t in range(1, n):
         new = np.empty(2)
         for s in range(2):
-            jumps = [np.linalg.norm(legs[s][t] - legs[p][t - 1], axis=-1).mean() / torso
+            jumps = [np.linalg.norm(sides[s][t] - sides[p][t - 1], axis=-1).mean() / torso
                      for p in range(2)]
             options = cost + np.array(jumps)
             back[t, s] = int(np.argmin(options))

@@ -8,8 +8,10 @@ landmarks, which frames had a detection, fit and reprojection errors, jitter bef
 Stages (all whole-clip numpy after the per-frame estimation):
 
 1. decode (:mod:`pose.video`) and estimate, following one person (:mod:`pose.tracking`); measure how the
-   camera turns and zooms from the background (:mod:`pose.camera_motion`);
-2. refuse clips where most frames have nobody; fill gaps (:mod:`pose.clean`);
+   camera turns and zooms from the background (:mod:`pose.camera_motion`); a clip of :data:`SPLIT_SECONDS` or
+   more in two halves at once, on the two cores (see :func:`_estimate`);
+2. refuse clips where most frames have nobody; swap back legs and arms MediaPipe mirrored; fill gaps
+   (:mod:`pose.clean`);
 3. root path in the camera frame from 2D + 3D landmarks and an assumed field of view (:mod:`pose.root`); with a
    camera that moved, every frame is first turned into the first frame's camera (and scaled by the zoom);
 4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`);
@@ -20,7 +22,9 @@ Stages (all whole-clip numpy after the per-frame estimation):
 """
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -39,7 +43,7 @@ from .fit import HEAD_PITCH_KEPT, HEAD_PITCH_SECONDS, FitResult, fit_skeleton, j
 from .hands import HandTracks, assign_sides, fill_skipped, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
-from .video import MAX_SIDE, VideoMeta, open_video
+from .video import MAX_SIDE, VideoMeta, VideoReader, open_video
 
 __all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING", "DEFAULT_HANDS",
            "HAND_LENGTH_SHARE", "PeopleInVideo", "find_people", "camera_turns"]
@@ -294,22 +298,116 @@ def _people_warning(report: TrackingReport, fps: float) -> str | None:
     return f"{seen}; the person found first was followed"
 
 
-def _estimate(reader, estimator: Estimator, progress: Progress, person: int | None = None,
-              fov: float = DEFAULT_FOV) -> tuple[list, TrackingReport, CameraMotion]:
-    meta = reader.meta
-    tracker = PersonTracker(estimator, fps=meta.header_fps or 30.0, person=person)
-    camera = CameraMotionTracker(meta.width, meta.height, CameraModel.from_fov(meta.width, meta.height, fov).focal)
-    box = None
-    expected = max(meta.header_frames - int(meta.start * (meta.header_fps or 30.0)), 1)
-    if meta.end is not None and meta.header_fps > 0:
-        expected = max(1, int((meta.end - meta.start) * meta.header_fps))
-    poses = []
-    for frame in reader.frames():
+# A clip this long (seconds) is estimated in two halves at once, each on its own core (see _estimate).
+SPLIT_SECONDS = 4.0
+
+
+def _follow(frames, tracker: PersonTracker, camera: CameraMotionTracker, until: int | None = None,
+            done: list[int] | None = None, stop: threading.Event | None = None,
+            tick: Callable[[int], None] | None = None) -> list:
+    """Follow the person through ``frames`` (an iterator of :class:`~pose.video.Frame`) up to frame index ``until``
+    (excluded; None: to the end). ``done[0]`` counts the frames; ``tick(index)`` hears of each; ``stop`` ends early."""
+    poses, box = [], None
+    for frame in frames:
+        if (until is not None and frame.index >= until) or (stop is not None and stop.is_set()):
+            break
         poses.append(tracker.step(frame.rgb, frame.index))
         box = poses[-1].box() if poses[-1] is not None else box
         camera.step(frame.rgb, box)
-        if frame.index % 15 == 0:
-            progress(0.9 * min(frame.index / expected, 1.0), f"pose estimation: frame {frame.index}")
+        if done is not None:
+            done[0] += 1
+        if tick is not None:
+            tick(frame.index)
+    return poses
+
+
+def _same_person(a, b) -> bool:
+    """Whether two poses of one frame (or None) are the same person: both missing, or boxes overlapping by half."""
+    if a is None or b is None:
+        return a is None and b is None
+    x0, y0 = np.maximum(a.box()[:2], b.box()[:2])
+    x1, y1 = np.minimum(a.box()[2:], b.box()[2:])
+    inter = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+    area = lambda p: float(np.prod(np.maximum(p.box()[2:] - p.box()[:2], 0.0)))  # noqa: E731
+    return inter > 0.5 * min(area(a), area(b))
+
+
+def _chained(first: CameraMotion, second: CameraMotion) -> CameraMotion:
+    """One clip's camera motion from its first part's and the rest's, whose first frame is the first part's last."""
+    turn, zoom = first.rotations[-1], first.zoom[-1]
+    return CameraMotion(np.concatenate([first.rotations, turn @ second.rotations[1:]]),
+                        np.concatenate([first.zoom, zoom * second.zoom[1:]]),
+                        np.concatenate([first.measured, second.measured[1:]]))
+
+
+def _estimate(reader, estimator: Estimator, progress: Progress, person: int | None = None,
+              fov: float = DEFAULT_FOV, second: Callable[[], Estimator] | None = None
+              ) -> tuple[list, TrackingReport, CameraMotion]:
+    """Estimate every frame, following one person, and measure the camera's motion.
+
+    With ``second`` (makes another estimator like ``estimator``) and a clip of :data:`SPLIT_SECONDS` or more, the
+    second half is estimated at the same time on another thread, from the frame before the half (decoded by a
+    second reader that counts its way there): the pose stage otherwise keeps one of the two cores busy (1.14
+    cores measured on the 10 s bench clip), and MediaPipe lets go of the GIL while it works. The halves are joined
+    when they followed one person who is the same at the seam (boxes overlapping by half in the shared frame);
+    when either half saw several people, or the seam differs, or a person was picked by number (numbers belong to
+    the clip's first frame), the first half's tracker goes on through the rest instead, as one pass would.
+    """
+    meta = reader.meta
+    fps = meta.header_fps or 30.0
+    tracker = PersonTracker(estimator, fps=fps, person=person)
+    focal = CameraModel.from_fov(meta.width, meta.height, fov).focal
+    camera = CameraMotionTracker(meta.width, meta.height, focal)
+    expected = max(meta.header_frames - int(meta.start * fps), 1)
+    if meta.end is not None and meta.header_fps > 0:
+        expected = max(1, int((meta.end - meta.start) * meta.header_fps))
+    half = expected // 2 if second is not None and person is None and expected >= SPLIT_SECONDS * fps else None
+    done, done_b = [0], [0]  # frames estimated by this thread and by the second half's
+
+    def tick(index: int) -> None:
+        if index % 15 == 0:
+            count = done[0] + done_b[0]
+            progress(0.9 * min(count / expected, 1.0), f"pose estimation: frame {count}")
+
+    if half is None:
+        poses = _follow(reader.frames(), tracker, camera, done=done, tick=tick)
+        return poses, tracker.report, camera.result(len(poses))
+
+    stop = threading.Event()
+    rest_reader = VideoReader(meta, reader.max_seconds)
+
+    def rest() -> tuple[list, TrackingReport, CameraMotion]:
+        est = second()
+        try:
+            tracker_b = PersonTracker(est, fps=fps)
+            camera_b = CameraMotionTracker(meta.width, meta.height, focal)
+            poses_b = _follow(rest_reader.frames(skip=half - 1), tracker_b, camera_b, done=done_b, stop=stop)
+            return poses_b, tracker_b.report, camera_b.result(len(poses_b))
+        finally:
+            est.close()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pose-second-half") as pool:
+        future = pool.submit(rest)
+        try:
+            poses = _follow(reader.frames(), tracker, camera, until=half, done=done, tick=tick)
+            while True:  # the bar keeps moving while the second half finishes
+                try:
+                    poses_b, report_b, camera_b = future.result(timeout=0.5)
+                    break
+                except TimeoutError:
+                    tick(0)
+        finally:
+            stop.set()
+    first = tracker.report
+    if (len(poses) == half and poses_b and not first.several_people and not report_b.several_people
+            and _same_person(poses[-1], poses_b[0])):
+        reader.stats = rest_reader.stats  # it decoded (or counted) every frame of the clip
+        first.surveys += report_b.surveys
+        first.rejected += report_b.rejected
+        return poses + poses_b[1:], first, _chained(camera.result(len(poses)), camera_b)
+    # Someone else at the seam, or several people in view: the first half's tracker goes on, as one pass would.
+    done_b[0] = 0
+    poses += _follow(reader.frames(skip=len(poses)), tracker, camera, done=done, tick=tick)
     return poses, tracker.report, camera.result(len(poses))
 
 
@@ -347,9 +445,11 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     meta = reader.meta
     progress(0.0, "reading video")
     own = isinstance(estimator, str)
-    est = make_estimator(estimator, **({"hands": True} if hands else {})) if own else estimator
+    options = {"hands": True} if hands else {}
+    est = make_estimator(estimator, **options) if own else estimator
     try:
-        poses, report, camera_motion = _estimate(reader, est, progress, person, fov)
+        poses, report, camera_motion = _estimate(reader, est, progress, person, fov,
+                                                 second=(lambda: make_estimator(estimator, **options)) if own else None)
     finally:
         if own:
             est.close()
@@ -426,9 +526,10 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     detected = np.isfinite(image).all(axis=(1, 2)) & np.isfinite(world_cam).all(axis=(1, 2))
     clean.check_detections(detected, fps)
     warnings: list[str] = []
-    swapped = clean.untangle_legs(image, detected)  # before anything reads the legs
-    image, world_cam, vis = (clean.swap_legs(image, swapped), clean.swap_legs(world_cam, swapped),
-                             clean.swap_legs(vis[..., None], swapped)[..., 0])
+    for parts in clean.SIDE_GROUPS:  # before anything reads the limbs
+        swapped = clean.untangle_sides(image, detected, parts)
+        image, world_cam, vis = (clean.swap_sides(image, swapped, parts), clean.swap_sides(world_cam, swapped, parts),
+                                 clean.swap_sides(vis[..., None], swapped, parts)[..., 0])
     long_gaps = [(s, e) for s, e in clean.gaps(detected) if (e - s) / fps > clean.MAX_GAP_SECONDS and 0 < s and e < T]
     if long_gaps:
         spans = ", ".join(f"{s / fps:.1f}-{e / fps:.1f} s" for s, e in long_gaps[:5])

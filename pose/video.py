@@ -157,10 +157,12 @@ class VideoReader:
             cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # we rotate ourselves, the same way on every build
         return cap
 
-    def frames(self, prefetch: int = 2) -> Iterator[Frame]:
+    def frames(self, prefetch: int = 2, skip: int = 0) -> Iterator[Frame]:
         """Decode the trim window, upright and downscaled, on a background thread ``prefetch`` frames ahead.
 
-        Fills :attr:`stats` (decoded count, timestamps, warnings) as it goes.
+        Fills :attr:`stats` (decoded count, timestamps, warnings) as it goes. ``skip``: the first frames are
+        decoded (they count, and their timestamps are kept) but not converted or yielded: a second pass that
+        starts half-way through (seeking by time can land a frame off; counting cannot).
 
         Raises:
             VideoError: the decoded video runs past :data:`MAX_SECONDS` (its header said less), or nothing decodes.
@@ -191,10 +193,10 @@ class VideoReader:
                 if m.start > 0:
                     cap.set(cv2.CAP_PROP_POS_MSEC, m.start * 1000.0)
                 raw_index = -1
+                kept = 0  # frames within the trim window so far
                 last_t = -math.inf
                 while not stop.is_set():
-                    ok, bgr = cap.read()
-                    if not ok or bgr is None:
+                    if not cap.grab():  # decoded; converted only if kept (retrieve below)
                         break
                     raw_index += 1
                     t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -208,6 +210,15 @@ class VideoReader:
                     if t - m.start > self.max_seconds:
                         put(VideoError(_too_long_message(t - m.start, self.max_seconds, m.end is not None)))
                         return
+                    if kept < skip:
+                        kept += 1
+                        if not put((t, None)):
+                            return
+                        continue
+                    kept += 1
+                    ok, bgr = cap.retrieve()
+                    if not ok or bgr is None:
+                        break
                     if rot is not None:
                         bgr = cv2.rotate(bgr, rot)
                     if resize:
@@ -231,7 +242,8 @@ class VideoReader:
                     raise item
                 t, rgb = item
                 stats.times.append(t)
-                yield Frame(stats.frames, t, rgb)
+                if rgb is not None:  # not a skipped frame
+                    yield Frame(stats.frames, t, rgb)
                 stats.frames += 1
         finally:
             stop.set()

@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation
 
 from core.motion import Motion
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
-from pose.clean import swap_legs, untangle_legs
+from pose.clean import swap_sides, untangle_sides
 from pose.estimators import LM
 from pose.feet import bridge_contacts, plant_legs
 from pose.fit import HIP_JOINT_SHARE, BodyLengths, landmarks_from_pose, person_offsets
@@ -173,12 +173,33 @@ def side_walk_track(T: int = 90, fps: float = 30.0) -> np.ndarray:
 def test_legs_swapped_for_a_stretch_are_swapped_back_and_crossing_legs_are_left_alone():
     image = side_walk_track()
     valid = np.ones(len(image), bool)
-    assert not untangle_legs(image, valid).any()  # legs passing each other are not a swap
+    assert not untangle_sides(image, valid).any()  # legs passing each other are not a swap
     swapped = np.zeros(len(image), bool)
     swapped[20:41] = True
-    assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped)
+    assert np.array_equal(untangle_sides(swap_sides(image, swapped), valid), swapped)
     valid[30:33] = False  # a gap inside the stretch changes nothing
-    assert np.array_equal(untangle_legs(swap_legs(image, swapped), valid), swapped & valid)
+    assert np.array_equal(untangle_sides(swap_sides(image, swapped), valid), swapped & valid)
+
+
+def test_a_frame_with_the_arms_mirrored_is_swapped_back_and_the_legs_are_left_alone():
+    # MediaPipe mirrored a whole waving person for one frame of the 10 s bench clip; the filter spread it into a
+    # 33 cm wobble of the arms over 15 frames. The arms are untangled as a group of their own.
+    from pose.clean import ARM_PARTS
+
+    image = side_walk_track()
+    T = len(image)
+    t = np.arange(T) / 30.0
+    for side, sx in (("left", 1.0), ("right", -1.0)):  # arms waving at each side of the body
+        for name, reach in (("shoulder", 20), ("elbow", 50), ("wrist", 80), ("pinky", 85), ("index", 88),
+                            ("thumb", 84)):
+            image[:, LM[f"{side}_{name}"]] = np.stack([image[:, LM[f"{side}_shoulder"], 0] + sx * reach,
+                                                       200 + 30 * np.sin(2 * np.pi * t) * reach / 80], axis=1)
+    valid = np.ones(T, bool)
+    assert not untangle_sides(image, valid, ARM_PARTS).any()
+    mirrored = np.zeros(T, bool)
+    mirrored[50] = True
+    assert np.array_equal(untangle_sides(swap_sides(image, mirrored, ARM_PARTS), valid, ARM_PARTS), mirrored)
+    assert not untangle_sides(swap_sides(image, mirrored, ARM_PARTS), valid).any()  # the legs are not touched
 
 
 def test_a_swap_at_the_clip_end_is_left_as_given():
@@ -188,7 +209,7 @@ def test_a_swap_at_the_clip_end_is_left_as_given():
     for stretch in (slice(80, None), slice(0, 6)):
         swapped = np.zeros(len(image), bool)
         swapped[stretch] = True
-        assert not untangle_legs(swap_legs(image, swapped), valid).any()
+        assert not untangle_sides(swap_sides(image, swapped), valid).any()
 
 
 def test_a_swinging_leg_keeps_the_knee_bend_it_was_seen_with():

@@ -89,3 +89,43 @@ def test_shared_video(shared_data):
     assert result.fit_error <= 0.02
     assert result.jitter_after < result.jitter_before
     check_motion(result)
+
+
+def test_a_long_clip_is_estimated_in_two_halves_joined_at_the_seam():
+    """Issue 14: the second half estimated at the same time by its own estimator (the pose stage used 1.1 of the
+    2 cores); one person in view, so the halves are joined: every frame once, the landmarks as one pass gives
+    them (MediaPipe's tracking differs a little from a fresh start), the decode statistics of the whole clip."""
+    from jobs import SAMPLE_VIDEO
+    from pose.camera_motion import CameraMotion
+    from pose.pipeline import DEFAULT_FOV, _chained, _estimate
+    from pose.video import open_video
+
+    made = []
+
+    def second():
+        made.append(make_estimator("mediapipe"))
+        return made[-1]
+
+    out = {}
+    for split in (False, True):
+        reader = open_video(SAMPLE_VIDEO)
+        est = make_estimator("mediapipe")
+        try:
+            poses, report, camera = _estimate(reader, est, lambda f, w: None, None, DEFAULT_FOV,
+                                              second=second if split else None)
+        finally:
+            est.close()
+        assert len(poses) == reader.stats.frames == len(camera.rotations) and reader.stats.finished
+        assert not report.several_people
+        out[split] = np.array([p.image for p in poses])
+    assert len(made) == 1  # the second half had its own estimator
+    diff = np.linalg.norm(out[True] - out[False], axis=-1)
+    assert np.median(diff) < 2.0 and np.mean(diff > 20) < 0.02, (np.median(diff), np.mean(diff > 20))
+    # the camera of the rest is chained onto the first part's last frame
+    turn = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    a = CameraMotion(np.stack([np.eye(3), turn]), np.array([1.0, 2.0]), np.array([False, True]))
+    b = CameraMotion(np.stack([np.eye(3), turn]), np.array([1.0, 1.5]), np.array([False, True]))
+    c = _chained(a, b)
+    np.testing.assert_allclose(c.rotations[2], turn @ turn)
+    np.testing.assert_allclose(c.zoom, [1.0, 2.0, 3.0])
+    assert c.measured.tolist() == [False, True, True]

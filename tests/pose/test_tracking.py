@@ -200,3 +200,17 @@ def test_the_people_listed_before_a_job_are_the_ones_it_numbers(two_people):
     assert any("nobody was picked, so person 2 of 2" in w and "--person N" in w for w in auto.warnings)
     with pytest.raises(PersonChoiceError, match="person 3 was asked for, but 2 people were found"):
         video_to_motion(two_people, person=3)
+
+
+def test_a_long_clip_with_two_people_is_followed_in_one_pass(tmp_path):
+    """Issue 14: clips of SPLIT_SECONDS or more are estimated in two halves at once; the second half's tracker
+    knows nothing of the first's choice, so with two people in view the first half's tracker goes on instead, and
+    the same person is followed to the end."""
+    from jobs import SAMPLE_VIDEO
+    from pose.pipeline import SPLIT_SECONDS, video_to_motion
+    from tests.synthetic import two_people_video
+
+    clip = two_people_video(SAMPLE_VIDEO, tmp_path / "two.mp4", frames=int(30 * SPLIT_SECONDS) + 6)
+    auto = video_to_motion(clip)
+    x = np.nanmean(auto.image_landmarks[..., 0], axis=1)
+    assert auto.detected.all() and (x > 640).all() and auto.tracking.chosen == 2

@@ -28,6 +28,16 @@ def test_reads_every_frame_with_measured_fps(clip):
     assert np.all(np.diff([f.time for f in frames]) > 0)
 
 
+def test_a_pass_that_skips_frames_counts_them_and_yields_the_rest_unchanged(clip):
+    # The pose stage's second half starts by counting its way to the half (seeking by time can land a frame off).
+    whole = list(open_video(clip).frames())
+    reader = open_video(clip)
+    rest = list(reader.frames(skip=20))
+    assert [f.index for f in rest] == list(range(20, 50)) and reader.stats.frames == 50
+    assert len(reader.stats.times) == 50 and reader.stats.fps(0.0) == pytest.approx(25.0, rel=1e-3)
+    assert all(np.array_equal(a.rgb, b.rgb) and a.time == b.time for a, b in zip(whole[20:], rest))
+
+
 def test_trim_window(clip):
     reader = open_video(clip, trim=(0.4, 1.2))
     frames = list(reader.frames())
