@@ -150,6 +150,10 @@ def _cmd_job(args: argparse.Namespace) -> int:
 
     command = args.command
     options: dict = {}
+    if command in ("run", "pose") and args.hands is None:  # the pose stage's default (its import costs a second)
+        from pose.pipeline import DEFAULT_HANDS
+
+        args.hands = DEFAULT_HANDS
     if command in ("run", "retarget"):
         options.update(character=args.character, semantic=args.semantic, vlm_path=args.vlm,
                        iterations=args.iterations, foot_locking=not args.no_foot_locking)
@@ -307,9 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     _semantic_option(p)
     p.add_argument("--vlm", default=None, help="BLIP-2 weights folder (default: $SMT_VLM_PATH, else skeletal)")
     p.add_argument("--smoothing", type=float, default=0.5, help="pose smoothing strength 0..1 (default 0.5)")
-    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=False,
-                   help="track the hands and move the fingers of characters with finger bones (about 3x the pose "
-                        "stage's time; default off)")
+    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=None,
+                   help="track the hands and move the fingers of characters with finger bones (about 2x the pose "
+                        "stage's time; default on)")
     p.add_argument("--iterations", type=int, default=None,
                    help="most optimisation steps (default: the optimiser's, 120)")
     p.add_argument("--trim", type=float, nargs=2, metavar=("START", "END"), help="use only this part (seconds)")
@@ -325,8 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video of one person (mp4, mov, mkv, webm, ...; at most 10 minutes)")
     p.add_argument("--out", required=True, type=Path, help="output folder (motion.bvh, source_overlay.mp4)")
     p.add_argument("--smoothing", type=float, default=0.5, help="filter strength 0..1 (default 0.5; 0 = off)")
-    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=False,
-                   help="also track the hands and write finger joints (about 3x the time; default off)")
+    p.add_argument("--hands", action=argparse.BooleanOptionalAction, default=None,
+                   help="also track the hands and write finger joints (about 2x the time; default on)")
     p.add_argument("--start", type=float, default=None, help="use the video from this second on")
     p.add_argument("--end", type=float, default=None, help="use the video up to this second")
     p.add_argument("--no-video", action="store_true", help="skip the overlay video")

@@ -22,6 +22,7 @@ from core.character import Character
 from core.errors import InputError
 from core.io.export import EXPORT_TARGETS
 from core.motion import ROOT_PLACEMENTS
+from pose.pipeline import DEFAULT_HANDS
 
 __all__ = ["JobSpec", "OUTPUTS", "MOTION_SUFFIXES", "preset"]
 
@@ -41,7 +42,7 @@ class JobSpec:
     semantic: run stage II (semantics and penetration). vlm_path: its weights folder (None: ``$SMT_VLM_PATH``,
         else the skeletal supervisor). iterations: most stage-II steps (None: the optimiser's default).
         foot_locking: keep planted feet in place during stage II.
-    hands: track the hands and fit the fingers (video input; off by default, see pose.pipeline.DEFAULT_HANDS);
+    hands: track the hands and fit the fingers (video input; on by default, see pose.pipeline.DEFAULT_HANDS);
         characters with finger bones move them.
     smoothing: pose filter strength in [0, 1] (video input). trim: ``(start, end)`` seconds of the input, end
         excluded (0 or None: to the end). take: the animation to use when a motion file has several.
@@ -66,7 +67,7 @@ class JobSpec:
     iterations: int | None = None
     foot_locking: bool = True
     smoothing: float = 0.5
-    hands: bool = False
+    hands: bool = DEFAULT_HANDS
     trim: tuple[float, float | None] | None = None
     take: str | None = None
     person: int | None = None

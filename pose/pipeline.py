@@ -50,13 +50,13 @@ __all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SM
 
 Progress = Callable[[float, str], None]
 DEFAULT_SMOOTHING = 0.5
-# Off by default, though the hands bench now meets the cost and found targets (with hands 25.5 frames/s against 36.5
-# for the body alone, x1.43; found 92 / 96 %, load 2-3): on the bundled sample clip, the first thing a user tries,
-# the right fist in the squat is found in 71 % of frames only (the models do not see a 30 px fist side on), and the
-# fingers there come out 37-38 degrees from the clip's own, further than a relaxed hand (33-35); curled fingers read
-# 19-22 degrees off on the bench (target 15). --hands / the page's switch turn them on (the built-in characters and
-# uploaded rigs with finger bones show them).
-DEFAULT_HANDS = False
+# On by default since the hands bench met issue 16's targets: finger error where found 8.7 / 10.9 degrees (target 15;
+# fists 11, pointing 10), hands found 93 / 91 %, 21.7 frames/s with hands at load 7 (target 20; the body alone 35.3);
+# on the bundled sample clip, the first thing a user tries, both hands are found (99 / 94 %) and the fingers come out
+# nearer the clip's own than a relaxed hand (26.7 / 25.3 degrees against 34.8 / 33.4). The cost a user waits for:
+# the 10 s bench-app clip's pose stage takes 4.7 s without, 10.2 s with (both halves at once; quiet machine).
+# --no-hands / the page's switch turn them off.
+DEFAULT_HANDS = True
 HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adult proportions)
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 _FEET = (("left", "Left"), ("right", "Right"))

@@ -53,6 +53,7 @@ from core.limits import MAX_CLIP_SECONDS  # noqa: E402
 from core.optimize import OptimizeConfig  # noqa: E402
 from jobs import (METRIC_LABELS, MOTION_SUFFIXES, SAMPLE_VIDEO, CancelToken, JobResult,  # noqa: E402
                   JobSpec, per_frame_table, plain_summary, run_job)
+from pose.pipeline import DEFAULT_HANDS  # noqa: E402
 from webapp.history import BROWSER_COOKIE, COOKIE_SCRIPT, NOBODY, JobEntry, JobHistory, owner_of  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
                       character: str, character_file: str | None, semantic: bool, smoothing: float,
                       foot_locking: bool, iterations: int, trim_start: float, trim_end: float, root: str,
                       skeleton_only: bool, fbx_target: str, person: str | None, progress,
-                      hands: bool = False, retargeter: str = "network") -> tuple[tuple, JobEntry | None]:
+                      hands: bool = DEFAULT_HANDS, retargeter: str = "network") -> tuple[tuple, JobEntry | None]:
     """The job in ``owner``'s history; returns the page's outputs and the history's entry (None: cancelled)."""
     source = motion_file or video
     if not source:
@@ -236,7 +237,7 @@ def _run_job_for_page(token: CancelToken, owner: str, video: str | None, motion_
 async def run_from_page(video: str | None, motion_file: str | None, character: str, character_file: str | None,
                         semantic: bool, smoothing: float, foot_locking: bool, iterations: int,
                         trim_start: float, trim_end: float, root: str = "origin", skeleton_only: bool = False,
-                        fbx_target: str = "unity", person: str | None = AUTO_PERSON, hands: bool = False,
+                        fbx_target: str = "unity", person: str | None = AUTO_PERSON, hands: bool = DEFAULT_HANDS,
                         retargeter: str = "network", progress: gr.Progress = gr.Progress(), request: gr.Request = None):
     """One job from the page (or the API), in a worker thread this coroutine waits for. Gradio cancels the event by
     cancelling this coroutine; a thread cannot be cancelled, so the job's token is set instead, and the coroutine
@@ -543,7 +544,7 @@ def build_app() -> gr.Blocks:
                 semantic = gr.Checkbox(label="Semantic optimisation (keeps the motion's meaning, stops limbs "
                                              "cutting through the body)", value=True, elem_id="semantic")
                 with gr.Accordion("Advanced", open=False):
-                    hands = gr.Checkbox(value=False, label="Hands and fingers (video; characters with finger "
+                    hands = gr.Checkbox(value=DEFAULT_HANDS, label="Hands and fingers (video; characters with finger "
                                                           "bones move them)", elem_id="hands")
                     smoothing = gr.Slider(0, 1, value=0.5, step=0.05, label="Smoothing strength (video)")
                     foot_locking = gr.Checkbox(value=True, label="Foot locking")
