@@ -6,9 +6,12 @@ Targets (issue 14): a 10 s, 30 fps, 720p clip onto a built-in character in <= 1.
 and a 60 fps source); no stage that stalls the progress bar for more than a few seconds (the longest gap between
 two progress calls is in each row's note). Each job has two rows: the whole job (every file, previews included)
 and the time until its FBX was written (Blender's export runs while the previews render). Each clip's floor,
-decoding plus pose estimation alone, is measured in the same run. The clips are made by the repo itself (scripts/make_sample_clip.py: a built-in character rendered
-at 1280x720), so the benchmark runs anywhere; Xbot's rows need the shared data. Last, the peak memory of a job
-on a 1.28 M-vertex character (target: under 4 GB, and it finishes).
+decoding plus pose estimation of the body alone in one pass, is measured in the same run. Jobs run with the
+app's defaults: hands and fingers tracked (pose.pipeline.DEFAULT_HANDS, on since issue 16), a clip of 4 s or more
+estimated in two halves at once (pose.pipeline.SPLIT_SECONDS); the 10 s clip onto Bob also runs with hands off
+(the body alone, as before issue 16). The clips are made by the repo itself (scripts/make_sample_clip.py: a
+built-in character rendered at 1280x720), so the benchmark runs anywhere; Xbot's rows need the shared data. Last,
+the peak memory of a job on a 1.28 M-vertex character (target: under 4 GB, and it finishes).
 """
 from __future__ import annotations
 
@@ -75,21 +78,24 @@ class _Gaps:
         self.last = now
 
 
-def _job_rows(clip: Path, seconds: float, fps: float, floor: float, name: str, character) -> list[Row]:
+def _job_rows(clip: Path, seconds: float, fps: float, floor: float, name: str, character,
+              hands: bool | None = None) -> list[Row]:
     """Two rows: the whole job (every file, previews included) and the time until its FBX was written (the
-    export runs beside the previews; the report's ``ready`` times), each over the clip's duration."""
+    export runs beside the previews; the report's ``ready`` times), each over the clip's duration. ``hands``:
+    the job's setting (None: the app's default)."""
     from jobs import JobSpec, run_job
 
     gaps = _Gaps()
+    options = {} if hands is None else {"hands": hands}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        result = run_job(JobSpec(clip, Path(tmp) / "out", character=character, semantic=True), gaps)
+        result = run_job(JobSpec(clip, Path(tmp) / "out", character=character, semantic=True, **options), gaps)
         total = time.perf_counter() - t
         assert result.report.files["fbx"].exists(), "the job wrote no FBX"
     ready = result.report.ready
     stages = " | ".join(f"{stage} {s:.1f}" for stage, s in result.report.seconds.items())
     files = ", ".join(f"{kind} {ready[kind]:.1f}" for kind in sorted(ready, key=ready.get))
-    head = f"{seconds:.0f} s at {fps:.0f} fps -> {name}"
+    head = f"{seconds:.0f} s at {fps:.0f} fps -> {name}" + ("" if hands is None else f", hands {'on' if hands else 'off'}")
     return [Row(f"{head}: whole job / clip", total / seconds, "x", target=TARGETS[name], higher_is_better=False,
                 note=f"{total:.1f} s, {total / floor:.2f}x the floor; {stages} (s); longest progress gap "
                      f"{gaps.longest:.1f} s (before '{gaps.where}')"),
@@ -112,6 +118,8 @@ def run() -> list[Row]:
                         note=f"{frames} frames, {frames / floor:.1f} frames/s"))
         for name, character in characters.items():
             rows.extend(_job_rows(clip, seconds, fps, floor, name, character))
+        if (seconds, fps) == CLIPS[0]:
+            rows.extend(_job_rows(clip, seconds, fps, floor, "Bob", "Bob", hands=False))
     rows.append(memory_row())
     return rows
 
