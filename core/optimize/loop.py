@@ -157,13 +157,15 @@ class NearBody:
 
     A pair far outside the body costs nothing and cannot start to cost before it has moved, or the body under it
     has, by its distance past the margin. So each pair keeps its last signed distance and how far it and the body
-    have moved since (the vertex's own travel, plus the most any body point of its frame can have moved: the body
-    bones' change applied to the corners of the body's box), and is evaluated again only when that distance is
-    used up (``stretch`` times the travel, for skinning's distortion between world and rest space, within
-    ``guard`` of the margin). On Bob's 10 s clip that leaves a few hundred pairs a step where 15 k lay within 3 %
-    of the height (the last scheme: all pairs that near, every step). Every ``refresh`` steps the pairs within
-    ``reach`` (margin + 3 % of the height) resume their inversions, so the distances they keep stay exact where
-    the blend of bones changes fast (armpits).
+    have moved since (the vertex's own travel, plus the most any body point of its frame can have moved: each body
+    bone's change applied to the corners of the part of the body it moves, :func:`_bone_boxes`), and is evaluated
+    again only when that distance is used up (``stretch`` times the travel, for skinning's distortion between world
+    and rest space, within ``guard`` of the margin). On Bob's 10 s bench-app clip that leaves 4-5 k pairs a step
+    after the first 50 (up to 11 k before, while Adam's first steps move every joint) where 14-15 k lay within 3 % of
+    the height (the last scheme evaluated all pairs that near, every step; one box around the whole body instead of
+    one per bone left 5-15 k). Every ``refresh`` steps the pairs within ``reach`` (margin + 3 % of the height)
+    resume their inversions, so the distances they keep stay exact where the blend of bones changes fast
+    (armpits).
     """
 
     def __init__(self, model: PenetrationModel, limbs: LimbSamples, frames: int, margin: float, height: float,
@@ -179,7 +181,6 @@ class NearBody:
         self.seen: Tensor | None = None  # (T, L, 3) the sampled vertices at the last step
         self.corners: Tensor | None = None  # (T, K, 8, 3) the body box's corners moved by each body bone
         self.boxes = _bone_boxes(model).to(dtype)  # (K, 8, 3)
-        self.evaluated = 0  # pairs evaluated with gradient, summed over steps (for the docstring's numbers)
 
     def _record(self, frame: Tensor, vert: Tensor, phi: Tensor, weights: Tensor) -> None:
         self.dist[frame, vert], self.travel[frame, vert], self.blend[frame, vert] = phi, 0.0, weights
@@ -209,7 +210,6 @@ class NearBody:
                                         as_tuple=True)
         if not frame.numel():
             return transforms.new_zeros(0)
-        self.evaluated += frame.numel()
         v = linear_blend_skinning(limbs.rest[vert], limbs.top_weights[vert],
                                   transforms[frame[:, None], limbs.top_joints[vert]], per_vertex=True)
         # Selecting the bones first, then the frames, gathers half as much as both at once.
