@@ -65,14 +65,14 @@ def test_cli_writes_bvh_and_overlay(rendered_person, tmp_path, capsys):
     from app import main
 
     out = tmp_path / "out"
-    assert main(["pose", str(rendered_person), "--out", str(out), "--quiet", "--end", "1.0", "--hands"]) == 0
+    assert main(["pose", str(rendered_person), "--out", str(out), "--quiet", "--end", "1.0"]) == 0  # hands on
     printed = capsys.readouterr().out
     assert "frames had a person" in printed and "fit error" in printed and "frames/s" in printed
     motion = read_bvh(out / "motion.bvh")
-    assert motion.num_frames >= 19 and set(motion.skeleton.names) == set(CANONICAL_JOINTS + FINGER_JOINTS)  # hands on
+    assert motion.num_frames >= 19 and set(motion.skeleton.names) == set(CANONICAL_JOINTS + FINGER_JOINTS)
     assert probe_video_codec(out / "source_overlay.mp4") == "h264"
     assert main(["pose", str(rendered_person), "--out", str(tmp_path / "body"), "--quiet", "--end", "0.5",
-                 "--no-video"]) == 0  # hands are off by default
+                 "--no-video", "--no-hands"]) == 0
     assert read_bvh(tmp_path / "body" / "motion.bvh").skeleton.names == CANONICAL_JOINTS
     assert main(["pose", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
