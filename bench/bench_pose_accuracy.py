@@ -306,9 +306,9 @@ def compare(truth, cams: list, pose) -> dict[str, float]:
     pred = pose.motion
     T = min(truth.num_frames, pred.num_frames)
     tk, pk = truth.fk(), pred.fk()
-    J = len(CANONICAL_JOINTS)  # the characters' finger joints follow the body's; the pose stage's body has none
+    J = len(CANONICAL_JOINTS)  # the body; the finger joints follow it (the characters', and the pose stage's with hands)
     P_t, R_t = tk.positions.numpy()[:T, :J], tk.rotations.numpy()[:T, :J]
-    P_p, R_p = pk.positions.numpy()[:T], pk.rotations.numpy()[:T]
+    P_p, R_p = pk.positions.numpy()[:T, :J], pk.rotations.numpy()[:T, :J]
     s = _standing_height(truth.skeleton) / _standing_height(pred.skeleton)
     cam_t = np.stack([camera_coords(cams[t], P_t[t]) for t in range(T)])
     turns, _ = camera_turns(pose.camera_motion, T)  # the pose stage's camera, turned as it measured it
