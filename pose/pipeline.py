@@ -300,6 +300,17 @@ def _people_warning(report: TrackingReport, fps: float) -> str | None:
 
 # A clip this long (seconds) is estimated in two halves at once, each on its own core (see _estimate).
 SPLIT_SECONDS = 4.0
+# Frames the second half estimates before the seam and drops, so its trackers (MediaPipe's own, the hands') have
+# settled by then: without, on the hands bench's gesture clip the hands were found in 87 / 89 % of frames against
+# 91 / 92 % in one pass; with 30, 90.5 / 91.4 % (the sample clip 100 / 93 % against 99 / 94 %), and the body on the
+# 10 s bench-app clip came within 1.4 mm (mean) of one pass instead of 2.4.
+WARM = 30
+
+
+def _from(motion: CameraMotion, start: int) -> CameraMotion:
+    """``motion`` from frame ``start`` on, relative to that frame's camera."""
+    turn, zoom = motion.rotations[start], motion.zoom[start]
+    return CameraMotion(turn.T @ motion.rotations[start:], motion.zoom[start:] / zoom, motion.measured[start:])
 
 
 def _follow(frames, tracker: PersonTracker, camera: CameraMotionTracker, until: int | None = None,
@@ -347,18 +358,16 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
     """Estimate every frame, following one person, and measure the camera's motion.
 
     With ``second`` (makes another estimator like ``estimator``) and a clip of :data:`SPLIT_SECONDS` or more, the
-    second half is estimated at the same time on another thread, from the frame before the half (decoded by a
-    second reader that counts its way there): the pose stage otherwise keeps one of the two cores busy (1.14
+    second half is estimated at the same time on another thread, from :data:`WARM` frames before the half (decoded
+    by a second reader that counts its way there): the pose stage otherwise keeps one of the two cores busy (1.14
     cores measured on the 10 s bench clip), and MediaPipe lets go of the GIL while it works. The halves are joined
     when they followed one person who is the same at the seam (boxes overlapping by half in the shared frame);
     when either half saw several people, or the seam differs, or a person was picked by number (numbers belong to
     the clip's first frame), the first half's tracker goes on through the rest instead, as one pass would; the
     second half stops as soon as either tracker has seen several people. Measured: a one-person 10 s 720p clip 8.45
     -> 5.5-6.3 s; the shared studio clip with three people in view (8 s, 50 fps), which falls back, 11.7 -> 12.6 s
-    (the second half ran a while before the first tracker's survey saw the others). With hands on, the hand
-    trackers of the second half start afresh: on the hands bench's gesture clip they found the hands in 87 / 89 %
-    of frames against 91 / 92 % in one pass (the frames that differ lie 15-100 frames after the seam, where the
-    trackers' states part), on the sample clip in 100 / 97 % against 99 / 94 %.
+    (the second half ran a while before the first tracker's survey saw the others). The second half's trackers
+    settle over the :data:`WARM` frames before the seam, which it drops (see there for what they are worth).
     """
     meta = reader.meta
     fps = meta.header_fps or 30.0
@@ -382,6 +391,7 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
 
     stop = threading.Event()
     rest_reader = VideoReader(meta, reader.max_seconds)
+    warm = min(WARM, half - 1)
 
     def rest() -> tuple[list, TrackingReport, CameraMotion]:
         est = second()
@@ -389,7 +399,7 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
             tracker_b = PersonTracker(est, fps=fps)
             camera_b = CameraMotionTracker(meta.width, meta.height, focal)
             # Several people: the halves will not be joined (see above), so the second stops at once.
-            poses_b = _follow(rest_reader.frames(skip=half - 1), tracker_b, camera_b, done=done_b,
+            poses_b = _follow(rest_reader.frames(skip=half - 1 - warm), tracker_b, camera_b, done=done_b,
                               stop=lambda: stop.is_set() or tracker_b.report.several_people)
             return poses_b, tracker_b.report, camera_b.result(len(poses_b))
         finally:
@@ -413,12 +423,12 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
         finally:
             stop.set()
     first = tracker.report
-    if (len(poses) == half and poses_b and not first.several_people and not report_b.several_people
-            and _same_person(poses[-1], poses_b[0])):
+    if (len(poses) == half and len(poses_b) > warm and not first.several_people and not report_b.several_people
+            and _same_person(poses[-1], poses_b[warm])):
         reader.stats = rest_reader.stats  # it decoded (or counted) every frame of the clip
         first.surveys += report_b.surveys
         first.rejected += report_b.rejected
-        return poses + poses_b[1:], first, _chained(camera.result(len(poses)), camera_b)
+        return poses + poses_b[warm + 1:], first, _chained(camera.result(len(poses)), _from(camera_b, warm))
     # Someone else at the seam, or several people in view: the first half's tracker goes on, as one pass would.
     done_b[0] = 0
     poses += _follow(reader.frames(skip=len(poses)), tracker, camera, done=done, tick=tick)
