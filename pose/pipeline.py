@@ -50,10 +50,10 @@ __all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SM
 
 Progress = Callable[[float, str], None]
 DEFAULT_SMOOTHING = 0.5
-# On by default since the hands bench met issue 16's targets: finger error where found 8.7 / 10.9 degrees (target 15;
-# fists 11, pointing 10), hands found 93 / 91 %, 21.7 frames/s with hands at load 7 (target 20; the body alone 35.3);
-# on the bundled sample clip, the first thing a user tries, both hands are found (99 / 94 %) and the fingers come out
-# nearer the clip's own than a relaxed hand (26.7 / 25.3 degrees against 34.8 / 33.4). The cost a user waits for:
+# On by default since the hands bench met issue 16's targets: finger error where found 8.8 / 10.2 degrees (target 15;
+# fists 11, pointing 10), hands found 90.5 / 91.4 %, 34.7 frames/s with hands (target 20; the body alone 53.0);
+# on the bundled sample clip, the first thing a user tries, both hands are found (100 / 93 %) and the fingers come
+# out nearer the clip's own than a relaxed hand (27.9 / 22.1 degrees against 34.8 / 33.4). The cost a user waits for:
 # the 10 s bench-app clip's pose stage takes 4.7 s without, 10.2 s with (both halves at once; quiet machine).
 # --no-hands / the page's switch turn them off.
 DEFAULT_HANDS = True
@@ -307,12 +307,6 @@ SPLIT_SECONDS = 4.0
 WARM = 30
 
 
-def _from(motion: CameraMotion, start: int) -> CameraMotion:
-    """``motion`` from frame ``start`` on, relative to that frame's camera."""
-    turn, zoom = motion.rotations[start], motion.zoom[start]
-    return CameraMotion(turn.T @ motion.rotations[start:], motion.zoom[start:] / zoom, motion.measured[start:])
-
-
 def _follow(frames, tracker: PersonTracker, camera: CameraMotionTracker, until: int | None = None,
             done: list[int] | None = None, stop: Callable[[], bool] | None = None,
             tick: Callable[[int], None] | None = None) -> list:
@@ -344,12 +338,14 @@ def _same_person(a, b) -> bool:
     return inter > 0.5 * min(area(a), area(b))
 
 
-def _chained(first: CameraMotion, second: CameraMotion) -> CameraMotion:
-    """One clip's camera motion from its first part's and the rest's, whose first frame is the first part's last."""
-    turn, zoom = first.rotations[-1], first.zoom[-1]
-    return CameraMotion(np.concatenate([first.rotations, turn @ second.rotations[1:]]),
-                        np.concatenate([first.zoom, zoom * second.zoom[1:]]),
-                        np.concatenate([first.measured, second.measured[1:]]))
+def _chained(first: CameraMotion, second: CameraMotion, at: int = 0) -> CameraMotion:
+    """One clip's camera motion from its first part's and the rest's, whose frame ``at`` is the first part's last
+    (the rest's earlier frames are dropped)."""
+    turn = first.rotations[-1] @ second.rotations[at].T  # the rest's axes into the first frame's
+    zoom = first.zoom[-1] / second.zoom[at]
+    return CameraMotion(np.concatenate([first.rotations, turn @ second.rotations[at + 1:]]),
+                        np.concatenate([first.zoom, zoom * second.zoom[at + 1:]]),
+                        np.concatenate([first.measured, second.measured[at + 1:]]))
 
 
 def _estimate(reader, estimator: Estimator, progress: Progress, person: int | None = None,
@@ -428,7 +424,7 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
         reader.stats = rest_reader.stats  # it decoded (or counted) every frame of the clip
         first.surveys += report_b.surveys
         first.rejected += report_b.rejected
-        return poses + poses_b[warm + 1:], first, _chained(camera.result(len(poses)), _from(camera_b, warm))
+        return poses + poses_b[warm + 1:], first, _chained(camera.result(len(poses)), camera_b, warm)
     # Someone else at the seam, or several people in view: the first half's tracker goes on, as one pass would.
     done_b[0] = 0
     poses += _follow(reader.frames(skip=len(poses)), tracker, camera, done=done, tick=tick)
