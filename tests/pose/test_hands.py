@@ -248,3 +248,28 @@ def test_skipped_frames_are_filled_between_frames_that_found_the_hand():
     assert np.allclose(filled[:5, 0, :, :], np.arange(5.0)[:, None, None])
     assert np.isnan(filled[5:, 0]).all()  # nothing after the last look
     assert np.isnan(filled[1:, 1]).all()  # no fill where a neighbour missed it
+
+
+def test_a_hands_box_moves_with_its_wrist_unless_the_wrist_jumped():
+    from pose.estimators import wrist_travel
+
+    lm = landmarks_from_angles(RELAXED[None], 0)[0] * 100
+    hand = np.stack([300 + lm[:, 2], 300 - lm[:, 0]], axis=-1)  # its wrist at (300, 300), about 20 px across
+    span = np.ptp(hand, axis=0).max()
+    then = np.array([[302.0, 298.0], [600.0, 300.0]])  # the body's left wrist on the hand, the right far off
+    assert np.allclose(wrist_travel(hand, then, then + (0.5 * span, -0.2 * span)), (0.5 * span, -0.2 * span))
+    assert np.allclose(wrist_travel(hand, then, then + (3 * span, 0)), 0)  # jumped: a misplaced wrist
+    far = np.array([[300 + 2 * span, 300.0], [600.0, 300.0]])  # no body wrist near the hand: nothing to follow
+    assert np.allclose(wrist_travel(hand, far, far + (5.0, 0)), 0)
+    assert np.allclose(wrist_travel(hand, then, np.full((2, 2), np.nan)), 0)  # the body lost its wrist
+
+
+def test_tracking_a_hand_keeps_it_at_the_confidence_that_found_it():
+    pytest.importorskip("mediapipe")
+    from mediapipe.calculators.util import thresholding_calculator_pb2
+
+    from pose.estimators import HAND_CONFIDENCE, _hand_graph_config
+
+    nodes = [n for n in _hand_graph_config().node if n.calculator == "ThresholdingCalculator"]
+    ext = thresholding_calculator_pb2.ThresholdingCalculatorOptions.ext
+    assert [n.options.Extensions[ext].threshold for n in nodes] == pytest.approx([HAND_CONFIDENCE] * 2)
