@@ -23,8 +23,26 @@ cm from where it stood before its two gaps (MediaPipe's foot and the root path's
 was let go there, 9 % of its frames moving at 1.5 m/s. pose_accuracy tuning cases (cached MediaPipe replay) at
 10 / 15 / 20 cm: foot skate beyond the truth's 7.2 / 5.4 / 3.9 cm/s (the call 15.5 / 4.2 / 2.0), MPJPE 123.3 /
 122.7 / 123.0 mm, knee flexion error 13.1 / 12.9 / 13.2 degrees (the punch's shuffle held at 20: 13.8 -> 15.4),
-feet height where planted 3.1 / 3.2 / 3.2 cm; more cameras of the tuning motions: skate 4.6 / 4.6 / 3.2. 15 cm:
-no cost to the knees; a real step moves a foot further than that.
+feet height where planted 3.1 / 3.2 / 3.2 cm; more cameras of the tuning motions: skate 4.6 / 4.6 / 3.2. 15 cm
+was kept first (no cost to the knees); 20 now that a foot out of reach turns about its toe (below): the punch's
+planted toe, its heel swivelling, comes back 17-19 cm from where it was after each of three short gaps, and let go
+there it skated 9.5 cm/s beyond the truth's (2.9 bridged). A real step moves a foot further than that.
+
+A planted foot whose ankle the leg cannot reach (the hips have passed it: late in a stance) turns about its toe
+(:data:`TOE_PIVOT`): the toe keeps its spot and the ankle goes where the leg reaches, as near its own spot as can
+be, the heel rising with it, as a walker's does before the toe leaves. Before, the whole foot was let go, sliding
+after the hips: most of what was left of the walks' skate (the CMU walk's right toe 15-50 cm/s through the end of
+each stance where the truth's stood still). Only where the hips are ahead of the toe: a foot landing ahead of the
+body would turn about the heel, not the toe (turning it about the toe there made the walks' skate worse, 5.4 ->
+6.1 cm/s). pose_accuracy tuning cases (cached MediaPipe replay), the two changes together: foot skate beyond the
+truth's 5.4 -> 3.8 cm/s, slide 5.8 -> 5.4, MPJPE 121.5 -> 121.2 mm, PA-MPJPE 78.0 -> 77.7, jitter 10.0 -> 9.9
+m/s^2, lag and head pitch unchanged; knee flexion error 12.9 -> 13.2 degrees (the punch's bridged leg, 13.8 ->
+15.4: the held spot straightens it) and feet height where planted 3.2 -> 3.5 cm (raised heels). Alone, the turn
+(skate 5.3, MPJPE 120.9, jitter 10.1) and the 20 cm (skate 3.9, MPJPE 121.8, jitter 9.8) each cost something the
+other pays back. Also tried: easing a foot's speed along the floor from zero as it leaves or comes onto its spot
+(0.1-0.3 s): skate 5.4 -> 5.1-4.2 cm/s, but jitter 10.0 -> 10.4 (the front-view walks' swings, already squeezed
+into a few frames by contacts twice as long as the truth's, squeezed more), so not kept; trimming a contact's
+ends where the leg could not reach its spot: skate 10-15 cm/s.
 Between contacts the foot is still carried along by the interpolated shift, but the swinging leg only points
 at it, keeping the knee's bend as MediaPipe saw it (:data:`SWING_BLEND` from a contact it turns from reaching
 its spot to that): reaching the carried foot, which stretches the short strides, straightened swinging knees
@@ -73,13 +91,14 @@ from .estimators import LM
 from .fit import HIP_JOINT_SHARE, BodyLengths
 
 __all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS", "SWING_BLEND",
-           "KNEE_OVER_TOES", "KNEE_FREEDOM", "BRIDGE_MOVE"]
+           "KNEE_OVER_TOES", "KNEE_FREEDOM", "BRIDGE_MOVE", "TOE_PIVOT"]
 
 _SIDES = ("left", "right")
 FOOT_PARTS = ("ankle", "heel", "foot_index")  # the landmarks of a foot, in the order of foot_shifts
 SWING_BLEND = 0.15  # seconds from a contact over which a swinging leg turns from reaching its spot to its own bend
 KNEE_FREEDOM = 20.0  # degrees a planted knee may bend or straighten from its seen bend to reach its spot
-BRIDGE_MOVE = 0.15  # metres a still foot may seem to move across a short gap in its contacts (see the docstring)
+BRIDGE_MOVE = 0.2  # metres a still foot may seem to move across a short gap in its contacts (see the docstring)
+TOE_PIVOT = True  # a planted foot out of the leg's reach turns about its toe (see the module docstring)
 KNEE_OVER_TOES = 0.5  # how far the knee's bend plane turns from the one seen towards the foot's (0: as seen)
 
 
@@ -168,6 +187,41 @@ def _near_contact(flags: np.ndarray, n: float) -> np.ndarray:
     return np.clip(1.0 - gap / max(n, 1e-9), 0.0, 1.0)
 
 
+def _pivot_on_toe(hip: np.ndarray, reach: np.ndarray, ankle: np.ndarray, heel: np.ndarray, toe: np.ndarray,
+                  weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the ``(T, 3)`` ankle spot is not ``reach (T,)`` metres from the hip, the foot turned about its toe
+    (the toe's spot kept, the ankle as near its spot as can be) so that it is: the new ``(T, 3)`` ankle, heel and
+    toe spots, moved ``weight (T,)`` of the way (1 in a contact). Where the toe is out of reach even with the
+    foot in line with the leg, the foot points along the hip-toe line and its toe stops short of its spot;
+    where the toe is nearer the hip than any turn allows, the foot is left as given."""
+    n = toe - hip
+    D = np.linalg.norm(n, axis=-1)
+    n = _unit(n)
+    foot = np.linalg.norm(ankle - toe, axis=-1)  # the ankle keeps its distance from the toe
+    turn = (np.abs(np.linalg.norm(ankle - hip, axis=-1) - reach) > 1e-6) & (weight > 0)
+    turn &= (D > np.abs(reach - foot) + 1e-6) & (foot > 1e-3)
+    turn &= np.sum((ankle - toe)[:, [0, 2]] * (hip - toe)[:, [0, 2]], axis=-1) < 0  # the hip ahead of the toe
+    if not turn.any():
+        return ankle, heel, toe
+    # The ankles at reach from the hip and foot from the toe form a circle around the hip-toe line; the one
+    # nearest the ankle's spot. Beyond the leg and foot's length the circle shrinks to the point on the line.
+    along = np.minimum((reach ** 2 - foot ** 2 + D ** 2) / (2 * np.maximum(D, 1e-9)), reach)
+    centre = hip + n * along[:, None]
+    radius = np.sqrt(np.maximum(reach ** 2 - along ** 2, 0.0))
+    new = centre + _unit(_perp(ankle - centre, n)) * radius[:, None]
+    toe_new = np.where((D > reach + foot)[:, None], hip + n * (reach + foot)[:, None], toe)
+    # The heel turns with the foot: the rotation taking the foot's toe-to-ankle direction to the new one.
+    a, b = _unit(ankle - toe), _unit(new - toe_new)
+    axis = np.cross(a, b)
+    sin = np.linalg.norm(axis, axis=-1, keepdims=True)
+    cos = np.sum(a * b, axis=-1, keepdims=True)
+    k = axis / np.maximum(sin, 1e-12)
+    v = heel - toe
+    heel_new = toe_new + v * cos + np.cross(k, v) * sin + k * np.sum(k * v, axis=-1, keepdims=True) * (1 - cos)
+    w = np.where(turn, weight, 0.0)[:, None]
+    return ankle + w * (new - ankle), heel + w * (heel_new - heel), toe + w * (toe_new - toe)
+
+
 def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None,
                fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """World landmarks with each foot moved by its shift and the knee placed so the leg reaches it.
@@ -180,8 +234,9 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
             within :data:`SWING_BLEND` seconds of a contact); None: every leg reaches its foot's shifted place.
 
     Returns:
-        The new ``(T, 33, 3)`` landmarks and ``(T, 2)`` how far each ankle is short of its target, metres (a leg
-        too short to reach, or whose knee would have to straighten more than :data:`KNEE_FREEDOM`, stops short,
+        The new ``(T, 33, 3)`` landmarks and ``(T, 2)`` how far each ankle's spot is out of the leg's reach,
+        metres (a leg too short to reach, or whose knee would have to straighten more than :data:`KNEE_FREEDOM`,
+        turns its planted foot about the toe (:data:`TOE_PIVOT`), or where even that cannot reach, stops short,
         pointing at it).
     """
     P = np.asarray(P, dtype=np.float64).copy()
@@ -201,9 +256,21 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
         # A swinging leg points at its shifted foot with the knee bent as seen (see the module docstring).
         w = _near_contact(contacts[:, f], SWING_BLEND * fps) if fps else np.ones(len(P))
         seen = np.arccos(np.clip((_unit(knee - hip) * _unit(ankle - knee)).sum(-1), -1.0, 1.0))  # knee bend seen
-        wanted = w * dist + (1 - w) * reach_of(seen)
         free = np.radians(KNEE_FREEDOM)  # a knee bends or straightens this much at most to reach the spot
-        d = np.clip(np.clip(wanted, reach_of(seen + free), reach_of(seen - free)), abs(a - b) + 1e-3, a + b - 1e-4)
+
+        def allowed(x: np.ndarray) -> np.ndarray:  # the hip-to-ankle distance nearest x the knee's freedom allows
+            return np.clip(np.clip(x, reach_of(seen + free), reach_of(seen - free)), abs(a - b) + 1e-3, a + b - 1e-4)
+
+        heel_at, toe_at = heel + shifts[:, f, 1], toe + shifts[:, f, 2]
+        spot_reach = w * dist + (1 - w) * reach_of(seen)  # where the ankle would go without the turn
+        short[:, f] = np.maximum(spot_reach - allowed(spot_reach), 0.0)
+        if TOE_PIVOT:
+            # A planted foot whose ankle is out of the leg's reach turns about its toe (see the module docstring).
+            target, heel_at, toe_at = _pivot_on_toe(hip, allowed(dist), target, heel_at, toe_at, w)
+            reach = target - hip
+            dist = np.linalg.norm(reach, axis=-1)
+        wanted = w * dist + (1 - w) * reach_of(seen)
+        d = allowed(wanted)
         u = _unit(reach)
         # The knee bends halfway between where it was seen and towards the toes (see the module docstring); a
         # straight leg bends towards the toes (knees bend forward).
@@ -216,8 +283,7 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
         new_ankle = hip + u * d[:, None]
         new_knee = hip + u * along[:, None] + v * out[:, None]
         short_by = new_ankle - target  # zero where the leg reaches: heel and toe then stand on their spots
-        for name, p in (("knee", new_knee), ("ankle", new_ankle), ("heel", heel + shifts[:, f, 1] + short_by),
-                        ("foot_index", toe + shifts[:, f, 2] + short_by)):
+        for name, p in (("knee", new_knee), ("ankle", new_ankle), ("heel", heel_at + short_by),
+                        ("foot_index", toe_at + short_by)):
             P[:, LM[f"{side}_{name}"]] = p
-        short[:, f] = np.maximum(wanted - d, 0.0)
     return P, short

@@ -93,12 +93,12 @@ def test_a_still_foot_lost_for_a_moment_stays_planted_but_a_step_does_not():
 
 def test_a_still_foot_that_seems_to_wander_across_a_short_gap_stays_planted():
     """MediaPipe's still foot can land 12-19 cm from where it stood before a gap of a few frames (a standing call
-    seen from 60 degrees); that is not a step, which moves a foot further."""
+    seen from 60 degrees; a punch's planted toe 17-19 cm); that is not a step, which moves a foot further."""
     P, _ = gliding_landmarks(T=60, speed=0.0)
     contacts = np.ones((60, 2), bool)
     contacts[20:27, :] = False  # 0.23 s lost
     feet = [LM[f"{side}_{n}"] for side in ("left", "right") for n in ("ankle", "heel", "foot_index")]
-    wander = np.clip((np.arange(60) - 20) / 7, 0, 1)[:, None] * np.array([0.08, 0.0, 0.10])  # 12.8 cm
+    wander = np.clip((np.arange(60) - 20) / 7, 0, 1)[:, None] * np.array([0.11, 0.0, 0.14])  # 17.8 cm
     P[:, feet[:3]] += wander[:, None]
     P[27:, feet[3:], 2] += 0.25  # the right foot stepped 25 cm
     out = bridge_contacts(P, contacts, 30.0)
@@ -134,6 +134,35 @@ def test_a_spot_out_of_reach_straightens_the_knee_at_most_so_far_and_says_how_sh
     out, short = plant_legs(P, contacts, L)
     assert short[far, 0].min() > 0.0
     assert np.allclose(_knee_bend(out)[far], 0.0, atol=2.0)
+
+
+def test_a_planted_foot_the_body_has_passed_turns_about_its_toe(monkeypatch):
+    """Late in a stance the hips pass the planted foot and the leg no longer reaches its ankle's spot: the heel
+    rises and the foot turns about the toe, which stays on its spot (letting the whole foot go slid the toe)."""
+    import pose.feet as feet
+
+    P, L = gliding_landmarks(T=20, speed=1.5)
+    contacts = np.zeros((len(P), 2), bool)
+    contacts[:, 0] = True
+    out, short = plant_legs(P, contacts, L)
+    late = (short[:, 0] > 0) & (np.arange(len(P)) > len(P) // 2)  # the body has passed the spot, out of reach
+    assert late.sum() >= 3 and short[late, 0].max() > 0.03
+    toe, heel = out[:, LM["left_foot_index"]], out[:, LM["left_heel"]]
+    held = ~late & (np.arange(len(P)) > len(P) // 2)
+    assert held.any()
+    spot = toe[held][0, [0, 2]]
+    assert np.abs(toe[late][:, [0, 2]] - spot).max() < 1e-3
+    assert heel[late, 1].max() > heel[held, 1].max() + 0.03  # the heel lifts
+    hips = 0.5 * (out[:, LM["left_hip"]] + out[:, LM["right_hip"]])
+    hip = hips + HIP_JOINT_SHARE * (out[:, LM["left_hip"]] - hips)
+    knee, ankle = out[late, LM["left_knee"]], out[late, LM["left_ankle"]]
+    assert np.allclose(np.linalg.norm(knee - hip[late], axis=-1), L.thigh, atol=1e-6)
+    assert np.allclose(np.linalg.norm(ankle - knee, axis=-1), L.shin, atol=1e-6)
+    foot = np.linalg.norm(P[late, LM["left_ankle"]] - P[late, LM["left_foot_index"]], axis=-1)
+    assert np.allclose(np.linalg.norm(ankle - toe[late], axis=-1), foot, atol=1e-6)  # one rigid foot
+    monkeypatch.setattr(feet, "TOE_PIVOT", False)  # the whole foot let go: the toe slides after the body
+    out, _ = plant_legs(P, contacts, L)
+    assert np.abs(out[late, LM["left_foot_index"]][:, [0, 2]] - spot).max() > 0.03
 
 
 def test_a_swinging_leg_keeps_the_bend_seen_whatever_mediapipe_made_its_length():
