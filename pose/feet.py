@@ -188,38 +188,45 @@ def _near_contact(flags: np.ndarray, n: float) -> np.ndarray:
 
 
 def _pivot_on_toe(hip: np.ndarray, reach: np.ndarray, ankle: np.ndarray, heel: np.ndarray, toe: np.ndarray,
-                  weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where the ``(T, 3)`` ankle spot is not ``reach (T,)`` metres from the hip, the foot turned about its toe
-    (the toe's spot kept, the ankle as near its spot as can be) so that it is: the new ``(T, 3)`` ankle, heel and
-    toe spots, moved ``weight (T,)`` of the way (1 in a contact). Where the toe is out of reach even with the
-    foot in line with the leg, the foot points along the hip-toe line and its toe stops short of its spot;
-    where the toe is nearer the hip than any turn allows, the foot is left as given."""
-    n = toe - hip
+                  weight: np.ndarray, foot: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the ``(T, 3)`` ankle spot is more than ``reach (T,)`` metres from the hip and the hip is ahead of the
+    toe, the foot turned about its toe so that it is not: the new ``(T, 3)`` ankle, heel and toe spots, moved
+    ``weight (T,)`` of the way (1 in a contact).
+
+    The foot turns about where the fitted toe joint will be, ``foot`` metres (the fitted ankle-to-toe bone) from
+    the ankle towards the toe landmark (MediaPipe's foot is often shorter or longer than that, and turned about
+    the landmark the fitted toe would still move); the ankle goes as near its spot as can be. Where even the foot
+    in line with the leg cannot reach, the foot points along the hip-toe line and stops short of its spot.
+    """
+    pivot = ankle + foot * _unit(toe - ankle)
+    n = pivot - hip
     D = np.linalg.norm(n, axis=-1)
     n = _unit(n)
-    foot = np.linalg.norm(ankle - toe, axis=-1)  # the ankle keeps its distance from the toe
-    turn = (np.abs(np.linalg.norm(ankle - hip, axis=-1) - reach) > 1e-6) & (weight > 0)
-    turn &= (D > np.abs(reach - foot) + 1e-6) & (foot > 1e-3)
+    turn = (np.linalg.norm(ankle - hip, axis=-1) > reach + 1e-6) & (weight > 0)  # beyond reach, not too near
+    turn &= D > np.abs(reach - foot) + 1e-6
     turn &= np.sum((ankle - toe)[:, [0, 2]] * (hip - toe)[:, [0, 2]], axis=-1) < 0  # the hip ahead of the toe
     if not turn.any():
         return ankle, heel, toe
-    # The ankles at reach from the hip and foot from the toe form a circle around the hip-toe line; the one
+    # The ankles at reach from the hip and foot from the pivot form a circle around the hip-pivot line; the one
     # nearest the ankle's spot. Beyond the leg and foot's length the circle shrinks to the point on the line.
     along = np.minimum((reach ** 2 - foot ** 2 + D ** 2) / (2 * np.maximum(D, 1e-9)), reach)
     centre = hip + n * along[:, None]
     radius = np.sqrt(np.maximum(reach ** 2 - along ** 2, 0.0))
     new = centre + _unit(_perp(ankle - centre, n)) * radius[:, None]
-    toe_new = np.where((D > reach + foot)[:, None], hip + n * (reach + foot)[:, None], toe)
-    # The heel turns with the foot: the rotation taking the foot's toe-to-ankle direction to the new one.
-    a, b = _unit(ankle - toe), _unit(new - toe_new)
+    pivot_new = np.where((D > reach + foot)[:, None], hip + n * (reach + foot)[:, None], pivot)
+    # Heel and toe turn with the foot: the rotation taking the pivot-to-ankle direction to the new one.
+    a, b = _unit(ankle - pivot), _unit(new - pivot_new)
     axis = np.cross(a, b)
     sin = np.linalg.norm(axis, axis=-1, keepdims=True)
     cos = np.sum(a * b, axis=-1, keepdims=True)
     k = axis / np.maximum(sin, 1e-12)
-    v = heel - toe
-    heel_new = toe_new + v * cos + np.cross(k, v) * sin + k * np.sum(k * v, axis=-1, keepdims=True) * (1 - cos)
+
+    def turned(p: np.ndarray) -> np.ndarray:
+        v = p - pivot
+        return pivot_new + v * cos + np.cross(k, v) * sin + k * np.sum(k * v, axis=-1, keepdims=True) * (1 - cos)
+
     w = np.where(turn, weight, 0.0)[:, None]
-    return ankle + w * (new - ankle), heel + w * (heel_new - heel), toe + w * (toe_new - toe)
+    return ankle + w * (new - ankle), heel + w * (turned(heel) - heel), toe + w * (turned(toe) - toe)
 
 
 def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts: np.ndarray | None = None,
@@ -243,6 +250,7 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
     shifts = foot_shifts(P, contacts, lengths) if shifts is None else shifts
     short = np.zeros((len(P), 2))
     a, b = lengths.thigh, lengths.shin  # the refit gives the legs these lengths anyway
+    toe_bone = float(np.hypot(lengths.ankle_height, lengths.foot_length))  # the fitted ankle-to-toe bone
 
     def reach_of(bend: np.ndarray) -> np.ndarray:  # hip-to-ankle distance of the fitted leg with its knee so bent
         return np.sqrt(np.maximum(a * a + b * b + 2 * a * b * np.cos(np.clip(bend, 0.0, np.pi)), 0.0))
@@ -266,7 +274,7 @@ def plant_legs(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths, shifts
         short[:, f] = np.maximum(spot_reach - allowed(spot_reach), 0.0)
         if TOE_PIVOT:
             # A planted foot whose ankle is out of the leg's reach turns about its toe (see the module docstring).
-            target, heel_at, toe_at = _pivot_on_toe(hip, allowed(dist), target, heel_at, toe_at, w)
+            target, heel_at, toe_at = _pivot_on_toe(hip, allowed(dist), target, heel_at, toe_at, w, toe_bone)
             reach = target - hip
             dist = np.linalg.norm(reach, axis=-1)
         wanted = w * dist + (1 - w) * reach_of(seen)

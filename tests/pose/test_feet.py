@@ -138,31 +138,41 @@ def test_a_spot_out_of_reach_straightens_the_knee_at_most_so_far_and_says_how_sh
 
 def test_a_planted_foot_the_body_has_passed_turns_about_its_toe(monkeypatch):
     """Late in a stance the hips pass the planted foot and the leg no longer reaches its ankle's spot: the heel
-    rises and the foot turns about the toe, which stays on its spot (letting the whole foot go slid the toe)."""
+    rises and the foot turns about the toe joint, which stays on its spot (letting the whole foot go slid it).
+    MediaPipe draws the foot 3 cm longer than the fitted ankle-to-toe bone: the fitted toe stays put all the same."""
     import pose.feet as feet
 
     P, L = gliding_landmarks(T=20, speed=1.5)
+    for side in ("left", "right"):
+        ankle, toe = P[:, LM[f"{side}_ankle"]], P[:, LM[f"{side}_foot_index"]]
+        P[:, LM[f"{side}_foot_index"]] = toe + 0.03 * (toe - ankle) / np.linalg.norm(toe - ankle, axis=-1, keepdims=True)
+    bone = np.hypot(L.ankle_height, L.foot_length)
     contacts = np.zeros((len(P), 2), bool)
     contacts[:, 0] = True
+
+    def fitted_toe(out: np.ndarray) -> np.ndarray:  # where the refit puts the toe joint: the bone's length along
+        ankle, toe = out[:, LM["left_ankle"]], out[:, LM["left_foot_index"]]
+        return ankle + bone * (toe - ankle) / np.linalg.norm(toe - ankle, axis=-1, keepdims=True)
+
     out, short = plant_legs(P, contacts, L)
     late = (short[:, 0] > 0) & (np.arange(len(P)) > len(P) // 2)  # the body has passed the spot, out of reach
-    assert late.sum() >= 3 and short[late, 0].max() > 0.03
-    toe, heel = out[:, LM["left_foot_index"]], out[:, LM["left_heel"]]
+    assert late.sum() >= 3 and short[late, 0].max() > 0.05
     held = ~late & (np.arange(len(P)) > len(P) // 2)
     assert held.any()
+    toe, heel = fitted_toe(out), out[:, LM["left_heel"]]
     spot = toe[held][0, [0, 2]]
     assert np.abs(toe[late][:, [0, 2]] - spot).max() < 1e-3
-    assert heel[late, 1].max() > heel[held, 1].max() + 0.03  # the heel lifts
+    assert heel[late, 1].max() > heel[held, 1].max() + 0.05  # the heel lifts
     hips = 0.5 * (out[:, LM["left_hip"]] + out[:, LM["right_hip"]])
     hip = hips + HIP_JOINT_SHARE * (out[:, LM["left_hip"]] - hips)
     knee, ankle = out[late, LM["left_knee"]], out[late, LM["left_ankle"]]
     assert np.allclose(np.linalg.norm(knee - hip[late], axis=-1), L.thigh, atol=1e-6)
     assert np.allclose(np.linalg.norm(ankle - knee, axis=-1), L.shin, atol=1e-6)
     foot = np.linalg.norm(P[late, LM["left_ankle"]] - P[late, LM["left_foot_index"]], axis=-1)
-    assert np.allclose(np.linalg.norm(ankle - toe[late], axis=-1), foot, atol=1e-6)  # one rigid foot
+    assert np.allclose(np.linalg.norm(ankle - out[late, LM["left_foot_index"]], axis=-1), foot, atol=1e-6)  # rigid
     monkeypatch.setattr(feet, "TOE_PIVOT", False)  # the whole foot let go: the toe slides after the body
     out, _ = plant_legs(P, contacts, L)
-    assert np.abs(out[late, LM["left_foot_index"]][:, [0, 2]] - spot).max() > 0.03
+    assert np.abs(fitted_toe(out)[late][:, [0, 2]] - spot).max() > 0.03
 
 
 def test_a_swinging_leg_keeps_the_bend_seen_whatever_mediapipe_made_its_length():
