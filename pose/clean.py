@@ -49,7 +49,8 @@ from core.errors import InputError
 
 __all__ = ["NobodyError", "check_detections", "fill_gaps", "smooth", "smoothing_window", "body_up", "level_up",
            "standing_points", "floor_height",
-           "foot_contacts", "untangle_sides", "swap_sides", "mirrored_frames", "unmirror", "MIRROR_HALVES", "LEG_PARTS", "ARM_PARTS", "SIDE_GROUPS", "hands_out_of_trunk", "jitter", "MIN_DETECTION_RATE",
+           "foot_contacts", "untangle_sides", "swap_sides", "mirrored_frames", "unmirror", "MIRROR_HALVES",
+           "LEG_PARTS", "ARM_PARTS", "SIDE_GROUPS", "hands_out_of_trunk", "jitter", "MIN_DETECTION_RATE",
            "MAX_GAP_SECONDS", "TRUNK_HALF_DEPTH"]
 
 MIN_DETECTION_RATE = 0.5  # below this the motion would be mostly invented
@@ -224,9 +225,9 @@ def foot_contacts(heights: np.ndarray, speeds: np.ndarray, fps: float, height_li
     A contact that begins while the other foot is not planted (a run's flight) begins a frame earlier where the
     foot is already down: the speed is measured on a smoothed track, and a running foot lands from a fast swing,
     whose speed the smoothing carries into the landing frame (rendered runs, pose_accuracy's motions: the first
-    frame of a stance was often missed and skated at running speed, foot skate beyond the truth's from a 30 degree camera
-    31.3 -> 15.5 cm/s, panning 22.8 -> 17.5, front 145.9 -> 139.8; the tuning clips' numbers are unchanged, a walk
-    landing while the other foot is still down). Two frames earlier made the panned run worse (26.1); asking the
+    frame of a stance was often missed and skated at running speed; foot skate beyond the truth's from a 30 degree
+    camera 31.3 -> 15.5 cm/s, panning 22.8 -> 17.5, front 145.9 -> 139.8; the tuning clips' numbers are unchanged,
+    a walk landing while the other foot is still down). Two frames earlier made the panned run worse (26.1); asking the
     other foot to be off the floor, not only unplanted, changed the tuning punch and made the 30 degree run's
     PA-MPJPE worse (88.9 -> 90.7 mm). The shared treadmill clip's belt carries the planted feet, so few contacts
     are found there and the other foot is never planted: its 6 contacts each begin a frame earlier (contact frames
@@ -375,7 +376,8 @@ def _facing(world: np.ndarray, axis: str) -> np.ndarray:
 
     W = np.asarray(world, np.float64)
     left = W[:, LM[f"left_{axis}"]] - W[:, LM[f"right_{axis}"]]
-    up = W[:, [LM["left_shoulder"], LM["right_shoulder"]]].mean(axis=1) - W[:, [LM["left_hip"], LM["right_hip"]]].mean(axis=1)
+    up = (W[:, [LM["left_shoulder"], LM["right_shoulder"]]].mean(axis=1)
+          - W[:, [LM["left_hip"], LM["right_hip"]]].mean(axis=1))
     f = np.cross(left, up)
     return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-9)
 
