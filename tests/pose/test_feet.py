@@ -375,3 +375,30 @@ def test_mirrored_halves_are_told_apart_and_side_on_nothing_is_told():
     turning = np.einsum("tij,tkj->tki", Rotation.from_euler("y", yaw[:, None]).as_matrix(), turning)
     for axis in ("hip", "shoulder"):
         assert not mirrored_frames(turning, valid, axis).any()
+
+
+def test_arms_not_mirrored_with_their_shoulders_keep_their_seen_depths():
+    # A walk seen from 60 degrees: MediaPipe read the shoulders and head as seen from behind for two frames, the
+    # arms not. The arms' image continuity swaps them back; they are then taken as MediaPipe gave them, depths
+    # included (their labels alone swapped back left their depths reflected).
+    from pose.clean import untangle_person
+    from pose.estimators import LANDMARKS
+
+    world = facing_camera_world()
+    T = len(world)
+    image = world[..., :2] / (3.0 + world[..., 2:]) * 1000 + 500
+    frames = np.zeros(T, bool)
+    frames[[27, 29]] = True
+    torso = [n for n in LANDMARKS[:LM["left_hip"]] if not any(p in n for p in ("elbow", "wrist", "pinky",
+                                                                                 "index", "thumb"))]
+    seen = mirror(world, frames, torso)
+    swap = {LM[n]: LM[n.replace("left", "#").replace("right", "left").replace("#", "right")] for n in torso}
+    seen_image = image.copy()
+    for i, j in swap.items():
+        seen_image[frames, i] = image[frames, j]
+    img, out, vis = untangle_person(seen_image, seen, np.ones((T, 33)), np.ones(T, bool))
+    arms = [LM[f"{s}_{n}"] for s in ("left", "right") for n in ("elbow", "wrist", "pinky", "index", "thumb")]
+    assert np.allclose(out[:, arms], world[:, arms])
+    assert np.allclose(img[:, arms], image[:, arms])
+    face = [LM[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
+    assert np.allclose(out[:, face], world[:, face])  # the head is turned back
