@@ -45,7 +45,11 @@ here: the sweeps of the head's share printed the held-out means beside the tunin
 favoured keeping less; 3/4 was chosen so a real look down, the shared basketball clip's, mostly stays). So was the
 fifth (a planted foot out of the leg's reach turns about its toe, contact gaps bridged where the foot seems to move
 up to 20 cm); the replay printed the held-out means beside the tuning ones, and none of its choices was made on
-them. The joints are where each skeleton puts them (a character's rig vs. the fitted skeleton), so a
+them. So was the sixth (each half of the body MediaPipe read as seen from behind for a few frames turned back by the
+trunk's facing continuity, a running foot's contact begun at its landing frame), tuned on the tuning cases, more
+cameras of their motions and four renders of runs in styles other than the held-out one (run_tired from the eye
+and panning cameras, run_feminine from 60°, run_not-confident from 30°); the held-out cases were run once, at the
+end. The joints are where each skeleton puts them (a character's rig vs. the fitted skeleton), so a
 perfect estimator still scores a few cm; on the feet height where planted most of all: the rigs' ToeBase (at the
 ball of the foot) stands 2.6-6.2 cm above the floor in the tuning clips' contacts, the fitted skeleton's
 (MediaPipe's toe tip) 0-4 cm, so a perfect estimator would score about -3 cm on the toes (after the fifth round

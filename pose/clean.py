@@ -22,6 +22,12 @@ Why these choices:
   rendered punch seen 30 degrees from the front: 20 of 90 frames). The crossed legs then slid the planted foot
   at walking speed, since each foot seemed to jump to the other's spot. :func:`untangle_sides` picks, per frame,
   swapped or not by dynamic programming, so the legs' image paths stay continuous.
+* **Mirrored halves**: MediaPipe also reads a person facing the camera as seen from behind for a frame or a few
+  (their reflection in the image plane: left and right exchanged, depths reflected; a runner filmed from the
+  front, 9 of 90 frames), the hips and legs or the shoulders, arms and head, or both. Seen from the front the
+  legs are a few pixels apart, so their image continuity misses it, but the trunk's facing then jumps half round
+  in a frame, which nobody does: :func:`mirrored_frames` picks, per frame and half, mirrored or not by dynamic
+  programming, so the facing stays continuous, before the legs and arms are untangled.
 * **Hands inside the trunk** (:func:`hands_out_of_trunk`): seen from the side, MediaPipe often puts the far
   arm's wrist at the wrong depth, and a hand hanging or swinging beside the body lands inside the trunk, past
   its midline: the character's hands then cross in front of the groin while the person's arms hang down
@@ -43,7 +49,8 @@ from core.errors import InputError
 
 __all__ = ["NobodyError", "check_detections", "fill_gaps", "smooth", "smoothing_window", "body_up", "level_up",
            "standing_points", "floor_height",
-           "foot_contacts", "untangle_sides", "swap_sides", "LEG_PARTS", "ARM_PARTS", "SIDE_GROUPS", "hands_out_of_trunk", "jitter", "MIN_DETECTION_RATE",
+           "foot_contacts", "untangle_sides", "swap_sides", "mirrored_frames", "unmirror", "untangle_person", "MIRROR_HALVES",
+           "LEG_PARTS", "ARM_PARTS", "SIDE_GROUPS", "hands_out_of_trunk", "jitter", "MIN_DETECTION_RATE",
            "MAX_GAP_SECONDS", "TRUNK_HALF_DEPTH"]
 
 MIN_DETECTION_RATE = 0.5  # below this the motion would be mostly invented
@@ -214,6 +221,17 @@ def foot_contacts(heights: np.ndarray, speeds: np.ndarray, fps: float, height_li
         speeds: ``(T, 2)`` each foot's speed along the floor, m/s.
         height_limit, speed_limit: a planted foot is lower and slower than these.
         min_seconds: contacts and flights shorter than this are dropped (flicker).
+
+    A contact that begins while the other foot is not planted (a run's flight) begins a frame earlier where the
+    foot is already down: the speed is measured on a smoothed track, and a running foot lands from a fast swing,
+    whose speed the smoothing carries into the landing frame (rendered runs, pose_accuracy's motions: the first
+    frame of a stance was often missed and skated at running speed; foot skate beyond the truth's from a 30 degree
+    camera 31.3 -> 15.5 cm/s, panning 22.8 -> 17.5, front 145.9 -> 139.8; the tuning clips' numbers are unchanged,
+    a walk landing while the other foot is still down). Two frames earlier made the panned run worse (26.1); asking the
+    other foot to be off the floor, not only unplanted, changed the tuning punch and made the 30 degree run's
+    PA-MPJPE worse (88.9 -> 90.7 mm). The shared treadmill clip's belt carries the planted feet, so few contacts
+    are found there and the other foot is never planted: its 6 contacts each begin a frame earlier (contact frames
+    15 -> 21 of 180, the planted feet's own speed 6.3 -> 9.2 cm/s, the belt's); the other shared clips are unchanged.
     """
     h = np.asarray(heights, dtype=np.float64)
     v = np.asarray(speeds, dtype=np.float64)
@@ -229,6 +247,10 @@ def foot_contacts(heights: np.ndarray, speeds: np.ndarray, fps: float, height_li
                 on = h[t, f] < height_limit and v[t, f] < speed_limit
             out[t, f] = on
         out[:, f] = _debounce(out[:, f], n)
+    if h.shape[1] == 2:
+        landing = np.zeros_like(out)
+        landing[:-1] = out[1:] & ~out[:-1] & (h[:-1] < height_limit) & ~out[:-1, ::-1]
+        out |= landing
     return out
 
 
@@ -246,6 +268,8 @@ ARM_PARTS = ("shoulder", "elbow", "wrist", "pinky", "index", "thumb")
 # Untangled one group at a time: MediaPipe swaps the legs alone too. The hips as a third group made the held-out
 # run's knee valgus worse (12.7 -> 15.5 degrees; pose_accuracy, cached MediaPipe output) and nothing better.
 SIDE_GROUPS = (LEG_PARTS, ARM_PARTS)
+MIRROR_HALVES = ("hip", "shoulder")  # the body's halves MediaPipe mirrors apart (see mirrored_frames)
+MIRROR_COST = 0.5  # radians of a half's turn between frames, per frame read as mirrored (see mirrored_frames)
 
 
 def _side_pairs(parts: tuple[str, ...]) -> tuple[list[int], list[int]]:
@@ -261,6 +285,36 @@ def swap_sides(x: np.ndarray, flags: np.ndarray, parts: tuple[str, ...] = LEG_PA
     f = np.asarray(flags, bool)
     out[np.ix_(f, left)], out[np.ix_(f, right)] = x[np.ix_(f, right)], x[np.ix_(f, left)]
     return out
+
+
+def _two_state_path(step: np.ndarray, swap_cost: float) -> np.ndarray:
+    """``(n,)`` bool: the cheapest per-frame choice given / swapped (Viterbi over two states).
+
+    ``step (n - 1, 2, 2)`` is the cost of going from frame t's state (second axis: 0 given, 1 swapped) to frame
+    t + 1's (third axis); each swapped frame costs ``swap_cost`` more. A swapped stretch touching the clip's first
+    or last frame is left as given: it has one jump to tell it by, which the model swapping at that frame explains
+    as well, and the model's own labels are the likelier there (a walk filmed while the camera panned: the last
+    two frames' legs were swapped wrongly, a planted foot jumped 5 m/s).
+    """
+    n = len(step) + 1
+    cost = np.array([0.0, swap_cost])
+    back = np.zeros((n, 2), int)
+    for t in range(1, n):
+        new = np.empty(2)
+        for s in range(2):
+            options = cost + step[t - 1, :, s]
+            back[t, s] = int(np.argmin(options))
+            new[s] = options[back[t, s]] + (swap_cost if s else 0.0)
+        cost = new
+    state = np.zeros(n, int)
+    state[-1] = int(np.argmin(cost))
+    for t in range(n - 1, 0, -1):
+        state[t - 1] = back[t, state[t]]
+    swapped = state.astype(bool)
+    for end in (slice(None), slice(None, None, -1)):
+        run = np.cumprod(swapped[end]).astype(bool)  # the stretch touching that end
+        swapped[end] &= ~run
+    return swapped
 
 
 def untangle_sides(image: np.ndarray, valid: np.ndarray, parts: tuple[str, ...] = LEG_PARTS,
@@ -281,7 +335,7 @@ def untangle_sides(image: np.ndarray, valid: np.ndarray, parts: tuple[str, ...] 
     in the image when a walk is filmed from the side, and MediaPipe's 3D hip line swings too much to judge by.
     On the pose_accuracy tuning clips and more cameras of the same motions (12 clips) this swaps back all 41
     swapped frames of legs (38 in the punch from 30 degrees) and 2 frames wrongly; 0.03 already missed half the
-    punch's. Stretches touching the clip's first or last frame are left as MediaPipe gave them (see the code).
+    punch's. Stretches touching the clip's first or last frame are left as MediaPipe gave them.
     """
     from .estimators import LM
 
@@ -294,34 +348,132 @@ def untangle_sides(image: np.ndarray, valid: np.ndarray, parts: tuple[str, ...] 
     torso = np.median(np.linalg.norm(0.5 * (I[:, LM["left_shoulder"]] + I[:, LM["right_shoulder"]]
                                             - I[:, LM["left_hip"]] - I[:, LM["right_hip"]]), axis=-1))
     torso = max(float(torso), 1e-6)
-    unary = np.zeros((len(idx), 2))
-    unary[:, 1] = prefer_given
     sides = [np.concatenate([I[:, left], I[:, right]], axis=1), np.concatenate([I[:, right], I[:, left]], axis=1)]
-    n = len(idx)
-    cost = unary[0].copy()
-    back = np.zeros((n, 2), int)
-    for t in range(1, n):
-        new = np.empty(2)
+    step = np.empty((len(idx) - 1, 2, 2))
+    for p in range(2):
         for s in range(2):
-            jumps = [np.linalg.norm(sides[s][t] - sides[p][t - 1], axis=-1).mean() / torso
-                     for p in range(2)]
-            options = cost + np.array(jumps)
-            back[t, s] = int(np.argmin(options))
-            new[s] = options[back[t, s]] + unary[t, s]
-        cost = new
-    state = np.zeros(n, int)
-    state[-1] = int(np.argmin(cost))
-    for t in range(n - 1, 0, -1):
-        state[t - 1] = back[t, state[t]]
-    # A swapped stretch at the clip's start or end has one jump to tell it by, which MediaPipe swapping the legs
-    # at that frame explains as well; MediaPipe's labels are the likelier there (a walk filmed while the camera
-    # panned: the last two frames were swapped wrongly, a planted foot jumped 5 m/s).
-    swapped = state.astype(bool)
-    for end in (slice(None), slice(None, None, -1)):
-        run = np.cumprod(swapped[end]).astype(bool)  # the stretch touching that end
-        swapped[end] &= ~run
-    flags[idx] = swapped
+            step[:, p, s] = np.linalg.norm(sides[s][1:] - sides[p][:-1], axis=-1).mean(axis=-1) / torso
+    flags[idx] = _two_state_path(step, prefer_given)
     return flags
+
+
+def _half(axis: str) -> tuple[np.ndarray, np.ndarray]:
+    """The landmarks of one half of the body (``axis`` "hip": hips and legs; "shoulder": the rest, head and arms)
+    and, per landmark, its opposite side's (itself where it has none): ``(indices (K,), mirrored (K,))``."""
+    from .estimators import LANDMARKS, LM
+
+    names = LANDMARKS[LM["left_hip"]:] if axis == "hip" else LANDMARKS[:LM["left_hip"]]
+    swap = {"left": "right", "right": "left"}
+    opposite = [next((n.replace(a, b) for a, b in swap.items() if a in n), n) for n in names]
+    return np.array([LM[n] for n in names]), np.array([LM[n] for n in opposite])
+
+
+def _facing(world: np.ndarray, axis: str) -> np.ndarray:
+    """``(T, 3)`` unit vectors one half of the trunk faces, from ``world (T, 33, 3)`` landmarks in camera axes (x
+    right, y down, z away): the ``axis`` landmarks' (hips or shoulders) left-to-right line crossed with the trunk's
+    up (hips to shoulders)."""
+    from .estimators import LM
+
+    W = np.asarray(world, np.float64)
+    left = W[:, LM[f"left_{axis}"]] - W[:, LM[f"right_{axis}"]]
+    up = (W[:, [LM["left_shoulder"], LM["right_shoulder"]]].mean(axis=1)
+          - W[:, [LM["left_hip"], LM["right_hip"]]].mean(axis=1))
+    f = np.cross(left, up)
+    return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-9)
+
+
+def mirrored_frames(world: np.ndarray, valid: np.ndarray, axis: str = "hip",
+                    prefer_given: float = MIRROR_COST) -> np.ndarray:
+    """``(T,)`` frames where MediaPipe saw one half of the body (``axis`` "hip": the hips and legs, "shoulder":
+    the shoulders, arms and head) mirrored: facing away where it faces the camera (or the reverse), its left and
+    right landmarks exchanged and its depths reflected, another reading of the same image (see :func:`unmirror`).
+
+    Args:
+        world: ``(T, 33, 3)`` metric, hip-centred landmarks in camera axes (x right, y down, z away).
+        valid: ``(T,)`` frames with a detection (the others are skipped: continuity runs across gaps).
+        prefer_given: cost of unmirroring one frame, in radians of that half's turn between frames.
+
+    Minimises that half's frame-to-frame turn (radians) plus ``prefer_given`` per unmirrored frame, a Viterbi
+    pass over two states: nobody turns half round in a frame, so a facing that flips for a few frames and back is
+    MediaPipe's. A runner filmed from the front (rendered, pose_accuracy's run clips): MediaPipe read 9 of 90 frames
+    as seen from behind, the trunk's facing jumping 140-180 degrees each time, where from frame to frame it turns
+    under 50 (the tuning clips' 99th percentile 5-45 degrees); the legs' image continuity missed most of these, the
+    legs there being a few pixels apart. The halves apart: a punch seen from 30 degrees had its shoulders, arms and
+    head mirrored for 6 frames, its hips and legs not. A reflection in the image plane leaves the image as it is,
+    so side on it changes nothing and nothing tells it (the facing stays); from the front or behind it turns the
+    half round, which the continuity tells. Stretches touching the clip's ends are left as given (see
+    :func:`_two_state_path`). On the 12 tuning clips (pose_accuracy's and more cameras of its motions) and four
+    rendered runs this turned back 20 frames of hips and 31 of shoulders, each mirrored in the truth, and none
+    wrongly; it misses frames where MediaPipe mirrored the hips alone, half way (a facing 30-90 degrees off).
+    ``prefer_given`` from 0.4 to 0.7 picks the same frames; 0.3 also turned back a frame of a panned run whose
+    hips alone were mirrored, and the legs' untangling then swapped four frames wrongly (foot skate beyond the
+    truth's 22.8 -> 32.8 cm/s).
+    """
+    idx = np.flatnonzero(np.asarray(valid, bool))
+    flags = np.zeros(len(world), bool)
+    if len(idx) < 2:
+        return flags
+    f = _facing(np.asarray(world, np.float64)[idx], axis)
+    faces = [f, f * np.array([1.0, 1.0, -1.0])]  # unmirrored: the facing reflected in the image plane
+    step = np.empty((len(idx) - 1, 2, 2))
+    for p in range(2):
+        for s in range(2):
+            step[:, p, s] = np.arccos(np.clip((faces[p][:-1] * faces[s][1:]).sum(axis=-1), -1.0, 1.0))
+    flags[idx] = _two_state_path(step, prefer_given)
+    return flags
+
+
+def unmirror(image: np.ndarray, world: np.ndarray, vis: np.ndarray, flags: np.ndarray,
+             axis: str = "hip") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``image (T, 33, 2)``, ``world (T, 33, 3)`` (hip-centred, camera axes), ``vis (T, 33)`` with one half of the
+    body (``axis``: see :func:`mirrored_frames`) reflected back in the image plane in frames where ``flags (T,)``:
+    its left and right landmarks exchanged, and depths reflected about the hips' (a body and its reflection in the
+    image plane look alike in the image, the reflection facing the other way with its left and right exchanged).
+
+    The depths reflected are the upper half's all, the lower half's hips only: reflecting the legs' too made the
+    tuning walk's foot skate worse (beyond the truth's, 7.3 -> 9.1 cm/s) and the front-view run's (146 -> 165),
+    and reflecting none of the arms' left their wrists crossed (pose_accuracy, cached MediaPipe output).
+    """
+    from .estimators import LM
+
+    own, opposite = _half(axis)
+    f = np.flatnonzero(np.asarray(flags, bool))
+    image, world, vis = np.array(image, copy=True), np.array(world, np.float64, copy=True), np.array(vis, copy=True)
+    if not len(f):
+        return image, world, vis
+    rows = f[:, None]
+    hips = [LM["left_hip"], LM["right_hip"]]
+    hips_z = world[f][:, hips, 2].mean(axis=1, keepdims=True)
+    w = world[rows, opposite]
+    reflected = np.isin(own, hips) if axis == "hip" else np.ones(len(own), bool)
+    w[:, reflected, 2] = 2 * hips_z - w[:, reflected, 2]
+    image[rows, own], vis[rows, own], world[rows, own] = image[rows, opposite], vis[rows, opposite], w
+    return image, world, vis
+
+
+def untangle_person(image: np.ndarray, world: np.ndarray, vis: np.ndarray,
+                    valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``image (T, 33, 2)``, ``world (T, 33, 3)`` (hip-centred, camera axes), ``vis (T, 33)`` with MediaPipe's
+    mirrored halves turned back (:func:`mirrored_frames`, by the trunk's facing) and then its swapped legs and arms
+    swapped back (:func:`untangle_sides`, by their image continuity); ``valid (T,)``: frames with a detection.
+
+    A limb that the continuity swaps back in a frame where its half was turned back was not mirrored with it (a
+    walk seen from 60 degrees: the shoulders read as seen from behind for two frames, the arms not): it is taken
+    as MediaPipe gave it, depths included. Swapping only its labels back left the arms' depths reflected there
+    (pose_accuracy, that clip: MPJPE 90.8 -> 91.6 mm, jitter 14.0 -> 15.1 m/s²; taken as given: 90.8, 13.8).
+    """
+    given = image, world, vis
+    for axis, parts in zip(MIRROR_HALVES, SIDE_GROUPS):  # the legs in the lower half, the arms in the upper
+        turned = mirrored_frames(world, valid, axis)
+        image, world, vis = unmirror(image, world, vis, turned, axis)
+        swapped = untangle_sides(image, valid, parts)
+        image, world, vis = (swap_sides(image, swapped, parts), swap_sides(world, swapped, parts),
+                             swap_sides(vis[..., None], swapped, parts)[..., 0])
+        back = swapped & turned
+        limb = [i for side in _side_pairs(parts) for i in side]
+        for now, before in zip((image, world, vis), given):
+            now[np.ix_(back, limb)] = before[np.ix_(back, limb)]
+    return image, world, vis
 
 
 def hands_out_of_trunk(P: np.ndarray, fps: float, margin: float = 0.05, elbow_share: float = 0.5,

@@ -546,10 +546,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     detected = np.isfinite(image).all(axis=(1, 2)) & np.isfinite(world_cam).all(axis=(1, 2))
     clean.check_detections(detected, fps)
     warnings: list[str] = []
-    for parts in clean.SIDE_GROUPS:  # before anything reads the limbs
-        swapped = clean.untangle_sides(image, detected, parts)
-        image, world_cam, vis = (clean.swap_sides(image, swapped, parts), clean.swap_sides(world_cam, swapped, parts),
-                                 clean.swap_sides(vis[..., None], swapped, parts)[..., 0])
+    image, world_cam, vis = clean.untangle_person(image, world_cam, vis, detected)  # before anything reads the limbs
     long_gaps = [(s, e) for s, e in clean.gaps(detected) if (e - s) / fps > clean.MAX_GAP_SECONDS and 0 < s and e < T]
     if long_gaps:
         spans = ", ".join(f"{s / fps:.1f}-{e / fps:.1f} s" for s, e in long_gaps[:5])

@@ -61,6 +61,22 @@ def test_foot_contacts_need_low_and_still():
     assert foot_contacts(flicker, np.zeros((T, 2)), 30.0)[:, 0].all()
 
 
+def test_a_running_foot_lands_a_frame_before_its_smoothed_speed_drops():
+    # A run: each foot lands from a fast swing while the other is in the air; the smoothed speed is still high in
+    # the landing frame (rendered runs: the first frame of most stances was missed and skated at running speed).
+    T = 40
+    h = np.full((T, 2), 0.2)
+    v = np.full((T, 2), 3.0)
+    h[10:16, 0], v[11:16, 0] = 0.0, 0.1  # left stance 10-15; frame 10 down but still "fast"
+    h[22:28, 1], v[23:28, 1] = 0.0, 0.1  # right stance 22-27, the same
+    c = foot_contacts(h, v, 30.0)
+    assert np.array_equal(np.flatnonzero(c[:, 0]), np.arange(10, 16))
+    assert np.array_equal(np.flatnonzero(c[:, 1]), np.arange(22, 28))
+    # A walk: the other foot is still planted when one lands, and the contact starts where the foot is slow.
+    h[:, 1], v[:, 1] = 0.0, 0.0
+    assert np.array_equal(np.flatnonzero(foot_contacts(h, v, 30.0)[:, 0]), np.arange(11, 16))
+
+
 def _angle(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
 

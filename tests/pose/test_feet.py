@@ -299,3 +299,106 @@ def test_the_knee_bends_halfway_towards_the_toes():
 def _unit_x(v: np.ndarray) -> np.ndarray:
     v = v * [1.0, 0.0, 0.0]
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def facing_camera_world(T: int = 60, turn: float = 0.0, fps: float = 30.0) -> np.ndarray:
+    """``(T, 33, 3)`` hip-centred landmarks in camera axes (x right, y down, z away) of a person facing the camera
+    (their left at the image's right), knees bent, swaying 15 degrees either way, turned ``turn`` radians about
+    the vertical (pi/2: seen side on)."""
+    P, _ = gliding_landmarks(T=T, speed=0.0, fps=fps)
+    P = P - 0.5 * (P[:, [LM["left_hip"]]] + P[:, [LM["right_hip"]]])
+    yaw = turn + np.radians(15) * np.sin(2 * np.pi * np.arange(T) / T)
+    P = np.einsum("tij,tkj->tki", Rotation.from_euler("y", yaw[:, None]).as_matrix(), P)
+    return P * np.array([1.0, -1.0, -1.0])  # the camera on +Z looking back: x right, y down, z away
+
+
+def mirror(world: np.ndarray, frames: np.ndarray, names: list[str]) -> np.ndarray:
+    """MediaPipe's other reading of the same image: the ``names`` landmarks' left and right exchanged and their
+    depths reflected about the hips' (the image stays as it was)."""
+    out = world.copy()
+    hips_z = 0.5 * (world[:, LM["left_hip"], 2] + world[:, LM["right_hip"], 2])
+    for n in names:
+        other = n.replace("left", "#").replace("right", "left").replace("#", "right")
+        out[frames, LM[n]] = world[frames, LM[other]]
+        out[frames, LM[n], 2] = 2 * hips_z[frames] - world[frames, LM[other], 2]
+    return out
+
+
+def test_a_person_read_as_seen_from_behind_for_a_few_frames_is_turned_back():
+    # A runner filmed from the front (pose_accuracy's run clips): MediaPipe read 9 of 90 frames as seen from behind,
+    # the legs a few pixels apart in the image, so their image continuity missed most of these.
+    from pose.clean import mirrored_frames, unmirror
+    from pose.estimators import LANDMARKS
+
+    world = facing_camera_world()
+    T = len(world)
+    valid = np.ones(T, bool)
+    image = world[..., :2] / (3.0 + world[..., 2:]) * 1000 + 500  # seen 3 m away
+    frames = np.zeros(T, bool)
+    frames[[20, 31, 32, 33]] = True
+    seen = mirror(world, frames, list(LANDMARKS))
+    for axis in ("hip", "shoulder"):
+        assert not mirrored_frames(world, valid, axis).any()
+        assert np.array_equal(mirrored_frames(seen, valid, axis), frames)
+    valid[32] = False  # a gap inside the stretch changes nothing
+    assert np.array_equal(mirrored_frames(seen, valid, "hip"), frames & valid)
+
+    img, out, vis = image, seen, np.ones((T, 33))
+    for axis in ("hip", "shoulder"):
+        img, out, vis = unmirror(img, out, vis, frames, axis)
+    lower = LM["left_hip"]
+    assert np.allclose(out[:, :lower], world[:, :lower])  # head and arms: back as they were
+    assert np.allclose(out[:, lower:, :2], world[:, lower:, :2])  # hips and legs: on their own sides
+    assert np.allclose(out[:, [LM["left_hip"], LM["right_hip"]]], world[:, [LM["left_hip"], LM["right_hip"]]])
+    swap = [LM[n.replace("left", "#").replace("right", "left").replace("#", "right")] for n in LANDMARKS]
+    assert np.allclose(img[frames], image[frames][:, swap])  # the image labels go with them
+
+
+def test_mirrored_halves_are_told_apart_and_side_on_nothing_is_told():
+    from pose.clean import mirrored_frames
+    from pose.estimators import LANDMARKS
+
+    world = facing_camera_world()
+    valid = np.ones(len(world), bool)
+    frames = np.zeros(len(world), bool)
+    frames[40:43] = True
+    upper = [n for n in LANDMARKS[:LM["left_hip"]]]
+    seen = mirror(world, frames, upper)  # a punch seen from 30 degrees: shoulders, arms and head only
+    assert not mirrored_frames(seen, valid, "hip").any()
+    assert np.array_equal(mirrored_frames(seen, valid, "shoulder"), frames)
+    # Side on, a reflection in the image plane keeps the facing: nothing tells it, nothing is turned.
+    side = facing_camera_world(turn=np.pi / 2)
+    assert not mirrored_frames(mirror(side, frames, list(LANDMARKS)), valid, "hip").any()
+    # Nor is a person who turns half round over a second (the facing passes side on, then faces away).
+    turning = facing_camera_world(T=60, turn=0.0)
+    yaw = np.linspace(0, np.pi, 60)
+    turning = np.einsum("tij,tkj->tki", Rotation.from_euler("y", yaw[:, None]).as_matrix(), turning)
+    for axis in ("hip", "shoulder"):
+        assert not mirrored_frames(turning, valid, axis).any()
+
+
+def test_arms_not_mirrored_with_their_shoulders_keep_their_seen_depths():
+    # A walk seen from 60 degrees: MediaPipe read the shoulders and head as seen from behind for two frames, the
+    # arms not. The arms' image continuity swaps them back; they are then taken as MediaPipe gave them, depths
+    # included (their labels alone swapped back left their depths reflected).
+    from pose.clean import untangle_person
+    from pose.estimators import LANDMARKS
+
+    world = facing_camera_world()
+    T = len(world)
+    image = world[..., :2] / (3.0 + world[..., 2:]) * 1000 + 500
+    frames = np.zeros(T, bool)
+    frames[[27, 29]] = True
+    torso = [n for n in LANDMARKS[:LM["left_hip"]] if not any(p in n for p in ("elbow", "wrist", "pinky",
+                                                                                 "index", "thumb"))]
+    seen = mirror(world, frames, torso)
+    swap = {LM[n]: LM[n.replace("left", "#").replace("right", "left").replace("#", "right")] for n in torso}
+    seen_image = image.copy()
+    for i, j in swap.items():
+        seen_image[frames, i] = image[frames, j]
+    img, out, vis = untangle_person(seen_image, seen, np.ones((T, 33)), np.ones(T, bool))
+    arms = [LM[f"{s}_{n}"] for s in ("left", "right") for n in ("elbow", "wrist", "pinky", "index", "thumb")]
+    assert np.allclose(out[:, arms], world[:, arms])
+    assert np.allclose(img[:, arms], image[:, arms])
+    face = [LM[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
+    assert np.allclose(out[:, face], world[:, face])  # the head is turned back
