@@ -300,6 +300,15 @@ def _run(spec: JobSpec, clock: StageClock) -> JobResult:
         measuring.shutdown(wait=False, cancel_futures=True)
 
 
+def _at_source_rate(motion: Motion, pose) -> Motion:
+    """``motion`` at the video's own frame rate, for the files a user takes away: the pose stage reads a fast clip
+    at a lower rate (:func:`pose.video.pose_step`), and the motion keeps that rate through stages I and II (their
+    cost grows with frames; the correction has 4 knots a second)."""
+    if pose is None or abs(pose.source_fps - motion.fps) < 1e-6:
+        return motion
+    return motion.resample(pose.source_fps)
+
+
 def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character: Character | None,
            measuring: ThreadPoolExecutor) -> JobResult:
     """Everything after the motion is read: stages I and II, previews, files (all or nothing)."""
@@ -312,7 +321,7 @@ def _write(spec: JobSpec, result: JobResult, clock: StageClock, pose, character:
             overlay = pool.submit(write_overlay, pose, spec.source, stage_dir / "source_overlay.mp4", clock.check)
             _stamp_when_done(overlay, report, clock, ["overlay"])
         if "motion" in spec.outputs:
-            write_bvh(source, stage_dir / "motion.bvh")
+            write_bvh(_at_source_rate(source, pose), stage_dir / "motion.bvh")
             report.files["motion"] = spec.out_dir / "motion.bvh"
             report.ready["motion"] = clock.elapsed()
 
@@ -371,14 +380,15 @@ def _write_results(spec: JobSpec, result: JobResult, clock: StageClock, stage_di
 
     character, final, report = result.character, result.final, result.report
     assert character is not None and final is not None and result.retargeted is not None
+    files = _at_source_rate(final, result.pose)  # the preview's is final's (at most PREVIEW_FPS)
     if "bvh" in spec.outputs:
-        write_bvh(final, stage_dir / f"{spec.name}.bvh")
+        write_bvh(files, stage_dir / f"{spec.name}.bvh")
         report.files["bvh"] = spec.out_dir / f"{spec.name}.bvh"
         report.ready["bvh"] = clock.elapsed()
     blender_formats = [f for f in ("fbx", "glb") if f in spec.outputs]
     export: Future | None = None
     if blender_formats:
-        export = pool.submit(export_character_motion_files, character, final,
+        export = pool.submit(export_character_motion_files, character, files,
                              [stage_dir / f"{spec.name}.{f}" for f in blender_formats],
                              skeleton_only=spec.skeleton_only, target=spec.fbx_target, check=clock.check)
         _stamp_when_done(export, report, clock, blender_formats)

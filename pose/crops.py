@@ -54,15 +54,15 @@ def crop_square(rgb: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
 class VideoCrops:
     """Square crops around the person in frames ``frames`` of a video, decoded on demand (see the module
     docstring). ``crops``: ``(T, 3)`` per decoded frame ``(centre x, centre y, side)`` in pixels of frames
-    decoded with ``trim`` and ``max_side``.
+    decoded with ``trim``, ``max_side`` and ``step`` (every ``step``-th frame, as the pose stage read them).
 
     Implements what :meth:`core.semantics.base.SemanticEncoder.embed_source_frames` reads lazily: ``len``,
     :meth:`every`, :meth:`batches` and :attr:`key`.
     """
 
     def __init__(self, path: str | Path, trim: tuple[float, float | None], max_side: int, crops: np.ndarray,
-                 frames: np.ndarray | None = None) -> None:
-        self.path, self.trim, self.max_side = Path(path), trim, int(max_side)
+                 frames: np.ndarray | None = None, step: int = 1) -> None:
+        self.path, self.trim, self.max_side, self.step = Path(path), trim, int(max_side), int(step)
         self.crops = np.asarray(crops, dtype=np.float64)
         self.frames = np.arange(len(self.crops)) if frames is None else np.asarray(frames, dtype=np.int64)
 
@@ -71,13 +71,13 @@ class VideoCrops:
 
     def every(self, step: int) -> "VideoCrops":
         """The crops of frames ``0, step, 2·step, …`` of these."""
-        return VideoCrops(self.path, self.trim, self.max_side, self.crops, self.frames[::step])
+        return VideoCrops(self.path, self.trim, self.max_side, self.crops, self.frames[::step], self.step)
 
     @property
     def key(self) -> tuple:
         """What identifies these crops for the encoder's cache: file, trim, frames and where they are cut."""
         digest = hashlib.sha1(self.frames.tobytes() + self.crops[self.frames].round(2).tobytes()).hexdigest()
-        return ("video crops", str(self.path.resolve()), self.trim, self.max_side, digest)
+        return ("video crops", str(self.path.resolve()), self.trim, self.max_side, self.step, digest)
 
     def batches(self, size: int, batch: int = 16) -> Iterator[np.ndarray]:
         """``(n, size, size, 3)`` uint8 crops, ``batch`` at a time, in order, decoding the video once.
@@ -88,7 +88,7 @@ class VideoCrops:
         wanted = iter(self.frames.tolist())
         nxt = next(wanted, None)
         out: list[np.ndarray] = []
-        reader = open_video(self.path, trim=self.trim, max_side=self.max_side)
+        reader = open_video(self.path, trim=self.trim, max_side=self.max_side, step=self.step)
         for frame in reader.frames():
             if nxt is None:
                 break
@@ -124,4 +124,4 @@ def person_frames(result, path: str | Path, pad: float = CROP_PAD) -> tuple[Vide
     up = np.tile(to_world @ np.array([0.0, -1.0, 0.0]), (len(crops), 1))
     fov = np.degrees(2 * np.arctan(crops[:, 2] / (2 * cam.focal)))
     view = VideoView(forward, up, np.clip(fov, 1e-3, 160.0))
-    return VideoCrops(path, (meta.start, meta.end), max(meta.width, meta.height), crops), view
+    return VideoCrops(path, (meta.start, meta.end), max(meta.width, meta.height), crops, step=meta.step), view

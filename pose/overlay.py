@@ -44,7 +44,8 @@ def overlay_frames(result, path: str | Path, trim=None, max_side: int = OVERLAY_
 
     meta = result.video
     side = min(max(meta.width, meta.height), max_side)
-    reader = open_video(path, trim=trim if trim is not None else (meta.start, meta.end), max_side=side)
+    reader = open_video(path, trim=trim if trim is not None else (meta.start, meta.end), max_side=side,
+                        step=meta.step)
     P = result.joints_2d * (side / max(meta.width, meta.height))
     T = len(P)
     scale = side / 720

@@ -43,7 +43,7 @@ from .fit import HEAD_PITCH_KEPT, HEAD_PITCH_SECONDS, FitResult, fit_skeleton, j
 from .hands import HandTracks, assign_sides, fill_skipped, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
-from .video import MAX_SIDE, VideoMeta, VideoReader, open_video
+from .video import MAX_SIDE, VideoMeta, VideoReader, open_video, pose_step
 
 __all__ = ["PoseResult", "video_to_motion", "motion_from_landmarks", "DEFAULT_SMOOTHING", "DEFAULT_HANDS",
            "HAND_LENGTH_SHARE", "PeopleInVideo", "find_people", "camera_turns"]
@@ -96,7 +96,8 @@ class PoseResult:
         and of the final motion's joints.
     bone_length_variation: largest standard deviation of a bone's length over time in the motion, metres.
     root_correction: ``(T, 3)`` how far the foot pinning moved the root, metres.
-    fps: the clip's measured frame rate. seconds: wall time per stage. warnings: things the user should know.
+    fps: the clip's measured frame rate, as read (a 60 fps clip is read at 30: :func:`~pose.video.pose_step`).
+    seconds: wall time per stage. warnings: things the user should know.
     camera_motion: how the camera turned and zoomed (measured from the background; still for landmarks alone).
     hands: the hands' landmarks, where they were found, and the finger rotations; None when not asked for.
     """
@@ -130,6 +131,12 @@ class PoseResult:
     @property
     def num_frames(self) -> int:
         return len(self.detected)
+
+    @property
+    def source_fps(self) -> float:
+        """The clip's own frame rate: :attr:`fps` times the step it was read at (``video.step``), the rate the job
+        writes its files at."""
+        return self.fps * (self.video.step if self.video is not None else 1)
 
     @property
     def detection_rate(self) -> float:
@@ -366,13 +373,13 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
     settle over the :data:`WARM` frames before the seam, which it drops (see there for what they are worth).
     """
     meta = reader.meta
-    fps = meta.header_fps or 30.0
+    fps = (meta.header_fps or 30.0) / meta.step
     tracker = PersonTracker(estimator, fps=fps, person=person)
     focal = CameraModel.from_fov(meta.width, meta.height, fov).focal
     camera = CameraMotionTracker(meta.width, meta.height, focal)
-    expected = max(meta.header_frames - int(meta.start * fps), 1)
+    expected = max(-(-meta.header_frames // meta.step) - int(meta.start * fps), 1)
     if meta.end is not None and meta.header_fps > 0:
-        expected = max(1, int((meta.end - meta.start) * meta.header_fps))
+        expected = max(1, int((meta.end - meta.start) * fps))
     half = expected // 2 if second is not None and person is None and expected >= SPLIT_SECONDS * fps else None
     done, done_b = [0], [0]  # frames estimated by this thread and by the second half's
 
@@ -462,6 +469,7 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     t0 = time.perf_counter()
     kwargs = {} if max_seconds is None else {"max_seconds": max_seconds}
     reader = open_video(path, trim=trim, max_side=max_side, **kwargs)
+    reader = VideoReader(replace(reader.meta, step=pose_step(reader.meta.header_fps)), reader.max_seconds)
     meta = reader.meta
     progress(0.0, "reading video")
     own = isinstance(estimator, str)
@@ -477,9 +485,13 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     t1 = time.perf_counter()
     progress(0.9, "cleaning and fitting")
     warnings = list(reader.stats.warnings)
-    fps = reader.stats.fps(meta.header_fps or 30.0)
+    fps = reader.stats.fps((meta.header_fps or 30.0) / meta.step)
     if reader.stats.variable_rate():
         warnings.append(f"the video has a variable frame rate; it was treated as a steady {fps:.2f} fps")
+    if meta.step > 1:
+        warnings.append(f"the {fps * meta.step:.0f} fps video was read at {fps:.0f} fps (every {meta.step} frames "
+                        f"one: a person's motion needs no more, and the pose stage takes {meta.step}x less); the "
+                        f"files are written at {fps * meta.step:.0f} fps")
 
     T = len(poses)
     detected = np.array([p is not None for p in poses], bool)

@@ -27,8 +27,8 @@ from core.errors import InputError
 from core.io.uploads import UnsafeInputError, check_input_file
 from core.limits import MAX_CLIP_SECONDS
 
-__all__ = ["VideoError", "VideoMeta", "Frame", "VideoReader", "open_video", "MAX_SECONDS", "MAX_SIDE",
-           "sniff_format"]
+__all__ = ["VideoError", "VideoMeta", "Frame", "VideoReader", "open_video", "pose_step", "POSE_FPS", "MAX_SECONDS",
+           "MAX_SIDE", "sniff_format"]
 
 MAX_SECONDS = MAX_CLIP_SECONDS  # pose, retargeting and export times grow with length
 MAX_SIDE = 1280  # long side after downscaling: MediaPipe works on 256-px crops, more pixels only cost decode time
@@ -81,6 +81,8 @@ class VideoMeta:
     rotation: clockwise degrees applied to make the frames upright (0, 90, 180 or 270).
     header_fps, header_frames: what the container claims (may be 0 or wrong).
     start, end: the trim window [start, end) in seconds (end None = to the end).
+    step: every ``step``-th frame of the window is read (the others are decoded, which H.264 needs, and dropped):
+        a 60 fps clip read at 30 (see :func:`pose_step`).
     """
 
     path: Path
@@ -95,6 +97,7 @@ class VideoMeta:
     start: float
     end: float | None
     container: str | None
+    step: int = 1
 
     @property
     def header_seconds(self) -> float:
@@ -193,7 +196,8 @@ class VideoReader:
                 if m.start > 0:
                     cap.set(cv2.CAP_PROP_POS_MSEC, m.start * 1000.0)
                 raw_index = -1
-                kept = 0  # frames within the trim window so far
+                seen = 0  # frames within the trim window so far
+                kept = 0  # of those, frames read (every m.step-th)
                 last_t = -math.inf
                 while not stop.is_set():
                     if not cap.grab():  # decoded; converted only if kept (retrieve below)
@@ -210,6 +214,9 @@ class VideoReader:
                     if t - m.start > self.max_seconds:
                         put(VideoError(_too_long_message(t - m.start, self.max_seconds, m.end is not None)))
                         return
+                    seen += 1
+                    if (seen - 1) % m.step:
+                        continue  # between the frames read (see VideoMeta.step)
                     if kept < skip:
                         kept += 1
                         if not put((t, None)):
@@ -255,11 +262,26 @@ class VideoReader:
             raise VideoError(f"no frame of {m.path.name} could be decoded{where}: "
                              + ("check the trim times" if m.start > 0 or m.end is not None else
                                 "the file is probably truncated or damaged"))
-        expected = m.header_frames
+        expected = -(-m.header_frames // m.step)
         if m.start == 0 and m.end is None and expected > 0 and stats.frames < 0.9 * expected - 2:
             stats.warnings.append(
                 f"only {stats.frames} of the {expected} frames the file announces could be decoded: the video is "
                 f"probably truncated (an incomplete copy or download); the decodable part was used")
+
+
+POSE_FPS = 30.0  # the pose stage reads a faster clip at about this rate (see pose_step)
+
+
+def pose_step(fps: float) -> int:
+    """Every how many frames the pose stage reads a clip of ``fps`` frames per second: the nearest whole ratio to
+    :data:`POSE_FPS` (60 fps: every second frame; 50: every second, 25 fps; 120: every fourth; 30 or less, or an
+    unknown rate: every frame).
+
+    Why: the pose models' cost is per frame read, and a person's motion needs no more than 30 a second (the
+    correction of stage II has 4 knots a second, the loss looks at 10); the motion is written at the clip's own
+    rate again (:meth:`core.motion.Motion.resample`). A 10 s 60 fps clip: see bench app's 60 fps rows.
+    """
+    return max(1, int(round(fps / POSE_FPS))) if fps > 0 else 1
 
 
 def _too_long_message(seconds: float, limit: float, trimmed: bool) -> str:
@@ -277,7 +299,7 @@ def _duration(s: float) -> str:
 
 
 def open_video(path: str | Path, *, trim: tuple[float | None, float | None] | None = None,
-               max_side: int = MAX_SIDE, max_seconds: float = MAX_SECONDS) -> VideoReader:
+               max_side: int = MAX_SIDE, max_seconds: float = MAX_SECONDS, step: int = 1) -> VideoReader:
     """Open a video for decoding, checking up front everything that can be checked without decoding it all.
 
     Args:
@@ -286,6 +308,7 @@ def open_video(path: str | Path, *, trim: tuple[float | None, float | None] | No
             / to the end).
         max_side: frames whose long side exceeds this are downscaled to it (an 8K clip becomes 1280 px wide).
         max_seconds: longest clip (after trimming) accepted.
+        step: read every ``step``-th frame (see :class:`VideoMeta`).
 
     Raises:
         VideoError: missing, empty, not a video, undecodable (truncated), longer than ``max_seconds``, bad trim.
@@ -347,7 +370,9 @@ def open_video(path: str | Path, *, trim: tuple[float | None, float | None] | No
         w, h = h, w
     scale = min(1.0, max_side / max(w, h))
     out_w, out_h = (w, h) if scale >= 1.0 else (max(2, int(round(w * scale))), max(2, int(round(h * scale))))
-    meta = VideoMeta(p, out_w, out_h, w, h, out_w / w, rotation, fps, frames, start, end, container)
+    if not (isinstance(step, int) and step >= 1):
+        raise ValueError(f"step must be a positive whole number, got {step!r}")
+    meta = VideoMeta(p, out_w, out_h, w, h, out_w / w, rotation, fps, frames, start, end, container, step)
 
     header_s = meta.header_seconds
     if header_s > 0:

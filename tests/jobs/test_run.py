@@ -249,3 +249,20 @@ def test_a_person_number_must_be_a_whole_number_from_one(tmp_path, person):
     with pytest.raises(InputError, match="people are numbered from 1"):
         preset("pose", tmp_path / "clip.mp4", tmp_path / "out", person=person)
     assert preset("pose", tmp_path / "clip.mp4", tmp_path / "out", person=2).person == 2
+
+
+def test_a_60_fps_video_is_read_at_30_and_its_files_are_written_at_60(tmp_path):
+    # A phone's 60 fps clip: the pose stage reads every second frame (pose.video.pose_step), the job's files come
+    # back at the clip's own rate.
+    from ..pose.conftest import ffmpeg
+
+    clip = tmp_path / "clip60.mp4"
+    ffmpeg("-i", str(SAMPLE_VIDEO), "-t", "1", "-vf", "fps=60", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip))
+    result = run_job(preset("run", clip, tmp_path / "out", character="Bob", outputs=("bvh",), previews=False,
+                            retargeter="copy"))
+    assert result.pose is not None and result.pose.video.step == 2
+    assert result.pose.fps == pytest.approx(30.0, rel=0.02) and result.pose.source_fps == pytest.approx(60.0, rel=0.02)
+    assert any("read at 30 fps" in w for w in result.report.warnings)
+    written = read_bvh(result.report.files["bvh"])
+    assert written.fps == pytest.approx(60.0, rel=0.02) and 57 <= written.num_frames <= 61
+    assert result.final.num_frames == result.pose.num_frames  # stages I and II ran at 30

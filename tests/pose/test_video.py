@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import InputError
 from core.render.video import write_mp4
-from pose.video import VideoError, open_video, sniff_format
+from pose.video import VideoError, open_video, pose_step, sniff_format
 
 from .conftest import ffmpeg, gradient_frames
 
@@ -36,6 +36,23 @@ def test_a_pass_that_skips_frames_counts_them_and_yields_the_rest_unchanged(clip
     assert [f.index for f in rest] == list(range(20, 50)) and reader.stats.frames == 50
     assert len(reader.stats.times) == 50 and reader.stats.fps(0.0) == pytest.approx(25.0, rel=1e-3)
     assert all(np.array_equal(a.rgb, b.rgb) and a.time == b.time for a, b in zip(whole[20:], rest))
+
+
+def test_a_fast_clip_is_read_at_about_30_fps_and_every_pass_reads_the_same_frames(clip):
+    # A 50 fps clip read every second frame (pose_step): the pose stage, its second half, the overlay and the
+    # crops all open it with the same step and must see the same frames under the same numbers.
+    rates = (0.0, 24.0, 30.0, 40.0, 50.0, 59.94, 60.0, 120.0, 240.0)
+    assert [pose_step(f) for f in rates] == [1, 1, 1, 1, 2, 2, 2, 4, 8]
+    whole = list(open_video(clip).frames())
+    reader = open_video(clip, step=2)
+    read = list(reader.frames())
+    assert [f.index for f in read] == list(range(25)) and reader.stats.frames == 25
+    assert all(np.array_equal(a.rgb, b.rgb) and a.time == b.time for a, b in zip(whole[::2], read))
+    assert reader.stats.fps(0.0) == pytest.approx(12.5, rel=1e-3)
+    rest = open_video(clip, step=2)
+    assert [f.time for f in rest.frames(skip=10)] == [f.time for f in read[10:]] and rest.stats.frames == 25
+    with pytest.raises(ValueError, match="step"):
+        open_video(clip, step=0)
 
 
 def test_trim_window(clip):
