@@ -8,7 +8,8 @@ two progress calls is in each row's note). Each job has two rows: the whole job 
 and the time until its FBX was written (Blender's export runs while the previews render). Each clip's floor,
 decoding plus pose estimation of the body alone in one pass, is measured in the same run. Jobs run with the
 app's defaults: hands and fingers tracked (pose.pipeline.DEFAULT_HANDS, on since issue 16), a clip of 4 s or more
-estimated in two halves at once (pose.pipeline.SPLIT_SECONDS); the 10 s clip onto Bob also runs with hands off
+estimated in two halves at once (pose.pipeline.SPLIT_SECONDS), a 60 fps clip read at 30 (pose.video.pose_step; the
+floor reads every frame, and the files are written at 60); the 10 s clip onto Bob also runs with hands off
 (the body alone, as before issue 16). The clips are made by the repo itself (scripts/make_sample_clip.py: a
 built-in character rendered at 1280x720), so the benchmark runs anywhere; Xbot's rows need the shared data. Last,
 the peak memory of a job on a 1.28 M-vertex character (target: under 4 GB, and it finishes).
