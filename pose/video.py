@@ -160,6 +160,34 @@ class VideoReader:
             cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # we rotate ourselves, the same way on every build
         return cap
 
+    def opening_fps(self, frames: int = 16) -> float:
+        """Frames per second of the trim window's first ``frames`` frames, from their timestamps (decoded, not
+        converted: a few tens of milliseconds), or the header's rate (30 when it has none) where they are unusable.
+
+        What :func:`pose_step` goes by: the header is the file's own claim, and a 30 fps clip labelled 120 would
+        otherwise have the pose stage skip three real frames in four.
+        """
+        import cv2
+
+        m = self.meta
+        cap = self._capture()
+        times: list[float] = []
+        try:
+            if m.start > 0:
+                cap.set(cv2.CAP_PROP_POS_MSEC, m.start * 1000.0)
+            for _ in range(4 * frames):  # a seek may land a few frames early
+                if len(times) >= frames or not cap.grab():
+                    break
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                if math.isfinite(t) and t >= m.start - 1e-6:
+                    times.append(t)
+        finally:
+            cap.release()
+        steps = np.diff(times)
+        if len(steps) >= 2 and np.all(steps > 0):
+            return float(1.0 / np.median(steps))
+        return m.header_fps or 30.0
+
     def frames(self, prefetch: int = 2, skip: int = 0) -> Iterator[Frame]:
         """Decode the trim window, upright and downscaled, on a background thread ``prefetch`` frames ahead.
 

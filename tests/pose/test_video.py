@@ -55,6 +55,19 @@ def test_a_fast_clip_is_read_at_about_30_fps_and_every_pass_reads_the_same_frame
         open_video(clip, step=0)
 
 
+def test_the_rate_a_clip_is_read_at_goes_by_its_frames_not_its_header(clip):
+    # A header is the file's own claim: a 25 fps clip labelled 120 must not be read every fourth frame.
+    from dataclasses import replace
+
+    from pose.video import VideoReader
+
+    reader = open_video(clip)
+    assert reader.opening_fps() == pytest.approx(25.0, rel=1e-3)
+    lying = VideoReader(replace(reader.meta, header_fps=120.0), reader.max_seconds)
+    assert lying.opening_fps() == pytest.approx(25.0, rel=1e-3) and pose_step(lying.opening_fps()) == 1
+    assert open_video(clip, trim=(1.0, None)).opening_fps() == pytest.approx(25.0, rel=1e-3)
+
+
 def test_trim_window(clip):
     reader = open_video(clip, trim=(0.4, 1.2))
     frames = list(reader.frames())
