@@ -469,7 +469,9 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     t0 = time.perf_counter()
     kwargs = {} if max_seconds is None else {"max_seconds": max_seconds}
     reader = open_video(path, trim=trim, max_side=max_side, **kwargs)
-    reader = VideoReader(replace(reader.meta, step=pose_step(reader.opening_fps())), reader.max_seconds)
+    # The lower of the first frames' rate and the header's: either can be wrong, and reading more is only slower.
+    rate = min(reader.opening_fps(), reader.meta.header_fps or float("inf"))
+    reader = VideoReader(replace(reader.meta, step=pose_step(rate)), reader.max_seconds)
     meta = reader.meta
     progress(0.0, "reading video")
     own = isinstance(estimator, str)

@@ -164,8 +164,8 @@ class VideoReader:
         """Frames per second of the trim window's first ``frames`` frames, from their timestamps (decoded, not
         converted: a few tens of milliseconds), or the header's rate (30 when it has none) where they are unusable.
 
-        What :func:`pose_step` goes by: the header is the file's own claim, and a 30 fps clip labelled 120 would
-        otherwise have the pose stage skip three real frames in four.
+        What :func:`pose_step` goes by, with the header's rate (the lower of the two): the header is the file's own
+        claim, and a 30 fps clip labelled 120 would otherwise have the pose stage skip three real frames in four.
         """
         import cv2
 
@@ -292,9 +292,11 @@ class VideoReader:
                                 "the file is probably truncated or damaged"))
         expected = -(-m.header_frames // m.step)
         if m.start == 0 and m.end is None and expected > 0 and stats.frames < 0.9 * expected - 2:
+            about = "about " if m.step > 1 else ""
             stats.warnings.append(
-                f"only {stats.frames} of the {expected} frames the file announces could be decoded: the video is "
-                f"probably truncated (an incomplete copy or download); the decodable part was used")
+                f"only {about}{stats.frames * m.step} of the {m.header_frames} frames the file announces could be "
+                f"decoded: the video is probably truncated (an incomplete copy or download); the decodable part was "
+                f"used")
 
 
 POSE_FPS = 30.0  # the pose stage reads a faster clip at about this rate (see pose_step)
