@@ -363,7 +363,8 @@ class MediaPipeEstimator:
         shoulders = float(np.linalg.norm(frame.image[LM["left_shoulder"]] - frame.image[LM["right_shoulder"]]))
         out = np.full((2, 21, 3), np.nan)
         world = np.full((2, 21, 3), np.nan)
-        found = self._track(rgb, frame.image)
+        wrists = frame.image[[LM["left_wrist"], LM["right_wrist"]], :2]
+        found = self._track(rgb, wrists)
         if found[0] is not None and found[1] is not None and _same_hand(found[0][0], found[1][0]):
             d = [np.linalg.norm(found[k][0][0, :2] - frame.image[LM[f"{side}_wrist"]])
                  for k, side in enumerate(("left", "right"))]
@@ -385,13 +386,13 @@ class MediaPipeEstimator:
             self._tracks[k] = out[k] if ok else None
             if ok:
                 self._last_hand[k] = (out[k][:, :2].mean(axis=0), _span(out[k]), self._frame_count)
-        self._body_wrists = frame.image[[LM["left_wrist"], LM["right_wrist"]], :2].copy()
+        self._body_wrists = wrists
         return out, world
 
-    def _track(self, rgb: np.ndarray, body: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    def _track(self, rgb: np.ndarray, wrists: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Each track's hand in this frame by the landmark model in the box its last landmarks give, moved as the
-        body's ``(33, 2)`` wrist moved since (both tracks in one run of :data:`_HAND_GRAPH`); None where a track has
-        no hand or the model saw none."""
+        body's wrist moved since (``wrists``: ``(2, 2)`` left, right, pixels, this frame; both tracks in one run of
+        :data:`_HAND_GRAPH`); None where a track has no hand or the model saw none."""
         import mediapipe as mp
         from mediapipe.framework.formats import rect_pb2
 
@@ -417,7 +418,6 @@ class MediaPipeEstimator:
             if track is not None:
                 x, y, size, rotation = hand_roi(track)
                 if self._body_wrists is not None:
-                    wrists = body[[LM["left_wrist"], LM["right_wrist"]], :2]
                     x, y = (x, y) + wrist_travel(track, self._body_wrists, wrists)
                 roi = rect_pb2.NormalizedRect(x_center=x / W, y_center=y / H, width=size / W, height=size / H,
                                               rotation=rotation)

@@ -373,11 +373,11 @@ def _estimate(reader, estimator: Estimator, progress: Progress, person: int | No
     settle over the :data:`WARM` frames before the seam, which it drops (see there for what they are worth).
     """
     meta = reader.meta
-    fps = (meta.header_fps or 30.0) / meta.step
+    fps = meta.read_fps
     tracker = PersonTracker(estimator, fps=fps, person=person)
     focal = CameraModel.from_fov(meta.width, meta.height, fov).focal
     camera = CameraMotionTracker(meta.width, meta.height, focal)
-    expected = max(-(-meta.header_frames // meta.step) - int(meta.start * fps), 1)
+    expected = max(meta.read_frames - int(meta.start * fps), 1)
     if meta.end is not None and meta.header_fps > 0:
         expected = max(1, int((meta.end - meta.start) * fps))
     half = expected // 2 if second is not None and person is None and expected >= SPLIT_SECONDS * fps else None
@@ -487,7 +487,7 @@ def video_to_motion(path: str | Path, *, smoothing: float = DEFAULT_SMOOTHING,
     t1 = time.perf_counter()
     progress(0.9, "cleaning and fitting")
     warnings = list(reader.stats.warnings)
-    fps = reader.stats.fps((meta.header_fps or 30.0) / meta.step)
+    fps = reader.stats.fps(meta.read_fps)
     if reader.stats.variable_rate():
         warnings.append(f"the video has a variable frame rate; it was treated as a steady {fps:.2f} fps")
     if meta.step > 1:

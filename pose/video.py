@@ -100,6 +100,16 @@ class VideoMeta:
     step: int = 1
 
     @property
+    def read_fps(self) -> float:
+        """The header's rate of the frames read (every ``step``-th; 30 when the header has none)."""
+        return (self.header_fps or 30.0) / self.step
+
+    @property
+    def read_frames(self) -> int:
+        """How many of the frames the header announces are read (every ``step``-th, the first included)."""
+        return -(-self.header_frames // self.step)
+
+    @property
     def header_seconds(self) -> float:
         return self.header_frames / self.header_fps if self.header_fps > 0 and self.header_frames > 0 else 0.0
 
@@ -290,7 +300,7 @@ class VideoReader:
             raise VideoError(f"no frame of {m.path.name} could be decoded{where}: "
                              + ("check the trim times" if m.start > 0 or m.end is not None else
                                 "the file is probably truncated or damaged"))
-        expected = -(-m.header_frames // m.step)
+        expected = m.read_frames
         if m.start == 0 and m.end is None and expected > 0 and stats.frames < 0.9 * expected - 2:
             about = "about " if m.step > 1 else ""
             stats.warnings.append(

@@ -37,12 +37,13 @@ class OptimizeConfig:
     limits: weight of the hinge on each limited joint's angle past its anatomical range or the start's own
     excursion (:mod:`core.optimize.limits`); 30, not 10, since λ_pen is 15: at 10 Mousey's joints went past their
     ranges in 3.5 % more frames × joints than Copy's, at 30 in 3.5 % fewer (Pen% 0.62 -> 0.64, Granny's ratio 0.256).
-    stay_close_twist: weight of the squared turn (radians) of the forearms and upper arms about their own axes since the start (10: 0.2-1.5°
-    mean on the bench, where it was 40-60° on Mousey; 2 left 3.5-18°). smooth: weight of the
-    correction's second difference in time. jitter: weight of the hinge on each joint's acceleration magnitude
-    rising above the start's. contact: weight that keeps the hand contacts the start has (sunk or touching)
-    within ``contact_slack`` × the contact tolerance of the surface. jdm_guard: first weight of the clip's JDM error rising above the start's (a
-    hinge), raised by ``jdm_guard_rate`` × the excess after each step it is exceeded (0: no guard). foot: weight of the foot joints' displacement on contact frames.
+    stay_close_twist: weight of the squared turn (radians) of the forearms and upper arms about their own axes
+    since the start (10: 0.2-1.5° mean on the bench, where it was 40-60° on Mousey; 2 left 3.5-18°).
+    smooth: weight of the correction's second difference in time. jitter: weight of the hinge on each joint's
+    acceleration magnitude rising above the start's. contact: weight that keeps the hand contacts the start has
+    (sunk or touching) within ``contact_slack`` × the contact tolerance of the surface. jdm_guard: first weight
+    of the clip's JDM error rising above the start's (a hinge), raised by ``jdm_guard_rate`` × the excess after
+    each step it is exceeded (0: no guard). foot: weight of the foot joints' displacement on contact frames.
     iterations: the most Adam steps; lr: Adam's step size on the correction's spline controls (6D entries).
     knot_seconds: spacing of the correction's B-spline knots in time. loss_fps: the loss looks at the clip at
     about this rate (every n-th frame, n = round(fps / loss_fps), at least 1); the correction, a spline with
