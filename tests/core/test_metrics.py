@@ -153,3 +153,22 @@ def test_frechet_distance_matches_the_matrix_square_root_formula():
     assert frechet_distance(a, a) < 1e-9
     with pytest.raises(ValueError, match="at least 2"):
         frechet_distance(a[:1], b)
+
+
+def test_a_touch_shorter_than_the_loss_step_is_seen_by_the_nearest_sample():
+    # A clap on frames 7-9 of a 60 fps clip looked at every 6th frame (0, 6, 12, ...): no sample lands on it,
+    # yet the optimiser must hold it (issue 18: Mousey's hip-hop clip lost such a clap between two samples).
+    from dataclasses import replace
+
+    from core.character_library import load_character
+    from core.metrics import SourceClip
+
+    T = 24
+    clip = SourceClip.of(Motion.rest(load_character("Bob").skeleton, frames=T, fps=60.0))
+    contacts = np.zeros((T, 3), bool)
+    contacts[7:10, 2] = True
+    sampled = replace(clip, contacts=contacts).every(6)
+    assert sampled.contacts.shape == (4, 3)
+    assert sampled.contacts[:, 2].tolist() == [False, True, True, False]  # frames 6 (3-9) and 12 (9-15)
+    assert not sampled.contacts[:, :2].any()
+    assert sampled.positions.shape[0] == 4
