@@ -156,6 +156,8 @@ def _optimise(spec: JobSpec, source: Motion, retargeted: Motion, character: Char
     config = OptimizeConfig() if spec.iterations is None else OptimizeConfig(iterations=spec.iterations)
     if not spec.foot_locking:
         config.foot = 0.0
+    if pose is not None:
+        config.keep_own_motion = False  # the source's own body is the person's, never the character's
     clip = SourceClip.of(source)
     # Pen% and contacts on evenly spread frames, exact on each: as many as a bounded cost affords (120 on the
     # built-in characters, 24 on a 28k-vertex upload), the sampling error in the report.

@@ -5,7 +5,7 @@ Adam on the target's local joint rotations (6D, Zhou et al. 2019), starting from
 (``core.retarget.copy.copy_retarget``, the graph network, ...), minimising, averaged over frames,
 
     λ_sem · ||E_source − E_target||²                    semantic consistency (paper Eq. 10), λ_sem = 0.1
-  + λ_pen(i) · Σ_limb ReLU(m − Φ_body(v)) / height       penetration (paper Eq. 11), λ_pen = 1 ramped to 10
+  + λ_pen(i) · Σ_limb ReLU(m − Φ_body(v)) / height       penetration (paper Eq. 11), λ_pen = 1 ramped to 15
   + Σ_joints c_j ||r6_j − r6_j⁰||²                      stay close to the start (arm joints move more freely)
   + w_twist · Σ_arm bones twist_b²                       ... but forearms and upper arms hardly turn about their axes
   + w_smooth · ||Δ²_t (p − p⁰)||² (fps² / height)²       no jitter: the acceleration the correction adds
@@ -25,10 +25,10 @@ those three views, see :class:`.semantic.ImageTerm`), Φ the body's signed dista
 Choices the paper leaves open, and why:
 - The 6D angles move by a correction that is a cubic B-spline in time (knots every 0.25 s): Adam moves every
   parameter by about its step size whatever its gradient, which per-frame parameters turn into jitter.
-- λ_pen ramps from 1 to 10 over the first 30 % of the steps as in the paper, but then stays at 10 (the paper
-  returns to 1): back at 1, the semantic and stay-close terms pulled hands back into bulky bodies (Pen% after
+- λ_pen ramps from 1 over the first 30 % of the steps as in the paper, but then stays at its peak (the paper
+  returns to 1; 10 then, 15 since the trunk's stay-close rose to 80, see ``OptimizeConfig``): back at 1, the semantic and stay-close terms pulled hands back into bulky bodies (Pen% after
   rose from 0.1-0.3 to 0.5-1.8 % on the bench's bow clip).
-- The trunk's stay-close weight is 20 (arms 0.05). At 1 the semantic term bent the spine to match the source's
+- The trunk's stay-close weight was 20 (arms 0.05; 80 now, see ``OptimizeConfig``). At 1 the semantic term bent the spine to match the source's
   joint distances on another body: the chest turned 20-65° against the hips on average where the source stands
   upright or bows less (Bob's bow 43°, Mousey's call 64°: a deep bow no animator would keep), for a JDM error a
   little lower than Copy's. At 20 the chest turns 2-3° on Bob and Granny, 15° on huge-headed Mousey (whose arms
@@ -73,6 +73,13 @@ Choices the paper leaves open, and why:
   seconds on a CPU. Re-selecting the pairs near the body on a fixed schedule only let hands that the contact
   terms pulled towards the body cross the slack unseen: slim characters ended with fingers under the belly in
   clips where the source's hands rest on it (Slim's bow: Pen% 0.000 → 0.10; now 0.000).
+- Where the hands touch the body or each other in the source, the loss's frame nearest each touching frame holds
+  it (:meth:`core.metrics.SourceClip.every`): a clap shorter than the loss's step otherwise fell between two
+  samples and came apart on the frames the loss did not see.
+- A start that is the source itself on the same body (a character's own clip) is returned as it is
+  (``keep_own_motion``): issue 18 asks stage II to stop at the penetration the source has on its own body, and
+  there the start already is. For other sources that body is unknown (a BVH has no mesh) or a real person's (a
+  video), so the target is none left.
 It stops early once the loss has stopped improving for 30 steps after the ramp and returns the best step (with
 15, Adam's wobble just after the ramp ended Granny's dance at 53 steps with Pen% 0.46 → 0.33 instead of 0.08).
 

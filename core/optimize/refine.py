@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..character import Character
 from ..geometry.penetration import MissingPartsError, penetration_model
-from ..metrics import SourceClip, jdm_error, measure_clip
+from ..metrics import SourceClip, canonical_positions, jdm_error, measure_clip
 from ..motion import Motion, _canonical_tracks
 from ..rotations import matrix_to_quat, matrix_to_rot6d, quat_make_continuous
 from ..semantics.skeletal import SkeletalEncoder, character_proxy
@@ -103,6 +103,8 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
     start, config = request.start, request.config
     stride = config.frame_stride(start.fps)
     source = SourceClip.of(request.source)  # its canonical positions serve the loss and both measurements
+    if config.keep_own_motion and request.source_frames is None and _is_own_motion(source, start):
+        return _as_it_is(request, source, described, t0, progress)
     # The loss looks at every stride-th frame; the correction is a spline in time, evaluated below at all frames.
     basis = spline_basis(start.num_frames, config.knot_seconds * start.fps)
     problem = _problem(request.every(stride), supervisor, source.every(stride), notes, basis[::stride],
@@ -140,6 +142,28 @@ def _optimize(request: Request, progress: Progress) -> OptimizeResult:
     return OptimizeResult(result, before, after, described, descent.steps, seconds, descent.history, notes,
                           SemanticDistance(frames * stride, sem_before, sem_after),
                           getattr(problem.semantic, "description", SKELETAL_SOURCE), metrics)
+
+
+def _is_own_motion(source: SourceClip, start: Motion) -> bool:
+    """The start is the source itself on the same proportions (see :data:`OWN_MOTION_JDM`)."""
+    return float(jdm_error(source.positions, canonical_positions(start))) < OWN_MOTION_JDM
+
+
+def _as_it_is(request: Request, source: SourceClip, described: str, t0: float,
+              progress: Progress) -> OptimizeResult:
+    """The result of a start that is the character's own motion: the start, unchanged (see
+    ``OptimizeConfig.keep_own_motion``)."""
+    start = request.start
+    note = (f"the source is {request.character.name}'s own motion: the penetration it has is the source's own on "
+            "its own body, so stage II leaves it as it is")
+    metrics = None
+    if request.measure:
+        progress(0.5, "measuring")
+        metrics = measure_clip(source, start, request.character, request.max_mesh_frames)
+    progress(1.0, "semantic refinement done")
+    motion = Motion(start.skeleton, start.rotations.copy(), start.root_positions.copy(), start.fps, start.name)
+    return OptimizeResult(motion, metrics, metrics, described, 0, time.perf_counter() - t0, [], [note],
+                          semantic_source="not compared: the source is the character's own motion")
 
 
 def _share_keeping_the_jdm(rig: Rig, x0: Tensor, correction: Tensor, source_positions: Tensor,
