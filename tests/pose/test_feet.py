@@ -126,17 +126,17 @@ def test_a_running_foot_lost_for_two_frames_stays_planted_but_a_three_frame_gap_
 
 def test_a_foot_high_in_the_air_at_the_clips_start_is_not_taken_as_planted():
     """A run filmed from its middle: the swinging foot comes down onto its landing spot over the first frames.
-    Its travel seems short (the spot test alone filled the start), but a foot 20 cm above the other is in the
-    air; only the frames next to the contact where it is low are filled."""
+    Its travel seems short (the spot test alone filled the start), but a foot 30 cm above the other is in the
+    air; only the frames next to the contact where it is lower are filled."""
     P, _ = gliding_landmarks(T=40, speed=0.0)
     contacts = np.ones((40, 2), bool)
     contacts[:6, 0] = False  # the left foot lands at frame 6
     contacts[34:, 1] = False  # the right foot lifts at frame 34
     heights = np.zeros((40, 2))
-    heights[:4, 0] = [0.4, 0.3, 0.2, 0.15]  # still coming down; low from frame 4
-    heights[36:, 1] = 0.2  # high from frame 36
+    heights[:4, 0] = [0.5, 0.4, 0.3, 0.1]  # still coming down; low from frame 3
+    heights[36:, 1] = 0.3  # high from frame 36
     out = bridge_contacts(P, contacts, 30.0, heights=heights)
-    assert not out[:4, 0].any() and out[4:, 0].all()
+    assert not out[:3, 0].any() and out[3:, 0].all()
     assert out[:36, 1].all() and not out[36:, 1].any()
     assert bridge_contacts(P, contacts, 30.0)[:, 0].all()  # without heights: the spots alone (filled)
 
