@@ -152,7 +152,10 @@ def level_up(body_axis: np.ndarray, path: np.ndarray, fps: float, min_travel: fl
     body's answer. (Also tried: trusting the axis only across the body, with a level camera roll as a prior: floor
     tilt 6.4 -> 5.1 degrees but head pitch 10.8 -> 11.3; and the line between two standing feet as level: no
     change.) On the pose_accuracy tuning clips: floor tilt 6.4 -> 4.5 degrees, root path 139 -> 103 mm;
-    on the mocap-studio clip (mmpose) the pinned motion's reprojection 65 -> 15 px (12 px unpinned).
+    on the mocap-studio clip (mmpose) the pinned motion's reprojection 65 -> 15 px (12 px unpinned). Also tried, for a
+    panning camera: the axis it turned about (it turns about the vertical) as the up, alone or beside these rows;
+    on nine panned renders (cached replay) floor tilt 3.7 -> 3.0 degrees (a panned run's 6.5 -> 1.7, but 0.9 -> 1.7
+    and 1.8 -> 3.6 on others) and head pitch error 9.6 -> 9.0, root path error 226 -> 243 mm: not kept.
     """
     axis = np.asarray(body_axis, dtype=np.float64)
     axis = axis / np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-9)

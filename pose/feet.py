@@ -27,6 +27,16 @@ feet height where planted 3.1 / 3.2 / 3.2 cm; more cameras of the tuning motions
 was kept first (no cost to the knees); 20 now that a foot out of reach turns about its toe (below): the punch's
 planted toe, its heel swivelling, comes back 17-19 cm from where it was after each of three short gaps, and let go
 there it skated 9.5 cm/s beyond the truth's (2.9 bridged). A real step moves a foot further than that.
+A gap of :data:`BLINK_SECONDS` or less (two frames at 30 fps) is bridged wherever the spots seem to be: no foot
+swings from one spot to the next that fast (a sprinter's swing takes a quarter of a second), while a running
+person's spots, on the root path that travels at their speed under MediaPipe's short strides, seem 20 cm apart
+after 0.07 s. Rendered runs (pose_accuracy's motions in styles other than its held-out one, cached MediaPipe
+replay): a planted foot lost for two frames was let go there and skated at running speed; with the blink bridged,
+foot skate beyond the truth's from a panning camera 17.5 -> 3.8 cm/s (run_tired / Slim) and 60.6 -> 0.9
+(run_giant / Slim), slide 14.7 -> 3.0 and 63.5 -> 2.0 cm/s, mean of ten run renders 25.3 -> 17.9; the tuning
+cases and the extra cameras of their motions unchanged but for 2.5 mm of PA-MPJPE on the walk from a low camera
+(mean 87.0 -> 87.5). Three frames (0.1 s) is too long: the walk seen from the front, whose swings the contact
+detector squeezes into three frames, had real steps bridged (its MPJPE 88 -> 122 mm).
 
 A planted foot whose ankle the leg cannot reach (the hips have passed it: late in a stance) turns about its toe
 (:data:`TOE_PIVOT`): the toe keeps its spot and the ankle goes where the leg reaches, as near its own spot as can
@@ -70,7 +80,16 @@ and more once swinging legs kept their seen bend); halfway: valgus error 10.3 ->
 (bias -1.5), 11.8 -> 8.8 on more cameras, jitter 11.7 -> 11.4 m/s^2; all the way over-corrected (bias -6.5).
 
 The clip's first and last frames count as contacts where the foot stands then: the speeds there are the least
-sure (a smoothing filter's ends), and a still foot lost at the very end had skated at 4-6 m/s.
+sure (a smoothing filter's ends), and a still foot lost at the very end had skated at 4-6 m/s. Not where the foot
+is :data:`END_HEIGHT` above the other one or the floor (the fit's feet that high are in the air, whatever their
+speed): a run filmed from its middle began with the swinging foot taken as planted on the landing spot it was
+coming down to (its travel in the air, a few frames at running speed, seemed within :data:`BRIDGE_MOVE`), and the
+root came down 26 cm to put it on the floor in the first frame; the root path's error, measured from the first
+frame, was that much all along (run_childish / Ava from a panning camera, cached MediaPipe replay: root path error
+276 -> 204 mm; fifteen run renders 284 -> 279 mm; the pose_accuracy tuning cases, more cameras of their motions
+and the shared real clips unchanged). Lower limits freed more of that run's first frames (15 cm: 175 mm) but also
+the last frame of another's stance, read 18 cm above the other foot where the truth's toe was still down (its
+skate beyond the truth's 0.6 -> 16.8 cm/s); at 10 cm the tuning cases' skate rose 3.7 -> 4.1 cm/s.
 
 Tried and not kept (pose_accuracy tuning clips, cached MediaPipe output): dropping contact frames where the leg
 could not reach the spot (knee 16.4 -> 15.4 degrees, but the feet let go floated on the root's noise: skate
@@ -91,13 +110,16 @@ from .estimators import LM
 from .fit import HIP_JOINT_SHARE, BodyLengths
 
 __all__ = ["plant_legs", "foot_shifts", "contact_runs", "bridge_contacts", "FOOT_PARTS", "SWING_BLEND",
-           "KNEE_OVER_TOES", "KNEE_FREEDOM", "BRIDGE_MOVE", "TOE_PIVOT"]
+           "KNEE_OVER_TOES", "KNEE_FREEDOM", "BRIDGE_MOVE", "BLINK_SECONDS",
+           "END_HEIGHT", "TOE_PIVOT"]
 
 _SIDES = ("left", "right")
 FOOT_PARTS = ("ankle", "heel", "foot_index")  # the landmarks of a foot, in the order of foot_shifts
 SWING_BLEND = 0.15  # seconds from a contact over which a swinging leg turns from reaching its spot to its own bend
 KNEE_FREEDOM = 20.0  # degrees a planted knee may bend or straighten from its seen bend to reach its spot
 BRIDGE_MOVE = 0.2  # metres a still foot may seem to move across a short gap in its contacts (see the docstring)
+BLINK_SECONDS = 0.07  # a gap this short in a foot's contacts is bridged wherever its spots seem to be (docstring)
+END_HEIGHT = 0.25  # metres above the other foot (or floor): a foot this high at the clip's ends is not planted
 TOE_PIVOT = True  # a planted foot out of the leg's reach turns about its toe (see the module docstring)
 KNEE_OVER_TOES = 0.5  # how far the knee's bend plane turns from the one seen towards the foot's (0: as seen)
 
@@ -144,15 +166,20 @@ def foot_shifts(P: np.ndarray, contacts: np.ndarray, lengths: BodyLengths) -> np
 
 
 def bridge_contacts(P: np.ndarray, contacts: np.ndarray, fps: float, max_gap: float = 0.4,
-                    max_move: float = BRIDGE_MOVE) -> np.ndarray:
+                    max_move: float = BRIDGE_MOVE, blink: float = BLINK_SECONDS,
+                    heights: np.ndarray | None = None) -> np.ndarray:
     """``(T, 2)`` contacts with each gap of ``max_gap`` seconds or less filled where the foot's centre stands on
     the two contacts' spots (medians) less than ``max_move`` metres apart along the floor (see the module
     docstring); a gap at the clip's start or end is filled where the foot there stands on its neighbour
-    contact's spot. A real step moves the foot further; a tap in place that short is held on the floor.
+    contact's spot. A real step moves the foot further; a tap in place that short is held on the floor. A gap
+    between two contacts of ``blink`` seconds or less is filled wherever the spots are (no step is that quick).
 
-    P: ``(T, 33, 3)`` world landmarks (Y up).
+    P: ``(T, 33, 3)`` world landmarks (Y up). heights: ``(T, 2)`` each foot's lowest point above the other's,
+    metres (the contact detector's); where given, a gap at the clip's ends is filled only next to the contact,
+    up to where the foot is :data:`END_HEIGHT` or higher.
     """
     c = np.asarray(contacts, bool).copy()
+    high = np.zeros(c.shape, bool) if heights is None else np.asarray(heights) >= END_HEIGHT
     for f, side in enumerate(_SIDES):
         centre = sum(P[:, LM[f"{side}_{n}"]] for n in FOOT_PARTS) / len(FOOT_PARTS)
         runs = contact_runs(c[:, f])
@@ -162,10 +189,17 @@ def bridge_contacts(P: np.ndarray, contacts: np.ndarray, fps: float, max_gap: fl
         # The clip's ends count as contacts where the foot is (the speeds there are least sure).
         runs = ([(0, 0)] if runs[0][0] > 0 else []) + runs + ([(T, T)] if runs[-1][1] < T else [])
         for (s0, e0), (s1, e1) in zip(runs[:-1], runs[1:]):
-            if (s1 - e0) / fps <= max_gap:
+            if 0 < e0 and s1 < T and (s1 - e0) / fps <= blink + 1e-9:
+                c[e0:s1, f] = True
+            elif (s1 - e0) / fps <= max_gap:
                 spots = [np.median(centre[a:b] if b > a else centre[e0:s1], axis=0) for a, b in ((s0, e0), (s1, e1))]
                 if np.linalg.norm((spots[0] - spots[1])[[0, 2]]) < max_move:
-                    c[e0:s1, f] = True
+                    lo, hi = e0, s1
+                    if e0 == 0 and high[:s1, f].any():  # the clip's start: from the last frame held high
+                        lo = int(np.flatnonzero(high[:s1, f])[-1]) + 1
+                    if s1 == T and high[e0:, f].any():  # its end: up to the first
+                        hi = e0 + int(np.flatnonzero(high[e0:, f])[0])
+                    c[lo:hi, f] = True
     return c
 
 

@@ -623,7 +623,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     rel_h = sole_h - sole_h.min(axis=1, keepdims=True)  # from the pose alone: free of the root's depth noise
     rel_h = np.where(sole_h < 0.25, rel_h, 1.0)
     contacts = clean.foot_contacts(rel_h, foot_speed, fps)
-    contacts = bridge_contacts(local_w + hips_w[:, None], contacts, fps)  # a still foot lost for a moment
+    contacts = bridge_contacts(local_w + hips_w[:, None], contacts, fps, heights=rel_h)  # a still foot lost a moment
     # The root comes down or up so planted feet touch the floor; along the floor it keeps the camera's path (its
     # speed is right, MediaPipe's strides are short), and the planted legs reach their spots instead (pose.feet).
     _, corr = pin_feet(hips_w + fit.positions[:, 0], anchors, sole_h, contacts, fps, horizontal=False)

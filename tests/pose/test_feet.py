@@ -105,6 +105,42 @@ def test_a_still_foot_that_seems_to_wander_across_a_short_gap_stays_planted():
     assert out[:, 0].all() and not out[20:27, 1].any()
 
 
+def test_a_running_foot_lost_for_two_frames_stays_planted_but_a_three_frame_gap_is_judged_by_its_spots():
+    """A running person's spots drift with the root path (MediaPipe's strides are short, the path travels at
+    their speed): after a two-frame loss the same planted foot seems 40 cm on. No step is that quick, so the
+    blink is bridged; a longer gap with the spots that far apart is a step."""
+    P, _ = gliding_landmarks(T=60, speed=0.0)
+    feet = [LM[f"{side}_{n}"] for side in ("left", "right") for n in ("ankle", "heel", "foot_index")]
+    drift = 3.0 * np.arange(60) / 30.0  # 3 m/s along z, the whole body (the root path)
+    P[:, :, 2] += drift[:, None]
+    contacts = np.ones((60, 2), bool)
+    contacts[30:32, 0] = False  # two frames lost
+    contacts[30:33, 1] = False  # three frames lost
+    out = bridge_contacts(P, contacts, 30.0)
+    assert out[:, 0].all()
+    assert not out[30:33, 1].any()
+    contacts[:2, 0] = False  # at the clip's start a blink is not bridged blindly: the spots decide
+    contacts[:, 1] = True
+    assert not bridge_contacts(P, contacts, 30.0)[:2, 0].any()
+
+
+def test_a_foot_high_in_the_air_at_the_clips_start_is_not_taken_as_planted():
+    """A run filmed from its middle: the swinging foot comes down onto its landing spot over the first frames.
+    Its travel seems short (the spot test alone filled the start), but a foot 30 cm above the other is in the
+    air; only the frames next to the contact where it is lower are filled."""
+    P, _ = gliding_landmarks(T=40, speed=0.0)
+    contacts = np.ones((40, 2), bool)
+    contacts[:6, 0] = False  # the left foot lands at frame 6
+    contacts[34:, 1] = False  # the right foot lifts at frame 34
+    heights = np.zeros((40, 2))
+    heights[:4, 0] = [0.5, 0.4, 0.3, 0.1]  # still coming down; low from frame 3
+    heights[36:, 1] = 0.3  # high from frame 36
+    out = bridge_contacts(P, contacts, 30.0, heights=heights)
+    assert not out[:3, 0].any() and out[3:, 0].all()
+    assert out[:36, 1].all() and not out[36:, 1].any()
+    assert bridge_contacts(P, contacts, 30.0)[:, 0].all()  # without heights: the spots alone (filled)
+
+
 def _knee_bend(out: np.ndarray) -> np.ndarray:
     hips = 0.5 * (out[:, LM["left_hip"]] + out[:, LM["right_hip"]])
     hip = hips + HIP_JOINT_SHARE * (out[:, LM["left_hip"]] - hips)
