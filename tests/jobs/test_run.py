@@ -240,8 +240,11 @@ def test_a_video_job_with_a_vlm_embeds_the_persons_frames(tmp_path, monkeypatch)
     assert {"scl", "fid", "semantic_distance"} <= set(r.metrics) and "itm" not in r.metrics
     assert all(np.isfinite([r.metrics[k].before, r.metrics[k].after]).all() for k in ("scl", "fid"))
     assert "no ITM" in r.semantic_measured_on
-    motion_file = run_job(spec.replace(source=r.files["bvh"], out_dir=tmp_path / "again", trim=None))
+    motion_file = run_job(spec.replace(source=r.files["bvh"], out_dir=tmp_path / "ava", trim=None, character="Ava"))
     assert motion_file.report.semantic_source == "renders of the source (front, left, right)"
+    # Brought back onto Bob, the result is Bob's own motion: left as it is (OptimizeConfig.keep_own_motion).
+    again = run_job(spec.replace(source=r.files["bvh"], out_dir=tmp_path / "again", trim=None)).report
+    assert any("Bob's own motion" in w for w in again.warnings), again.warnings
 
 
 @pytest.mark.parametrize("person", [0, -1, 1.5, True, "2"])
