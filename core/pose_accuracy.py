@@ -16,6 +16,8 @@ positions ``(T, 22, 3)`` metres; "root-relative" means the Hips joint subtracted
 * :func:`wrist_sides` and :func:`wrongly_crossed`: how far each wrist lies on its own side of the body's
   midline, and the share of frames where a prediction's wrist is past it while the truth's is not (issue 19: an
   uploaded character's hands crossed in front of the groin while the person's arms hung down);
+* :func:`sole_heights`: how high each foot's sole is above the floor, from its ankle and toe joints, each less
+  the height it stands at in its own rest pose (skeletons put those joints at different heights in a foot);
 * :func:`added_skate`: the foot skate a prediction adds to the truth's own. The skate of the truth's contacts
   (:func:`core.metrics.foot_skate` with :func:`planted` contacts) is not zero for the truth itself: a contact
   admits feet slower than 20 cm/s, a heel rolls, a retargeted foot slides a little. On the pose_accuracy bench's
@@ -32,7 +34,7 @@ import numpy as np
 from .skeleton import CANONICAL_JOINTS
 
 __all__ = ["mpjpe", "pa_mpjpe", "procrustes", "joint_angles", "ANGLES", "best_lag", "angle_between", "planted",
-           "contact_slide", "added_skate", "wrist_sides", "wrongly_crossed"]
+           "contact_slide", "added_skate", "wrist_sides", "wrongly_crossed", "sole_heights"]
 
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 ANGLES = ("head_pitch", "neck", "knee_flexion", "knee_valgus", "elbow")
@@ -207,3 +209,24 @@ def wrongly_crossed(pred: np.ndarray, truth: np.ndarray, margin: float = 0.02) -
     pred, truth = _check(pred, truth)
     sp, st = wrist_sides(pred), wrist_sides(truth)
     return float(((sp < -margin) & (st > 0.0)).any(axis=1).mean())
+
+
+_FEET = ((_J["LeftFoot"], _J["LeftToeBase"]), (_J["RightFoot"], _J["RightToeBase"]))
+
+
+def sole_heights(positions: np.ndarray, rest: np.ndarray, floor: float | None = None) -> np.ndarray:
+    """``(T, 2)`` each foot's (left, right) sole above the floor (Y = 0), metres, from ``(T, 22, 3)`` positions:
+    the lower of its ankle's and toe's heights, each less the height that joint has standing flat, read from the
+    ``(22, 3)`` rest pose above ``floor`` (the rest pose's ground: a mesh's lowest point; by default the lowest
+    of the four foot joints).
+
+    Why not the joints' own heights: skeletons put them at different points of a foot. The bench's rigs have
+    ToeBase at the ball of the foot, 2.6-3.6 cm above the sole standing, and the ankle 7-10 cm up; the pose
+    stage's skeleton has its toe joint at the toe's tip, on the floor, and the ankle about 7 cm up. Compared as
+    they are, a foot planted flat on the floor in both read 3 cm below the truth's.
+    """
+    positions, rest = np.asarray(positions, np.float64), np.asarray(rest, np.float64)
+    joints = [j for foot in _FEET for j in foot]
+    ground = rest[joints, 1].min() if floor is None else float(floor)
+    standing = rest[:, 1] - ground  # (22,)
+    return np.stack([np.minimum(*(positions[:, j, 1] - standing[j] for j in foot)) for foot in _FEET], axis=-1)

@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from core.motion import Motion
 from core.pose_accuracy import (added_skate, best_lag, contact_slide, joint_angles, mpjpe, pa_mpjpe, planted,
-                                 procrustes, wrist_sides, wrongly_crossed)
+                                 procrustes, sole_heights, wrist_sides, wrongly_crossed)
 from core.skeleton import CANONICAL_JOINTS, canonical_skeleton
 from tests.synthetic import random_motion, tpose_offsets
 
@@ -148,3 +148,19 @@ def test_wrists_past_the_midline_count_only_where_the_truth_keeps_them_on_their_
     slight = P.copy()
     slight[:, CANONICAL_JOINTS.index("LeftHand")] = mid - 0.01 * width  # 1 cm past: within the margin
     assert wrongly_crossed(slight, P) == 0.0
+
+
+def test_a_foot_flat_on_the_floor_has_its_sole_at_zero_wherever_its_rig_puts_the_joints():
+    # A rig with the toe joint at the ball of the foot, 3 cm above its sole (the mesh's lowest point at -0.03),
+    # and one with the toe joint on the floor: both standing flat read 0; a foot lifted 5 cm reads 5 cm.
+    sk = canonical_skeleton(tpose_offsets())
+    rest = sk.rest_positions()
+    standing = Motion.rest(sk, frames=3).fk().positions.numpy()
+    lowest = min(rest[J[n], 1] for n in ("LeftFoot", "LeftToeBase", "RightFoot", "RightToeBase"))
+    for floor in (lowest, lowest - 0.03):
+        placed = standing - [0.0, floor, 0.0]  # the rest pose's ground on Y = 0
+        placed[1, [J["LeftFoot"], J["LeftToeBase"]], 1] += 0.05
+        soles = sole_heights(placed, rest, floor)
+        assert np.allclose(soles[[0, 2]], 0.0) and np.allclose(soles[1], [0.05, 0.0])
+    joints_only = sole_heights(standing - [0.0, lowest - 0.03, 0.0], rest)  # the joints' own heights: 3 cm up
+    assert np.allclose(joints_only, 0.03)
