@@ -8,7 +8,7 @@ Clip: the bundled sample video (assets/samples/wave_turn_squat.mp4, 6 s at 30 fp
 * CPU: CLIP ViT-B/32-sized random weights (12 layers, width 768, 32-px patches, 512-d projection; no checkpoint
   is available offline, and speed needs only the shapes). Seconds per Adam step (4 frames x 4 views rendered,
   embedded and back-propagated), the one-time source embedding (the crops, decoded again, and the source
-  skeleton's renders), and a whole clip at a reduced step count, with the default 120 steps projected from it.
+  skeleton's renders), and a whole clip at a reduced step count, with the default step count projected from it.
 * GPU: BLIP-2 with FlanT5-XL-sized random weights, fp16 (s/step, peak GPU memory, the 6 s clip's semantic stage
   scaled to 10 s; target <= 60 s on one H100-class GPU), measured only where CUDA is present.
 """
@@ -101,7 +101,7 @@ def _gpu_rows(case) -> list[Row]:
     source, start, character, frames, view = case
     encoder = _blip2_xl_sized("cuda")
     torch.cuda.reset_peak_memory_stats()
-    result, total, per_step, _ = _timed(source, start, character, frames, view, encoder, "cuda", 120)
+    result, total, per_step, _ = _timed(source, start, character, frames, view, encoder, "cuda", OptimizeConfig().iterations)
     memory = torch.cuda.max_memory_allocated() / 2 ** 30
     gpu = torch.cuda.get_device_name()
     ten = total * 10.0 / source.duration
@@ -123,6 +123,7 @@ def run() -> list[Row]:
     clip = f"{source.duration:.1f} s clip ({source.num_frames} frames, {looked_at} at {OptimizeConfig().loss_fps:g} fps)"
     fixed = total - per_step * result.iterations
     m = result.semantic_metrics
+    steps = OptimizeConfig().iterations
     rows = [
         Row("Skeletal fallback, same clip (baseline)", skeletal_s, "s/clip",
             note=f"{skeletal.iterations} steps; {clip}"),
@@ -134,7 +135,7 @@ def run() -> list[Row]:
         Row(f"CLIP ViT-B/32 size, whole clip with {result.iterations} steps on CPU", total, "s/clip",
             note=f"{clip}; SCL {m.scl[0]:.3g} -> {m.scl[1]:.3g}, FID {m.fid[0]:.3g} -> {m.fid[1]:.3g} "
                  f"on {m.samples} embeddings a side"),
-        Row("CLIP ViT-B/32 size, whole clip with 120 steps on CPU (projected)", fixed + 120 * per_step, "s/clip",
-            note=f"measured fixed part {fixed:.1f} s (embedding, metrics) + 120 x the step"),
+        Row(f"CLIP ViT-B/32 size, whole clip with {steps} steps on CPU (projected)", fixed + steps * per_step, "s/clip",
+            note=f"measured fixed part {fixed:.1f} s (embedding, metrics) + {steps} x the step"),
     ]
     return rows + _gpu_rows(case)
