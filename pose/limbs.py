@@ -23,9 +23,10 @@ from .estimators import LM
 from .fit import measure_lengths
 from .root import CameraModel
 
-__all__ = ["depth_on_ray", "image_consistent_legs", "LEG_CHAINS", "SIGN_SCALE", "STRAIGHT_SLACK"]
+__all__ = ["depth_on_ray", "image_consistent_legs", "LEG_CHAINS", "LEG_LANDMARKS", "SIGN_SCALE", "STRAIGHT_SLACK"]
 
 LEG_CHAINS = tuple((f"{s}_hip", f"{s}_knee", f"{s}_ankle", (f"{s}_heel", f"{s}_foot_index")) for s in ("left", "right"))
+LEG_LANDMARKS = [LM[n] for _, knee, ankle, foot in LEG_CHAINS for n in (knee, ankle) + foot]  # what it moves
 SIGN_SCALE = 0.1  # metres: MediaPipe's depth this far from the ray's nearest point picks a side (tanh)
 STRAIGHT_SLACK = 0.0  # bones this share shorter still count as across the view (0 was best, see the module doc)
 
