@@ -63,6 +63,11 @@ HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adu
 # cameras / fifteen runs / held out), knee flexion error 13.2 / 13.7 / 13.5 / 11.2 -> 11.9 / 12.8 / 11.8 / 9.9
 # degrees, MPJPE 121 / 110 / 118 / 90 -> 120 / 107 / 119 / 90 mm; see pose.limbs for what it costs.
 LEGS_FROM_IMAGE = True
+# The legs so set are smoothed a little more than the rest (a window of 11 frames at 30 fps for the default 0.5, not 9):
+# their depth follows the 2D landmarks' noise, steeply where a bone lies nearly across the view. Cached replay,
+# as read -> so smoothed: jitter 9.99 -> 9.72 / 12.14 -> 11.71 / 27.32 -> 26.21 m/s² (before the legs came from
+# the image: 9.47 / 12.00 / 27.48), lag unchanged, knee error 11.92 -> 11.98 / 12.79 -> 12.74 / 11.82 -> 11.96.
+LEG_SMOOTHING = 1.2
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 _FEET = (("left", "Left"), ("right", "Right"))
 _SOLE = [LM[f"{s}_{k}"] for s, _ in _FEET for k in ("heel", "foot_index")]
@@ -612,7 +617,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     if LEGS_FROM_IMAGE:  # after the floor and the level, which stay MediaPipe's (see pose.limbs)
         own = _turned(np.swapaxes(turns, 1, 2), t_smooth) / zoom[:, None]  # the root as solved, in its own camera
         legs = _turned(turns, image_consistent_legs(world_own, image_f, vis_f, own, camera))[:, LEG_LANDMARKS]
-        local_w[:, LEG_LANDMARKS] = clean.smooth(legs, fps, smoothing) @ to_world.T
+        local_w[:, LEG_LANDMARKS] = clean.smooth(legs, fps, LEG_SMOOTHING * smoothing) @ to_world.T
 
     local_w = clean.hands_out_of_trunk(local_w, fps)  # a far wrist seen inside the trunk (see pose.clean)
     head = dict(head_pitch_kept=HEAD_PITCH_KEPT, head_pitch_sigma=HEAD_PITCH_SECONDS * fps)  # see pose.fit
