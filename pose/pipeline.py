@@ -60,8 +60,10 @@ DEFAULT_SMOOTHING = 0.5
 DEFAULT_HANDS = True
 HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adult proportions)
 # Knees and ankles set in depth from the image (pose.limbs). Cached pose_accuracy replay (tuning cases / six more
-# cameras / fifteen runs / held out), knee flexion error 13.2 / 13.7 / 13.5 / 11.2 -> 11.9 / 12.8 / 11.8 / 9.9
-# degrees, MPJPE 121 / 110 / 118 / 90 -> 120 / 107 / 119 / 90 mm; see pose.limbs for what it costs.
+# cameras / fifteen runs / held out), knee flexion error 13.2 / 13.7 / 13.5 / 11.2 -> 12.0 / 12.8 / 12.0 / 10.0
+# degrees, MPJPE 121 / 110 / 118 / 90 -> 120 / 106 / 119 / 89 mm, PA-MPJPE 78 / 87 / 85 / 55 -> 74 / 81 / 85 / 54;
+# valgus 8.4 / 8.1 / 20.3 / 11.1 -> 8.4 / 9.3 / 20.4 / 11.0; skate beyond the truth's on the runs 16.3 -> 19.9 cm/s
+# (a clip's first or last three frames: run_chimpira 0.6 -> 85, run_tired 3.8 -> 22), held out 35.7 -> 10.4.
 LEGS_FROM_IMAGE = True
 # The legs so set are smoothed a little more than the rest (a window of 11 frames at 30 fps for the default 0.5, not 9):
 # their depth follows the 2D landmarks' noise, steeply where a bone lies nearly across the view. Cached replay,

@@ -129,3 +129,13 @@ def test_the_pose_stage_takes_the_legs_bend_from_the_image(monkeypatch):
     without = knee_error(guess)
     assert without > 20.0 and with_image < without - 5.0, (with_image, without)  # measured 18.6 against 29.0
     assert right < 12.0  # legs the model read right stay right (measured 7.7; 6.7 without)
+
+
+def test_legs_out_of_sight_stay_the_models():
+    image, world_cam, root = crouching(T=30)
+    guess = crouching(T=30, bend=0.3)[1]
+    vis = np.ones(guess.shape[:2])
+    vis[:, LM["left_knee"]] = 0.1  # the left knee hidden: that leg stays as the model put it, the right one moves
+    fixed = image_consistent_legs(guess, image, vis, root, CameraModel.from_fov(W, H))
+    assert np.array_equal(fixed[:, LM["left_ankle"]], guess[:, LM["left_ankle"]])
+    assert np.abs(fixed[:, LM["right_ankle"]] - guess[:, LM["right_ankle"]]).max() > 0.05
