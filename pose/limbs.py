@@ -30,8 +30,10 @@ What the bench showed (cached MediaPipe replay; tuning cases / six more cameras 
   leg is not always read straight. Rescaling the lengths to the image (a high percentile of the 2D length, or
   MediaPipe's own projected length), counting bones a few per cent short as straight, and a hinge prior for the
   shin's side (knees bend backwards) were all worse or no better on the tuning cases.
-* The same for the arms halved the elbow error on the runs (31.7 -> 22.4 degrees; tuning 18.1 -> 14.9) but flipped
-  a punch's guard seen from 60 degrees (hands 10 -> 24 cm off, MPJPE 103 -> 122 mm), so it is not done.
+* The same for the arms cut the elbow error (runs 31.7 -> 22.4 degrees, tuning 18.1 -> 14.9, six more cameras
+  17.4 -> 15.0) but not the arms' place: a punch seen from 60 degrees had its hands 10 -> 24 cm off (MPJPE 103 ->
+  122 mm; six more cameras 106 -> 110), and per bone the image's out-of-plane angles were no better than
+  MediaPipe's (the upper arm's there off 26 degrees against 18, MediaPipe's side right). So it is not done.
 
 Frames: camera axes, x right, y down, z away from the camera (OpenCV, MediaPipe), metres; pixels for the image.
 """
