@@ -60,15 +60,19 @@ DEFAULT_SMOOTHING = 0.5
 DEFAULT_HANDS = True
 HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adult proportions)
 # Knees and ankles set in depth from the image (pose.limbs). Cached pose_accuracy replay (tuning cases / six more
-# cameras / fifteen runs / held out), knee flexion error 13.2 / 13.7 / 13.5 / 11.2 -> 12.0 / 12.8 / 12.0 / 10.0
-# degrees, MPJPE 121 / 110 / 118 / 90 -> 120 / 106 / 119 / 89 mm, PA-MPJPE 78 / 87 / 85 / 55 -> 74 / 81 / 85 / 54;
-# valgus 8.4 / 8.1 / 20.3 / 11.1 -> 8.4 / 9.3 / 20.4 / 11.0; skate beyond the truth's on the runs 16.3 -> 19.9 cm/s
-# (a clip's first or last three frames: run_chimpira 0.6 -> 85, run_tired 3.8 -> 22), held out 35.7 -> 10.4.
+# cameras / fifteen runs / held out), knee flexion error 13.2 / 13.7 / 13.5 / 11.2 -> 11.9 / 12.8 / 12.1 / 10.0
+# degrees, MPJPE 121 / 110 / 118 / 90 -> 120 / 106 / 119 / 90 mm, PA-MPJPE 78 / 87 / 85 / 55 -> 74 / 81 / 84 / 54;
+# valgus 8.4 / 8.1 / 20.3 / 11.1 -> 8.4 / 9.3 / 20.0 / 11.0; skate beyond the truth's 3.7 / 13.4 / 16.3 / 35.7 ->
+# 3.1 / 12.7 / 14.7 / 9.7 cm/s, but slide on the runs 11.7 -> 18.1 (run_chimpira 6.8 -> 75, its last stance let go
+# three frames early; run_tired 3.0 -> 17, its first).
 LEGS_FROM_IMAGE = True
 # The legs so set are smoothed a little more than the rest (a window of 11 frames at 30 fps for the default 0.5, not 9):
 # their depth follows the 2D landmarks' noise, steeply where a bone lies nearly across the view. Cached replay,
 # as read -> so smoothed: jitter 9.99 -> 9.72 / 12.14 -> 11.71 / 27.32 -> 26.21 m/s² (before the legs came from
 # the image: 9.47 / 12.00 / 27.48), lag unchanged, knee error 11.92 -> 11.98 / 12.79 -> 12.74 / 11.82 -> 11.96.
+# Their ends are padded with the end value, not fitted ("interp", as for the rest): with a fitted end the legs' noise at
+# a clip's first or last frames lifted a planted foot (run_chimpira's last stance let go three frames early, skate
+# beyond the truth's 0.6 -> 85 cm/s); runs 19.9 -> 14.7 cm/s (16.3 before the legs came from the image).
 LEG_SMOOTHING = 1.2
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 _FEET = (("left", "Left"), ("right", "Right"))
@@ -619,7 +623,7 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     if LEGS_FROM_IMAGE:  # after the floor and the level, which stay MediaPipe's (see pose.limbs)
         own = _turned(np.swapaxes(turns, 1, 2), t_smooth) / zoom[:, None]  # the root as solved, in its own camera
         legs = _turned(turns, image_consistent_legs(world_own, image_f, vis_f, own, camera))[:, LEG_LANDMARKS]
-        local_w[:, LEG_LANDMARKS] = clean.smooth(legs, fps, LEG_SMOOTHING * smoothing) @ to_world.T
+        local_w[:, LEG_LANDMARKS] = clean.smooth(legs, fps, LEG_SMOOTHING * smoothing, mode="nearest") @ to_world.T
 
     local_w = clean.hands_out_of_trunk(local_w, fps)  # a far wrist seen inside the trunk (see pose.clean)
     head = dict(head_pitch_kept=HEAD_PITCH_KEPT, head_pitch_sigma=HEAD_PITCH_SECONDS * fps)  # see pose.fit
