@@ -14,7 +14,8 @@ Stages (all whole-clip numpy after the per-frame estimation):
    (:mod:`pose.clean`);
 3. root path in the camera frame from 2D + 3D landmarks and an assumed field of view (:mod:`pose.root`); with a
    camera that moved, every frame is first turned into the first frame's camera (and scaled by the zoom);
-4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`);
+4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`); knees and ankles
+   set in depth so the legs project onto their 2D landmarks with constant bone lengths (:mod:`pose.limbs`);
 5. bone lengths and IK (:mod:`pose.fit`); foot contacts; feet pinned to the floor (:mod:`pose.root`);
 6. with ``hands=True``: the palms turn the wrists, and the fingers are fitted and cleaned (:mod:`pose.hands`); the
    motion's skeleton is then the canonical 22 joints followed by the 30 finger joints
@@ -69,7 +70,7 @@ LEGS_FROM_IMAGE = True
 # The legs so set are smoothed a little more than the rest (a window of 11 frames at 30 fps for the default 0.5, not 9):
 # their depth follows the 2D landmarks' noise, steeply where a bone lies nearly across the view. Cached replay,
 # as read -> so smoothed: jitter 9.99 -> 9.72 / 12.14 -> 11.71 / 27.32 -> 26.21 m/s² (before the legs came from
-# the image: 9.47 / 12.00 / 27.48), lag unchanged, knee error 11.92 -> 11.98 / 12.79 -> 12.74 / 11.82 -> 11.96.
+# the image: 9.47 / 12.00 / 27.48), lag the same or a frame shorter, knee error 11.92 -> 11.98 / 12.79 -> 12.74 / 11.82 -> 11.96.
 # Their ends are padded with the end value, not fitted ("interp", as for the rest): with a fitted end the legs' noise at
 # a clip's first or last frames lifted a planted foot (run_chimpira's last stance let go three frames early, skate
 # beyond the truth's 0.6 -> 85 cm/s); runs 19.9 -> 14.7 cm/s (16.3 before the legs came from the image).
