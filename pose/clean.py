@@ -114,8 +114,12 @@ def smoothing_window(fps: float, strength: float) -> int:
     return max(5, n + (n + 1) % 2)
 
 
-def smooth(x: np.ndarray, fps: float, strength: float, polyorder: int = 3) -> np.ndarray:
-    """Zero-phase Savitzky-Golay filtering of ``x (T, ...)`` along time (see :func:`smoothing_window`)."""
+def smooth(x: np.ndarray, fps: float, strength: float, polyorder: int = 3, mode: str = "interp") -> np.ndarray:
+    """Zero-phase Savitzky-Golay filtering of ``x (T, ...)`` along time (see :func:`smoothing_window`).
+
+    mode: how the clip's ends are handled (:func:`scipy.signal.savgol_filter`): ``"interp"`` fits the last window,
+    ``"nearest"`` repeats the end value (steadier where the track is noisy up to its last frame).
+    """
     x = np.asarray(x, dtype=np.float64)
     window = smoothing_window(fps, strength)
     if window <= 1 or len(x) < 5:
@@ -123,7 +127,7 @@ def smooth(x: np.ndarray, fps: float, strength: float, polyorder: int = 3) -> np
     window = min(window, len(x) - (1 - len(x) % 2))  # odd and no longer than the clip
     if window <= polyorder:
         return x.copy()
-    return savgol_filter(x, window, polyorder, axis=0, mode="interp")
+    return savgol_filter(x, window, polyorder, axis=0, mode=mode)
 
 
 # ----------------------------------------------------------------------------------------------------------

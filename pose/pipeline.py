@@ -14,7 +14,8 @@ Stages (all whole-clip numpy after the per-frame estimation):
    (:mod:`pose.clean`);
 3. root path in the camera frame from 2D + 3D landmarks and an assumed field of view (:mod:`pose.root`); with a
    camera that moved, every frame is first turned into the first frame's camera (and scaled by the zoom);
-4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`);
+4. zero-phase filtering of the landmarks; the ground plane levels the world (:mod:`pose.clean`); knees and ankles
+   set in depth so the legs project onto their 2D landmarks with constant bone lengths (:mod:`pose.limbs`);
 5. bone lengths and IK (:mod:`pose.fit`); foot contacts; feet pinned to the floor (:mod:`pose.root`);
 6. with ``hands=True``: the palms turn the wrists, and the fingers are fitted and cleaned (:mod:`pose.hands`); the
    motion's skeleton is then the canonical 22 joints followed by the 30 finger joints
@@ -40,6 +41,7 @@ from .clean import NobodyError
 from .estimators import LM, Estimator, make_estimator
 from .feet import bridge_contacts, plant_legs
 from .fit import HEAD_PITCH_KEPT, HEAD_PITCH_SECONDS, FitResult, fit_skeleton, joint_targets
+from .limbs import LEG_LANDMARKS, image_consistent_legs
 from .hands import HandTracks, assign_sides, fill_skipped, fit_hands, palm_landmarks
 from .root import DEFAULT_FOV, FLIP, CameraModel, pin_feet, smooth_path, solve_translation
 from .tracking import PersonTracker, TrackingReport
@@ -58,6 +60,21 @@ DEFAULT_SMOOTHING = 0.5
 # --no-hands / the page's switch turn them off.
 DEFAULT_HANDS = True
 HAND_LENGTH_SHARE = 0.4  # wrist to middle knuckle, of the forearm's length (adult proportions)
+# Knees and ankles set in depth from the image (pose.limbs). Cached pose_accuracy replay (tuning cases / six more
+# cameras / fifteen runs / held out), knee flexion error 13.2 / 13.7 / 13.5 / 11.2 -> 11.9 / 12.8 / 12.1 / 10.0
+# degrees, MPJPE 121 / 110 / 118 / 90 -> 120 / 106 / 119 / 90 mm, PA-MPJPE 78 / 87 / 85 / 55 -> 74 / 81 / 84 / 54;
+# valgus 8.4 / 8.1 / 20.3 / 11.1 -> 8.4 / 9.3 / 20.0 / 11.0; skate beyond the truth's 3.7 / 13.4 / 16.3 / 35.7 ->
+# 3.1 / 12.7 / 14.7 / 9.7 cm/s, but slide on the runs 11.7 -> 18.1 (run_chimpira 6.8 -> 75, its last stance let go
+# three frames early; run_tired 3.0 -> 17, its first).
+LEGS_FROM_IMAGE = True
+# The legs so set are smoothed a little more than the rest (a window of 11 frames at 30 fps for the default 0.5, not 9):
+# their depth follows the 2D landmarks' noise, steeply where a bone lies nearly across the view. Cached replay,
+# as read -> so smoothed: jitter 9.99 -> 9.72 / 12.14 -> 11.71 / 27.32 -> 26.21 m/s² (before the legs came from
+# the image: 9.47 / 12.00 / 27.48), lag the same or a frame shorter, knee error 11.92 -> 11.98 / 12.79 -> 12.74 / 11.82 -> 11.96.
+# Their ends are padded with the end value, not fitted ("interp", as for the rest): with a fitted end the legs' noise at
+# a clip's first or last frames lifted a planted foot (run_chimpira's last stance let go three frames early, skate
+# beyond the truth's 0.6 -> 85 cm/s); runs 19.9 -> 14.7 cm/s (16.3 before the legs came from the image).
+LEG_SMOOTHING = 1.2
 _J = {n: k for k, n in enumerate(CANONICAL_JOINTS)}
 _FEET = (("left", "Left"), ("right", "Right"))
 _SOLE = [LM[f"{s}_{k}"] for s, _ in _FEET for k in ("heel", "foot_index")]
@@ -604,6 +621,10 @@ def motion_from_landmarks(image: np.ndarray, world_cam: np.ndarray, vis: np.ndar
     to_world = R @ FLIP
     local_w = local_s @ to_world.T
     hips_w = camera.to_world(t_smooth)
+    if LEGS_FROM_IMAGE:  # after the floor and the level, which stay MediaPipe's (see pose.limbs)
+        own = _turned(np.swapaxes(turns, 1, 2), t_smooth) / zoom[:, None]  # the root as solved, in its own camera
+        legs = _turned(turns, image_consistent_legs(world_own, image_f, vis_f, own, camera))[:, LEG_LANDMARKS]
+        local_w[:, LEG_LANDMARKS] = clean.smooth(legs, fps, LEG_SMOOTHING * smoothing, mode="nearest") @ to_world.T
 
     local_w = clean.hands_out_of_trunk(local_w, fps)  # a far wrist seen inside the trunk (see pose.clean)
     head = dict(head_pitch_kept=HEAD_PITCH_KEPT, head_pitch_sigma=HEAD_PITCH_SECONDS * fps)  # see pose.fit
