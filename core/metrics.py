@@ -353,9 +353,10 @@ class SourceClip:
         """
         if step == 1:
             return self
-        half, T = step // 2, len(self.contacts)
-        contacts = np.stack([self.contacts[max(0, t - half):t + half + 1].any(0) for t in range(0, T, step)])
-        return SourceClip(self.motion.every(step), self.positions[::step], self.proxy, contacts)
+        from scipy.ndimage import maximum_filter1d
+
+        near = maximum_filter1d(self.contacts, 2 * (step // 2) + 1, axis=0, mode="constant", cval=False)
+        return SourceClip(self.motion.every(step), self.positions[::step], self.proxy, near[::step])
 
 
 @dataclass(frozen=True)
